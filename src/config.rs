@@ -1,0 +1,388 @@
+//! Settings: built-in defaults, then `config.toml` (or `--config PATH`), then `LODGE_*` variables.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use figment::{
+    Figment, Provider as _,
+    providers::{Env, Format, Serialized, Toml},
+    value::{Dict, Value},
+};
+use jiff::{SignedDuration, Span, SpanRelativeTo};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The file read when no `--config` is given; it may be absent.
+pub const DEFAULT_FILE: &str = "config.toml";
+
+/// Every setting of the server, read once at start.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub admin: AdminSettings,
+    pub session: SessionSettings,
+    pub graphql: GraphqlSettings,
+    pub tokens: TokenSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub public_url: PublicUrl,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphqlSettings {
+    pub introspection: bool,
+    pub console: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    pub admins_only: bool,
+    pub max_per_user: u32,
+    pub default_lifetime: Lifetime,
+    pub allow_never: bool,
+    pub end_sessions_on_delete: bool,
+    pub keep_expired: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8978,
+            public_url: PublicUrl::default(),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            path: "lodge.db".into(),
+        }
+    }
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            user: "admin".into(),
+            password: String::new(),
+        }
+    }
+}
+
+impl fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let password = if self.password.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("AdminSettings")
+            .field("user", &self.user)
+            .field("password", &password)
+            .finish()
+    }
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration(SignedDuration::from_mins(30)),
+            max_lifetime: Duration(SignedDuration::from_hours(12)),
+        }
+    }
+}
+
+impl Default for GraphqlSettings {
+    fn default() -> Self {
+        Self {
+            introspection: true,
+            console: true,
+        }
+    }
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            admins_only: true,
+            max_per_user: 5,
+            default_lifetime: Lifetime::Month,
+            allow_never: true,
+            end_sessions_on_delete: true,
+            keep_expired: Duration(SignedDuration::from_hours(30 * 24)),
+        }
+    }
+}
+
+/// How long a new API token lives: the profile page's choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifetime {
+    Day,
+    Week,
+    Month,
+    Year,
+    Never,
+}
+
+/// A positive length of time written in jiff's friendly format (`30m`, `12h`, `1d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub SignedDuration);
+
+impl Duration {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let span: Span = text
+            .trim()
+            .parse()
+            .map_err(|e| format!("`{text}` is not a duration such as 30m, 12h or 1d ({e})"))?;
+        let duration = span
+            .to_duration(SpanRelativeTo::days_are_24_hours())
+            .map_err(|_| format!("`{text}` uses months or years; write it in days (30d)"))?;
+        if duration <= SignedDuration::ZERO {
+            return Err(format!("`{text}` must be longer than zero"));
+        }
+        Ok(Self(duration))
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let printer = jiff::fmt::friendly::SpanPrinter::new();
+        f.write_str(&printer.duration_to_string(&self.0))
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Duration::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The address people reach the server at, such as `https://lodge.example.com`; may be empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublicUrl(Option<String>);
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim().trim_end_matches('/');
+        if text.is_empty() {
+            return Ok(Self(None));
+        }
+        let rest = text
+            .strip_prefix("https://")
+            .or_else(|| text.strip_prefix("http://"))
+            .ok_or_else(|| format!("`{text}` must start with http:// or https://"))?;
+        if rest.is_empty() || rest.contains(['/', '?', '#', ' ', '@']) {
+            return Err(format!(
+                "`{text}` must be a scheme and a host with an optional port, without a path"
+            ));
+        }
+        Ok(Self(Some(text.to_ascii_lowercase())))
+    }
+
+    /// The origin (`scheme://host[:port]`), when one is configured.
+    pub fn origin(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+impl Serialize for PublicUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_deref().unwrap_or(""))
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        PublicUrl::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Every problem found in the configuration, each naming its key and where the value came from.
+#[derive(Debug)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Settings {
+    /// Reads the settings; an explicit `path` must exist, the default `config.toml` may be absent.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut given = Figment::new();
+        match path {
+            Some(path) => {
+                if let Err(e) = std::fs::File::open(path) {
+                    return Err(ConfigError(vec![format!(
+                        "cannot read the config file {}: {e}",
+                        path.display()
+                    )]));
+                }
+                given = given.merge(Toml::file_exact(path));
+            }
+            None if Path::new(DEFAULT_FILE).exists() => {
+                given = given.merge(Toml::file_exact(DEFAULT_FILE));
+            }
+            None => {}
+        }
+        Self::from_sources(given.merge(Env::prefixed("LODGE_").split("__"))).map_err(|mut e| {
+            // A file that does not parse is the one error figment cannot place itself.
+            if let Some(file) = path.or(Some(Path::new(DEFAULT_FILE)).filter(|p| p.exists())) {
+                for problem in &mut e.0 {
+                    if problem.starts_with("TOML parse error") {
+                        *problem = format!("cannot parse {}: {problem}", file.display());
+                    }
+                }
+            }
+            e
+        })
+    }
+
+    /// Reads the settings from `given` (anything but defaults) over the built-in defaults.
+    pub fn from_sources(given: Figment) -> Result<Self, ConfigError> {
+        let defaults = Figment::from(Serialized::defaults(Settings::default()));
+        let first = match defaults.clone().merge(given.clone()).extract::<Settings>() {
+            Ok(settings) => return Ok(settings),
+            Err(e) => e,
+        };
+        // serde stops at the first bad value; try each given key alone to report them all.
+        let data = match given.data() {
+            Ok(data) => data,
+            Err(e) => return Err(ConfigError(e.into_iter().map(describe).collect())),
+        };
+        let mut problems = Vec::new();
+        for dict in data.values() {
+            for (key, value) in leaves(dict) {
+                let probe = defaults
+                    .clone()
+                    .merge(Serialized::global(&key, value))
+                    .extract::<Settings>();
+                if let Err(e) = probe {
+                    let source = given
+                        .find_metadata(&key)
+                        .map(|m| source_of(m, &key))
+                        .unwrap_or_default();
+                    for e in e {
+                        problems.push(format!("{}{source}", describe_kind(&e)));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            problems.extend(first.into_iter().map(describe));
+        }
+        problems.dedup();
+        Err(ConfigError(problems))
+    }
+}
+
+/// The dotted paths and values of every leaf of a dictionary.
+fn leaves(dict: &Dict) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (key, value) in dict {
+        match value {
+            Value::Dict(_, inner) if !inner.is_empty() => {
+                for (sub, leaf) in leaves(inner) {
+                    out.push((format!("{key}.{sub}"), leaf));
+                }
+            }
+            _ => out.push((key.clone(), value.clone())),
+        }
+    }
+    out
+}
+
+fn source_of(metadata: &figment::Metadata, key: &str) -> String {
+    match &metadata.source {
+        Some(figment::Source::File(path)) => format!(" (in {})", path.display()),
+        _ if metadata.name.contains("environment") => format!(
+            " (from the environment variable LODGE_{})",
+            key.replace('.', "__").to_ascii_uppercase()
+        ),
+        _ => format!(" (from {})", metadata.name),
+    }
+}
+
+fn describe_kind(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    let path = e.path.join(".");
+    match &e.kind {
+        Kind::UnknownField(field, _) => {
+            let key = if path.is_empty() || path.ends_with(field.as_str()) {
+                path.clone()
+            } else {
+                format!("{path}.{field}")
+            };
+            format!("unknown key `{key}`")
+        }
+        kind => format!("key `{path}`: {kind}"),
+    }
+}
+
+fn describe(e: figment::Error) -> String {
+    let source = match (&e.metadata, e.path.is_empty()) {
+        (Some(m), false) => source_of(m, &e.path.join(".")),
+        (Some(m), true) => match &m.source {
+            Some(figment::Source::File(path)) => format!(" (in {})", path.display()),
+            _ => String::new(),
+        },
+        (None, _) => String::new(),
+    };
+    if e.path.is_empty() {
+        format!("{}{source}", e.kind)
+    } else {
+        format!("{}{source}", describe_kind(&e))
+    }
+}
