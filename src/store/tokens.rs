@@ -1,0 +1,131 @@
+//! The `api_tokens` table: only digests of secrets, never a secret.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    Result,
+    users::{self, UserRow},
+};
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+pub struct NewToken<'a> {
+    pub user: i64,
+    pub name: &'a str,
+    pub digest: &'a [u8; 32],
+    pub now: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// Tokens of a user that can still log in at `now`.
+pub fn count_live(conn: &Connection, user: i64, now: i64) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM api_tokens
+         WHERE user_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+        params![user, now],
+        |r| r.get(0),
+    )?)
+}
+
+/// Inserts a token; a name the user already has fails with SQLite's unique constraint error.
+pub fn insert(conn: &Connection, token: &NewToken<'_>) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO api_tokens (user_id, name, digest, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            token.user,
+            token.name,
+            &token.digest[..],
+            token.now,
+            token.expires_at
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// A user's tokens, but those that expired before `expired_after`.
+pub fn list(conn: &Connection, user: i64, expired_after: i64) -> Result<Vec<TokenRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, created_at, expires_at, last_used_at FROM api_tokens
+         WHERE user_id = ?1 AND (expires_at IS NULL OR expires_at >= ?2)
+         ORDER BY created_at, id",
+    )?;
+    let rows = stmt.query_map(params![user, expired_after], |r| {
+        Ok(TokenRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            created_at: r.get(2)?,
+            expires_at: r.get(3)?,
+            last_used_at: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The token with this digest and its owner.
+pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(TokenRow, UserRow)>> {
+    let sql = format!(
+        "SELECT t.id, t.name, t.created_at, t.expires_at, t.last_used_at, {}
+         FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.digest = ?1",
+        users::COLUMNS
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([&digest[..]], |r| {
+            let token = TokenRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+                expires_at: r.get(3)?,
+                last_used_at: r.get(4)?,
+            };
+            Ok((token, users::from_row(r, 5)?))
+        })
+        .optional()?)
+}
+
+/// The id of a user's token by name.
+pub fn id_by_name(conn: &Connection, user: i64, name: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM api_tokens WHERE user_id = ?1 AND name = ?2",
+            params![user, name],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM api_tokens WHERE id = ?1", [id])? > 0)
+}
+
+/// Deletes the user's token of that name when it expired at or before `now`.
+pub fn delete_expired_named(conn: &Connection, user: i64, name: &str, now: i64) -> Result<()> {
+    conn.execute(
+        "DELETE FROM api_tokens WHERE user_id = ?1 AND name = ?2 AND expires_at <= ?3",
+        params![user, name, now],
+    )?;
+    Ok(())
+}
+
+pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+/// Removes tokens that expired before `expired_before`, of one user or of all.
+pub fn purge(conn: &Connection, expired_before: i64, user: Option<i64>) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM api_tokens WHERE expires_at < ?1 AND (?2 IS NULL OR user_id = ?2)",
+        params![expired_before, user],
+    )?)
+}

@@ -1,0 +1,123 @@
+//! The `users` table.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::Result;
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: i64,
+    pub user_id: String,
+    pub display_name: String,
+    pub role: String,
+    pub enabled: bool,
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+}
+
+pub(super) const COLUMNS: &str =
+    "u.id, u.user_id, u.display_name, u.role, u.enabled, u.password_hash, u.created_at";
+
+/// Reads the user columns starting at `at`, in the order of [`COLUMNS`].
+pub(super) fn from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: row.get(at)?,
+        user_id: row.get(at + 1)?,
+        display_name: row.get(at + 2)?,
+        role: row.get(at + 3)?,
+        enabled: row.get(at + 4)?,
+        password_hash: row.get(at + 5)?,
+        created_at: row.get(at + 6)?,
+    })
+}
+
+pub struct NewUser<'a> {
+    pub user_id: &'a str,
+    pub display_name: &'a str,
+    pub role: &'a str,
+    pub enabled: bool,
+    pub password_hash: Option<&'a str>,
+    pub now: i64,
+}
+
+pub fn count(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
+}
+
+/// Inserts a user; a taken user id fails with SQLite's unique constraint error.
+pub fn insert(conn: &Connection, user: &NewUser<'_>) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO users (user_id, display_name, role, enabled, password_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            user.user_id,
+            user.display_name,
+            user.role,
+            user.enabled,
+            user.password_hash,
+            user.now
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub fn by_user_id(conn: &Connection, user_id: &str) -> Result<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.user_id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([user_id], |r| from_row(r, 0))
+        .optional()?)
+}
+
+/// Users whose id contains `mask` (any case), in id order.
+pub fn list(
+    conn: &Connection,
+    mask: Option<&str>,
+    enabled: Option<bool>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<UserRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users u
+         WHERE (?1 IS NULL OR instr(lower(u.user_id), lower(?1)) > 0)
+           AND (?2 IS NULL OR u.enabled = ?2)
+         ORDER BY u.user_id COLLATE NOCASE LIMIT ?3 OFFSET ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![mask, enabled, limit, offset], |r| from_row(r, 0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM users WHERE id = ?1", [id])? > 0)
+}
+
+pub fn set_password(conn: &Connection, id: i64, hash: &str) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+        params![id, hash],
+    )? > 0)
+}
+
+pub fn set_enabled(conn: &Connection, id: i64, enabled: bool) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET enabled = ?2 WHERE id = ?1",
+        params![id, enabled],
+    )? > 0)
+}
+
+pub fn set_role(conn: &Connection, id: i64, role: &str) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET role = ?2 WHERE id = ?1",
+        params![id, role],
+    )? > 0)
+}
+
+/// Whether the user id is taken: the error a unique constraint gives.
+pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
