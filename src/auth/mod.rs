@@ -1,0 +1,188 @@
+//! What the product does: users, password and token login, sessions, API tokens.
+//! Knows no HTTP or GraphQL type; takes the time from its [`Clock`].
+
+pub mod password;
+pub mod secret;
+mod sessions;
+mod tokens;
+mod users;
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use crate::{
+    clock::Clock,
+    config::Settings,
+    store::{Store, StoreError, users::UserRow},
+};
+
+pub use password::NewPassword;
+pub use sessions::{Caller, LoginOutcome, Session, SessionState};
+pub use tokens::{Expiry, NewToken, Token, TokenName};
+pub use users::{UserFilter, UserId};
+
+/// Every failure a caller can see, each with CloudBeaver's `webErrorCode`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("User authentication failed")]
+    AuthFailed,
+    #[error("authentication required: log in first")]
+    AuthRequired,
+    #[error("the session has expired: log in again")]
+    SessionExpired,
+    #[error("access denied: {0}")]
+    AccessDenied(&'static str),
+    #[error("token quota exceeded: a user may hold at most {0} API tokens")]
+    QuotaExceeded(u32),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// CloudBeaver's `webErrorCode` for this failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::AuthFailed => "authFailed",
+            Error::AuthRequired => "authRequired",
+            Error::SessionExpired => "sessionExpired",
+            Error::AccessDenied(_) => "accessDenied",
+            Error::QuotaExceeded(_) => "quotaExceeded",
+            Error::InvalidInput(_) => "invalidInput",
+            Error::AlreadyExists(_) => "alreadyExists",
+            Error::NotFound(_) => "notFound",
+            Error::Internal(_) => "internalError",
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Internal(e.into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim() {
+            "admin" => Ok(Role::Admin),
+            "user" => Ok(Role::User),
+            other => Err(Error::InvalidInput(format!(
+                "unknown role `{other}`: use `admin` or `user`"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub user_id: String,
+    pub display_name: String,
+    pub role: Role,
+    pub enabled: bool,
+    pub has_password: bool,
+    pub created_at: Timestamp,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            role: if row.role == "admin" {
+                Role::Admin
+            } else {
+                Role::User
+            },
+            user_id: row.user_id,
+            display_name: row.display_name,
+            enabled: row.enabled,
+            has_password: row.password_hash.is_some(),
+            created_at: from_micros(row.created_at),
+        }
+    }
+}
+
+/// The product's rules applied to the store, shared by the server and the command line.
+#[derive(Clone)]
+pub struct Auth {
+    store: Store,
+    clock: Clock,
+    settings: Arc<Settings>,
+}
+
+impl Auth {
+    pub fn new(store: Store, clock: Clock, settings: Arc<Settings>) -> Self {
+        Self {
+            store,
+            clock,
+            settings,
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Removes ended sessions and tokens past `tokens.keep_expired`.
+    pub async fn housekeeping(&self) -> Result<(usize, usize)> {
+        let now = self.now();
+        let idle = (now - self.settings.session.idle_timeout.0).as_microsecond();
+        let opened = (now - self.settings.session.max_lifetime.0).as_microsecond();
+        let expired = (now - self.settings.tokens.keep_expired.0).as_microsecond();
+        Ok(self
+            .store
+            .run(move |conn| {
+                let sessions = crate::store::sessions::purge(conn, idle, opened)?;
+                let tokens = crate::store::tokens::purge(conn, expired, None)?;
+                Ok((sessions, tokens))
+            })
+            .await?)
+    }
+}
+
+pub(crate) fn from_micros(micros: i64) -> Timestamp {
+    Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Runs slow CPU work (password hashing) on the blocking pool.
+async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("blocking task failed: {e}")))
+}

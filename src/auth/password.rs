@@ -1,0 +1,141 @@
+//! Passwords: the client hash CloudBeaver's clients send, and its Argon2id hash at rest.
+
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
+    password_hash::SaltString,
+};
+use md5::{Digest as _, Md5};
+
+use super::Error;
+
+/// OWASP's first Argon2id choice: 19 MiB, two passes, one lane.
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19_456, 2, 1, None).expect("valid Argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// What a client proves it knows: the upper-case hex MD5 of the password.
+///
+/// CloudBeaver's own clients send that hash (their credential profile says `encryption: hash`);
+/// people and scripts send the password itself.
+#[derive(Clone)]
+pub struct ClientHash(String);
+
+impl ClientHash {
+    /// A 32-hex-digit value is taken as the client hash, anything else as the password itself.
+    pub fn from_credential(text: &str) -> Self {
+        if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Self(text.to_ascii_uppercase())
+        } else {
+            Self::of_plain(text)
+        }
+    }
+
+    pub fn of_plain(password: &str) -> Self {
+        let digest = Md5::digest(password.as_bytes());
+        Self(digest.iter().map(|b| format!("{b:02X}")).collect())
+    }
+}
+
+/// A new password as given by an administrator or its owner.
+pub struct NewPassword(ClientHash);
+
+impl NewPassword {
+    pub const MIN_LEN: usize = 8;
+    const MAX_LEN: usize = 1024;
+
+    /// Parses a password sent over the API, which may be the client hash.
+    pub fn parse_credential(text: &str) -> Result<Self, Error> {
+        if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Self(ClientHash::from_credential(text)));
+        }
+        Self::parse_plain(text)
+    }
+
+    /// Parses a password typed by a person, which is never taken as a hash.
+    pub fn parse_plain(text: &str) -> Result<Self, Error> {
+        let chars = text.chars().count();
+        if chars < Self::MIN_LEN {
+            return Err(Error::InvalidInput(format!(
+                "the password must have at least {} characters",
+                Self::MIN_LEN
+            )));
+        }
+        if chars > Self::MAX_LEN {
+            return Err(Error::InvalidInput(format!(
+                "the password must have at most {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidInput(
+                "a password of exactly 32 hex digits would be read as a client hash; choose another"
+                    .into(),
+            ));
+        }
+        Ok(Self(ClientHash::of_plain(text)))
+    }
+
+    /// The Argon2id hash to store. Slow on purpose: call it off the async threads.
+    pub fn hash(&self) -> String {
+        hash_client_hash(&self.0)
+    }
+}
+
+/// A random password of 20 base62 characters for a generated account.
+pub fn generate() -> String {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).expect("the operating system's random generator failed");
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn hash_client_hash(client: &ClientHash) -> String {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).expect("the operating system's random generator failed");
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes make a valid salt");
+    argon2()
+        .hash_password(client.0.as_bytes(), &salt)
+        .expect("Argon2 hashing with valid parameters")
+        .to_string()
+}
+
+/// Checks `client` against a stored hash; an unreadable hash never matches.
+/// Slow on purpose: call it off the async threads.
+pub fn verify(client: &ClientHash, stored: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|hash| argon2().verify_password(client.0.as_bytes(), &hash).is_ok())
+        .unwrap_or(false)
+}
+
+/// The Argon2id hash of a random password nobody knows, with the same parameters as every stored
+/// hash: checked when the user is unknown, so that failure costs the same as a wrong password.
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$QRkL0XHsUl0n2EL6rXCNKQ$C5Urh1O4TtWjAakayY6/iGhITKMzU2hKEKFHrxyaloY";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_password_and_its_client_hash_are_the_same_credential() {
+        let stored = NewPassword::parse_plain("correct horse").unwrap().hash();
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        let md5 = ClientHash::of_plain("correct horse").0;
+        assert!(verify(
+            &ClientHash::from_credential("correct horse"),
+            &stored
+        ));
+        assert!(verify(&ClientHash::from_credential(&md5), &stored));
+        assert!(verify(
+            &ClientHash::from_credential(&md5.to_lowercase()),
+            &stored
+        ));
+        assert!(!verify(
+            &ClientHash::from_credential("correct horses"),
+            &stored
+        ));
+    }
+}

@@ -1,0 +1,176 @@
+//! Every secret the server hands out: API tokens and session ids, their digests and parsing.
+
+use std::fmt;
+
+/// The fixed start of every API token, so secret scanners can find leaked ones.
+pub const TOKEN_PREFIX: &str = "lodge_";
+/// 32 random bytes take 43 base62 digits (62^43 > 2^256).
+const BODY_LEN: usize = 43;
+/// A CRC32 takes 6 base62 digits (62^6 > 2^32).
+const CHECKSUM_LEN: usize = 6;
+pub const TOKEN_LEN: usize = TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// The BLAKE3 digest under which a secret is stored.
+pub type Digest = [u8; 32];
+
+/// An API token whose prefix, length, alphabet and checksum are right.
+pub struct ApiTokenSecret(String);
+
+/// Why a text is not an API token; callers show every variant as the same login failure.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Malformed {
+    Length,
+    Prefix,
+    Alphabet,
+    Checksum,
+}
+
+impl ApiTokenSecret {
+    /// A new token: 32 bytes from the operating system's generator.
+    pub fn generate() -> Self {
+        // 256 bits of entropy: guessing is out of reach however many tokens exist.
+        let body = encode_fixed(&random_bytes(), BODY_LEN);
+        let checksum = encode_fixed(
+            &crc32fast::hash(body.as_bytes()).to_be_bytes(),
+            CHECKSUM_LEN,
+        );
+        Self(format!("{TOKEN_PREFIX}{body}{checksum}"))
+    }
+
+    /// Checks the shape and checksum; needs no database.
+    pub fn parse(text: &str) -> Result<Self, Malformed> {
+        let text = text.trim();
+        if text.len() != TOKEN_LEN {
+            return Err(Malformed::Length);
+        }
+        let rest = text.strip_prefix(TOKEN_PREFIX).ok_or(Malformed::Prefix)?;
+        if !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Malformed::Alphabet);
+        }
+        let (body, checksum) = rest.split_at(BODY_LEN);
+        let expected = encode_fixed(
+            &crc32fast::hash(body.as_bytes()).to_be_bytes(),
+            CHECKSUM_LEN,
+        );
+        if checksum != expected {
+            return Err(Malformed::Checksum);
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn digest(&self) -> Digest {
+        *blake3::hash(self.0.as_bytes()).as_bytes()
+    }
+}
+
+impl fmt::Debug for ApiTokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiTokenSecret(<redacted>)")
+    }
+}
+
+/// The value of a `cb-session-id` cookie.
+pub struct SessionSecret(String);
+
+impl SessionSecret {
+    pub fn generate() -> Self {
+        // 256 bits, as for tokens: a session id must not be guessable either.
+        Self(encode_fixed(&random_bytes(), BODY_LEN))
+    }
+
+    /// Any value this server could have issued; anything else names no session.
+    pub fn parse(text: &str) -> Option<Self> {
+        (text.len() == BODY_LEN && text.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| Self(text.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn digest(&self) -> Digest {
+        *blake3::hash(self.0.as_bytes()).as_bytes()
+    }
+}
+
+impl fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionSecret(<redacted>)")
+    }
+}
+
+/// A random id for logs and `authId`: 16 bytes in hex, not a secret.
+pub fn random_id() -> String {
+    random_bytes()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random generator failed");
+    bytes
+}
+
+/// Big-endian bytes as exactly `len` base62 digits, most significant first.
+fn encode_fixed(bytes: &[u8], len: usize) -> String {
+    let mut number = bytes.to_vec();
+    let mut digits = vec![b'0'; len];
+    for slot in digits.iter_mut().rev() {
+        let mut remainder = 0u32;
+        for byte in number.iter_mut() {
+            let value = (remainder << 8) | u32::from(*byte);
+            *byte = (value / 62) as u8;
+            remainder = value % 62;
+        }
+        *slot = BASE62[remainder as usize];
+    }
+    debug_assert!(
+        number.iter().all(|&b| b == 0),
+        "value wider than {len} digits"
+    );
+    String::from_utf8(digits).expect("base62 digits are ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_matches_known_values() {
+        assert_eq!(encode_fixed(&[0, 0, 0, 61], 6), "00000z");
+        assert_eq!(encode_fixed(&[0, 0, 0, 62], 6), "000010");
+        assert_eq!(encode_fixed(&u32::MAX.to_be_bytes(), 6), "4gfFC3");
+        assert_eq!(encode_fixed(&[0xff; 32], 43).len(), 43);
+    }
+
+    #[test]
+    fn a_generated_token_parses_and_any_changed_character_does_not() {
+        let token = ApiTokenSecret::generate();
+        let text = token.expose().to_owned();
+        assert_eq!(
+            ApiTokenSecret::parse(&text).unwrap().digest(),
+            token.digest()
+        );
+        for i in TOKEN_PREFIX.len()..text.len() {
+            let mut changed = text.clone().into_bytes();
+            changed[i] = if changed[i] == b'a' { b'b' } else { b'a' };
+            let changed = String::from_utf8(changed).unwrap();
+            assert!(
+                ApiTokenSecret::parse(&changed).is_err(),
+                "{changed} was accepted"
+            );
+        }
+        assert_eq!(
+            ApiTokenSecret::parse(&text.replace("lodge_", "lodgX_")).unwrap_err(),
+            Malformed::Prefix
+        );
+    }
+}

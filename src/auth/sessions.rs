@@ -1,0 +1,318 @@
+//! Logging in, the sessions a login opens, and who is calling.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::{
+    Auth, Error, Result, User, from_micros, off_thread,
+    password::{self, ClientHash},
+    secret::{ApiTokenSecret, SessionSecret, random_id},
+};
+use crate::store::{
+    sessions::{self as store_sessions, NewSession, SessionRow},
+    tokens as store_tokens, users as store_users,
+};
+
+/// How often at most a session's last access or a token's last use is written.
+const TOUCH_EVERY: SignedDuration = SignedDuration::from_secs(60);
+
+/// A live login.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: i64,
+    pub user: User,
+    pub provider: String,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+}
+
+/// Who sent a request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// No cookie and no bearer token.
+    Anonymous,
+    /// A cookie that names no live session: ended, expired, or never issued.
+    Expired,
+    Session(Session),
+    /// A request authenticated by its own `Authorization: Bearer` token, without a session.
+    Bearer {
+        user: User,
+        token_name: String,
+    },
+    /// A bearer token that does not log in.
+    BadBearer,
+}
+
+impl Caller {
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Caller::Session(s) => Some(&s.user),
+            Caller::Bearer { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+
+    /// The user, or the error that says why there is none.
+    pub fn require_user(&self) -> Result<&User> {
+        match self {
+            Caller::Session(s) => Ok(&s.user),
+            Caller::Bearer { user, .. } => Ok(user),
+            Caller::Anonymous => Err(Error::AuthRequired),
+            Caller::Expired => Err(Error::SessionExpired),
+            Caller::BadBearer => Err(Error::AuthFailed),
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<&User> {
+        let user = self.require_user()?;
+        if user.is_admin() {
+            Ok(user)
+        } else {
+            Err(Error::AccessDenied("this needs an administrator"))
+        }
+    }
+}
+
+/// A successful login: the new cookie value and its session.
+#[derive(Debug)]
+pub struct LoginOutcome {
+    pub secret: SessionSecret,
+    pub session: Session,
+    pub auth_id: String,
+}
+
+/// What `sessionState` reports.
+pub struct SessionState {
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub valid: bool,
+    pub remaining: SignedDuration,
+}
+
+impl Auth {
+    /// Identifies the caller by its bearer token (first) or its session cookie.
+    pub async fn caller(&self, cookie: Option<&str>, bearer: Option<&str>) -> Result<Caller> {
+        if let Some(bearer) = bearer {
+            return self.bearer(bearer).await;
+        }
+        let Some(cookie) = cookie else {
+            return Ok(Caller::Anonymous);
+        };
+        let Some(secret) = SessionSecret::parse(cookie) else {
+            return Ok(Caller::Expired);
+        };
+        let digest = secret.digest();
+        let now = self.now();
+        let (idle, max) = self.session_limits();
+        let session = self
+            .store()
+            .run(move |conn| {
+                let Some(mut row) = store_sessions::by_digest(conn, &digest)? else {
+                    return Ok(None);
+                };
+                if !session_alive(&row, now, idle, max) {
+                    store_sessions::delete(conn, row.id)?;
+                    return Ok(None);
+                }
+                if now.duration_since(from_micros(row.last_seen_at)) >= touch_every(idle) {
+                    store_sessions::touch(conn, row.id, now.as_microsecond())?;
+                    row.last_seen_at = now.as_microsecond();
+                }
+                Ok(Some(row))
+            })
+            .await?;
+        Ok(match session {
+            Some(row) => Caller::Session(session_from_row(row)),
+            None => Caller::Expired,
+        })
+    }
+
+    async fn bearer(&self, text: &str) -> Result<Caller> {
+        let Ok(secret) = ApiTokenSecret::parse(text) else {
+            return Ok(Caller::BadBearer);
+        };
+        Ok(match self.token_owner(&secret).await? {
+            Some((user, token_name, _)) => Caller::Bearer { user, token_name },
+            None => Caller::BadBearer,
+        })
+    }
+
+    /// The enabled owner of a live token, recording its use.
+    async fn token_owner(&self, secret: &ApiTokenSecret) -> Result<Option<(User, String, i64)>> {
+        let digest = secret.digest();
+        let now = self.now();
+        Ok(self
+            .store()
+            .run(move |conn| {
+                let Some((token, user)) = store_tokens::by_digest(conn, &digest)? else {
+                    return Ok(None);
+                };
+                let expired = token.expires_at.is_some_and(|t| t <= now.as_microsecond());
+                if expired || !user.enabled {
+                    return Ok(None);
+                }
+                let stale = token
+                    .last_used_at
+                    .is_none_or(|t| now.duration_since(from_micros(t)) >= TOUCH_EVERY);
+                if stale {
+                    store_tokens::touch(conn, token.id, now.as_microsecond())?;
+                }
+                Ok(Some((User::from(user), token.name, token.id)))
+            })
+            .await?)
+    }
+
+    /// `authLogin` with the `local` provider: a user id and a password or its client hash.
+    pub async fn login_local(
+        &self,
+        user_id: &str,
+        credential: &str,
+        replaces: Option<i64>,
+        end_other_sessions: bool,
+    ) -> Result<LoginOutcome> {
+        let client = ClientHash::from_credential(credential);
+        let user_id = user_id.trim().to_owned();
+        let row = self
+            .store()
+            .run(move |conn| store_users::by_user_id(conn, &user_id))
+            .await?;
+        // An unknown user costs the same Argon2 work as a wrong password.
+        let stored = row
+            .as_ref()
+            .and_then(|r| r.password_hash.clone())
+            .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
+        let matches = off_thread(move || password::verify(&client, &stored)).await?;
+        match row {
+            Some(row) if matches && row.enabled && row.password_hash.is_some() => {
+                self.open_session(User::from(row), "local", None, replaces, end_other_sessions)
+                    .await
+            }
+            _ => Err(Error::AuthFailed),
+        }
+    }
+
+    /// `authLogin` with the `token` provider.
+    pub async fn login_token(
+        &self,
+        text: &str,
+        replaces: Option<i64>,
+        end_other_sessions: bool,
+    ) -> Result<LoginOutcome> {
+        let secret = ApiTokenSecret::parse(text).map_err(|_| Error::AuthFailed)?;
+        let (user, _, token_id) = self.token_owner(&secret).await?.ok_or(Error::AuthFailed)?;
+        self.open_session(user, "token", Some(token_id), replaces, end_other_sessions)
+            .await
+    }
+
+    async fn open_session(
+        &self,
+        user: User,
+        provider: &'static str,
+        token_id: Option<i64>,
+        replaces: Option<i64>,
+        end_other_sessions: bool,
+    ) -> Result<LoginOutcome> {
+        let secret = SessionSecret::generate();
+        let digest = secret.digest();
+        let now = self.now();
+        let user_row = user.id;
+        let id = self
+            .store()
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                if let Some(old) = replaces {
+                    store_sessions::delete(&tx, old)?;
+                }
+                let id = store_sessions::insert(
+                    &tx,
+                    &NewSession {
+                        digest: &digest,
+                        user: user_row,
+                        provider,
+                        token_id,
+                        now: now.as_microsecond(),
+                    },
+                )?;
+                if end_other_sessions {
+                    store_sessions::delete_for_user(&tx, user_row, Some(id))?;
+                }
+                tx.commit()?;
+                Ok(id)
+            })
+            .await?;
+        Ok(LoginOutcome {
+            secret,
+            session: Session {
+                id,
+                user,
+                provider: provider.to_owned(),
+                created_at: now,
+                last_seen_at: now,
+            },
+            auth_id: random_id(),
+        })
+    }
+
+    /// Ends one session on the server.
+    pub async fn logout(&self, session_id: i64) -> Result<()> {
+        self.store()
+            .run(move |conn| store_sessions::delete(conn, session_id))
+            .await?;
+        Ok(())
+    }
+
+    pub fn session_state(&self, caller: &Caller) -> SessionState {
+        let now = self.now();
+        match caller {
+            Caller::Session(s) => {
+                let (idle, max) = self.session_limits();
+                let ends = (s.last_seen_at + idle).min(s.created_at + max);
+                let remaining = ends.duration_since(now);
+                SessionState {
+                    created_at: s.created_at,
+                    last_seen_at: s.last_seen_at,
+                    valid: true,
+                    remaining: remaining.max(SignedDuration::ZERO),
+                }
+            }
+            _ => SessionState {
+                created_at: now,
+                last_seen_at: now,
+                valid: false,
+                remaining: SignedDuration::ZERO,
+            },
+        }
+    }
+
+    fn session_limits(&self) -> (SignedDuration, SignedDuration) {
+        let s = &self.settings().session;
+        (s.idle_timeout.0, s.max_lifetime.0)
+    }
+}
+
+fn touch_every(idle: SignedDuration) -> SignedDuration {
+    TOUCH_EVERY.min(idle / 10)
+}
+
+fn session_alive(
+    row: &SessionRow,
+    now: Timestamp,
+    idle: SignedDuration,
+    max: SignedDuration,
+) -> bool {
+    row.user.enabled
+        && now.duration_since(from_micros(row.last_seen_at)) < idle
+        && now.duration_since(from_micros(row.created_at)) < max
+        && row
+            .token_expires_at
+            .is_none_or(|t| now.as_microsecond() < t)
+}
+
+fn session_from_row(row: SessionRow) -> Session {
+    Session {
+        id: row.id,
+        provider: row.provider,
+        created_at: from_micros(row.created_at),
+        last_seen_at: from_micros(row.last_seen_at),
+        user: User::from(row.user),
+    }
+}

@@ -1,0 +1,270 @@
+//! API tokens: created by their owner, shown once, stored as digests, deleted by name.
+
+use jiff::{Timestamp, ToSpan, tz::TimeZone};
+use rusqlite::TransactionBehavior;
+
+use super::{Auth, Error, Result, User, from_micros, secret::ApiTokenSecret};
+use crate::{
+    config::Lifetime,
+    store::{
+        sessions as store_sessions,
+        tokens::{self as store_tokens, TokenRow},
+        users::is_unique_violation,
+    },
+};
+
+/// A token name: 1 to 64 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenName(String);
+
+impl TokenName {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > Self::MAX_LEN {
+            return Err(Error::InvalidInput(format!(
+                "a token name must have 1 to {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(Error::InvalidInput(
+                "a token name may not hold control characters".into(),
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// When a new token stops working, as asked.
+#[derive(Debug, Clone, Copy)]
+pub enum Expiry {
+    /// Neither a lifetime nor a date: `tokens.default_lifetime`.
+    Default,
+    Lifetime(Lifetime),
+    At(Timestamp),
+}
+
+/// A token as its owner sees it: never its secret.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub name: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl From<TokenRow> for Token {
+    fn from(row: TokenRow) -> Self {
+        Self {
+            name: row.name,
+            created_at: from_micros(row.created_at),
+            expires_at: row.expires_at.map(from_micros),
+            last_used_at: row.last_used_at.map(from_micros),
+        }
+    }
+}
+
+/// A token just created, with the secret shown this once.
+#[derive(Debug)]
+pub struct NewToken {
+    pub secret: ApiTokenSecret,
+    pub token: Token,
+}
+
+/// The end of a lifetime started at `now`, in calendar terms: a month from 31 January ends on
+/// the last day of February.
+pub fn lifetime_end(now: Timestamp, lifetime: Lifetime) -> Option<Timestamp> {
+    let span = match lifetime {
+        Lifetime::Day => 1.day(),
+        Lifetime::Week => 1.week(),
+        Lifetime::Month => 1.month(),
+        Lifetime::Year => 1.year(),
+        Lifetime::Never => return None,
+    };
+    let end = now
+        .to_zoned(TimeZone::UTC)
+        .checked_add(span)
+        .expect("a year from now is within jiff's range");
+    Some(end.timestamp())
+}
+
+impl Auth {
+    /// Creates a token for `user`; counting and inserting happen in one write transaction.
+    pub async fn create_token(
+        &self,
+        user: &User,
+        name: &TokenName,
+        expiry: Expiry,
+    ) -> Result<NewToken> {
+        let rules = &self.settings().tokens;
+        if rules.admins_only && !user.is_admin() {
+            return Err(Error::AccessDenied(
+                "only administrators may create API tokens on this server",
+            ));
+        }
+        let now = self.now();
+        let lifetime = match expiry {
+            Expiry::Default => Some(rules.default_lifetime),
+            Expiry::Lifetime(l) => Some(l),
+            Expiry::At(_) => None,
+        };
+        if lifetime == Some(Lifetime::Never) && !rules.allow_never {
+            return Err(Error::InvalidInput(
+                "tokens without expiry are not allowed on this server; choose a lifetime".into(),
+            ));
+        }
+        let expires_at = match (expiry, lifetime) {
+            (Expiry::At(at), _) if at <= now => {
+                return Err(Error::InvalidInput(
+                    "expiresAt must be in the future".into(),
+                ));
+            }
+            (Expiry::At(at), _) => Some(at),
+            (_, Some(lifetime)) => lifetime_end(now, lifetime),
+            (_, None) => None,
+        };
+        let secret = ApiTokenSecret::generate();
+        let digest = secret.digest();
+        let max = rules.max_per_user;
+        let owner = user.id;
+        let token_name = name.clone();
+        let micros = now.as_microsecond();
+        let outcome =
+            self.store()
+                .run(move |conn| {
+                    // IMMEDIATE takes the write lock before counting, so parallel creates queue up.
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    store_tokens::delete_expired_named(&tx, owner, token_name.as_str(), micros)?;
+                    if store_tokens::count_live(&tx, owner, micros)? >= i64::from(max) {
+                        return Ok(Err(Error::QuotaExceeded(max)));
+                    }
+                    let inserted = store_tokens::insert(
+                        &tx,
+                        &store_tokens::NewToken {
+                            user: owner,
+                            name: token_name.as_str(),
+                            digest: &digest,
+                            now: micros,
+                            expires_at: expires_at.map(|t| t.as_microsecond()),
+                        },
+                    );
+                    match inserted {
+                        Ok(_) => {
+                            tx.commit()?;
+                            Ok(Ok(()))
+                        }
+                        Err(e) if is_unique_violation(&e) => Ok(Err(Error::AlreadyExists(
+                            format!("you already have a token named `{}`", token_name.as_str()),
+                        ))),
+                        Err(e) => Err(e.into()),
+                    }
+                })
+                .await?;
+        outcome?;
+        Ok(NewToken {
+            secret,
+            token: Token {
+                name: name.as_str().to_owned(),
+                created_at: now,
+                expires_at,
+                last_used_at: None,
+            },
+        })
+    }
+
+    /// The user's tokens, oldest first; expired ones stay listed for `tokens.keep_expired`.
+    pub async fn list_tokens(&self, user: &User) -> Result<Vec<Token>> {
+        let shown_after = (self.now() - self.settings().tokens.keep_expired.0).as_microsecond();
+        let owner = user.id;
+        let rows = self
+            .store()
+            .run(move |conn| store_tokens::list(conn, owner, shown_after))
+            .await?;
+        Ok(rows.into_iter().map(Token::from).collect())
+    }
+
+    /// Deletes the user's token by name; it fails at once, and its sessions end when configured.
+    pub async fn delete_token(&self, user: &User, name: &str) -> Result<()> {
+        let name = name.trim().to_owned();
+        let owner = user.id;
+        let end_sessions = self.settings().tokens.end_sessions_on_delete;
+        let missing = format!("you have no token named `{name}`");
+        let deleted = self
+            .store()
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let Some(id) = store_tokens::id_by_name(&tx, owner, &name)? else {
+                    return Ok(false);
+                };
+                if end_sessions {
+                    store_sessions::delete_for_token(&tx, id)?;
+                }
+                store_tokens::delete(&tx, id)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(Error::NotFound(missing))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn lifetimes_follow_the_calendar() {
+        let cases = [
+            (
+                "2027-01-31T10:00:00Z",
+                Lifetime::Month,
+                "2027-02-28T10:00:00Z",
+            ),
+            (
+                "2028-01-31T10:00:00Z",
+                Lifetime::Month,
+                "2028-02-29T10:00:00Z",
+            ),
+            (
+                "2028-02-29T10:00:00Z",
+                Lifetime::Year,
+                "2029-02-28T10:00:00Z",
+            ),
+            (
+                "2027-12-31T23:30:00Z",
+                Lifetime::Day,
+                "2028-01-01T23:30:00Z",
+            ),
+            (
+                "2027-03-01T00:00:00Z",
+                Lifetime::Week,
+                "2027-03-08T00:00:00Z",
+            ),
+        ];
+        for (start, lifetime, end) in cases {
+            assert_eq!(
+                lifetime_end(at(start), lifetime),
+                Some(at(end)),
+                "{lifetime:?} from {start}"
+            );
+        }
+        assert_eq!(
+            lifetime_end(at("2027-01-31T10:00:00Z"), Lifetime::Never),
+            None
+        );
+    }
+}

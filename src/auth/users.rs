@@ -1,0 +1,229 @@
+//! Users: the first administrator, administration by administrators, and own passwords.
+
+use super::{
+    Auth, Error, Result, Role, User, off_thread,
+    password::{self, ClientHash, NewPassword},
+};
+use crate::store::{
+    sessions as store_sessions,
+    users::{self as store_users, NewUser},
+};
+
+/// A user id: 1 to 64 characters after trimming, letters, digits and `.`, `_`, `-`, `@`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserId(String);
+
+impl UserId {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > Self::MAX_LEN {
+            return Err(Error::InvalidInput(format!(
+                "a user id must have 1 to {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
+        {
+            return Err(Error::InvalidInput(format!(
+                "a user id may hold letters, digits and . _ - @, not {bad:?}"
+            )));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What `listUsers` filters on.
+#[derive(Debug, Default)]
+pub struct UserFilter {
+    pub id_contains: Option<String>,
+    pub enabled: Option<bool>,
+    pub limit: Option<i32>,
+    pub offset: Option<i32>,
+}
+
+/// How many users a page holds at most.
+const MAX_PAGE: i64 = 1000;
+
+impl Auth {
+    /// Creates the first administrator when there is no user; gives the password it generated.
+    pub async fn ensure_first_admin(&self) -> anyhow::Result<Option<(String, Option<String>)>> {
+        let admin = self.settings().admin.clone();
+        let user_id = UserId::parse(&admin.user)
+            .map_err(|e| anyhow::anyhow!("config key `admin.user`: {e}"))?;
+        let count = self.store().run(|conn| store_users::count(conn)).await?;
+        if count > 0 {
+            return Ok(None);
+        }
+        let (password, generated) = if admin.password.is_empty() {
+            let generated = password::generate();
+            (generated.clone(), Some(generated))
+        } else {
+            (admin.password.clone(), None)
+        };
+        let password = NewPassword::parse_plain(&password)
+            .map_err(|e| anyhow::anyhow!("config key `admin.password`: {e}"))?;
+        self.create_user(&user_id, Role::Admin, true, Some(password))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create the first administrator: {e:#}"))?;
+        Ok(Some((user_id.0, generated)))
+    }
+
+    pub async fn create_user(
+        &self,
+        user_id: &UserId,
+        role: Role,
+        enabled: bool,
+        password: Option<NewPassword>,
+    ) -> Result<User> {
+        let hash = match password {
+            Some(p) => Some(off_thread(move || p.hash()).await?),
+            None => None,
+        };
+        let user_id = user_id.clone();
+        let now = self.now().as_microsecond();
+        self.store()
+            .run(move |conn| {
+                let inserted = store_users::insert(
+                    conn,
+                    &NewUser {
+                        user_id: user_id.as_str(),
+                        display_name: user_id.as_str(),
+                        role: role.as_str(),
+                        enabled,
+                        password_hash: hash.as_deref(),
+                        now,
+                    },
+                );
+                match inserted {
+                    Ok(_) => Ok(store_users::by_user_id(conn, user_id.as_str())?.map(User::from)),
+                    Err(e) if store_users::is_unique_violation(&e) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?
+            .ok_or_else(|| Error::AlreadyExists("a user with that id exists already".into()))
+    }
+
+    pub async fn user(&self, user_id: &str) -> Result<User> {
+        let key = user_id.trim().to_owned();
+        self.store()
+            .run(move |conn| store_users::by_user_id(conn, &key))
+            .await?
+            .map(User::from)
+            .ok_or_else(|| Error::NotFound(format!("no user `{}`", user_id.trim())))
+    }
+
+    pub async fn list_users(&self, filter: UserFilter) -> Result<Vec<User>> {
+        let limit = i64::from(filter.limit.unwrap_or(100)).clamp(0, MAX_PAGE);
+        let offset = i64::from(filter.offset.unwrap_or(0)).max(0);
+        let mask = filter.id_contains.filter(|m| !m.trim().is_empty());
+        let enabled = filter.enabled;
+        let rows = self
+            .store()
+            .run(move |conn| store_users::list(conn, mask.as_deref(), enabled, limit, offset))
+            .await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    /// Deletes a user with their tokens and sessions; nobody deletes themselves.
+    pub async fn delete_user(&self, acting: &User, user_id: &str) -> Result<()> {
+        let user = self.user(user_id).await?;
+        refuse_self(acting, &user, "delete")?;
+        self.store()
+            .run(move |conn| store_users::delete(conn, user.id))
+            .await?;
+        Ok(())
+    }
+
+    /// Enables or disables a user; disabling ends their sessions at once.
+    pub async fn enable_user(&self, acting: &User, user_id: &str, enabled: bool) -> Result<()> {
+        let user = self.user(user_id).await?;
+        if !enabled {
+            refuse_self(acting, &user, "disable")?;
+        }
+        self.store()
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                store_users::set_enabled(&tx, user.id, enabled)?;
+                if !enabled {
+                    store_sessions::delete_for_user(&tx, user.id, None)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_role(&self, acting: &User, user_id: &str, role: Role) -> Result<()> {
+        let user = self.user(user_id).await?;
+        if role != Role::Admin {
+            refuse_self(acting, &user, "demote")?;
+        }
+        self.store()
+            .run(move |conn| store_users::set_role(conn, user.id, role.as_str()))
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a user's password and ends their sessions but `keep`.
+    pub async fn set_password(
+        &self,
+        user_id: &str,
+        password: NewPassword,
+        keep: Option<i64>,
+    ) -> Result<()> {
+        let user = self.user(user_id).await?;
+        let hash = off_thread(move || password.hash()).await?;
+        self.store()
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                store_users::set_password(&tx, user.id, &hash)?;
+                store_sessions::delete_for_user(&tx, user.id, keep)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// `authChangeLocalPassword`: the old password must match; other sessions end.
+    pub async fn change_own_password(
+        &self,
+        user: &User,
+        session: Option<i64>,
+        old: &str,
+        new: &str,
+    ) -> Result<()> {
+        let new = NewPassword::parse_credential(new)?;
+        let key = user.user_id.clone();
+        let stored = self
+            .store()
+            .run(move |conn| store_users::by_user_id(conn, &key))
+            .await?
+            .and_then(|row| row.password_hash)
+            .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
+        let old = ClientHash::from_credential(old);
+        if !off_thread(move || password::verify(&old, &stored)).await? {
+            return Err(Error::InvalidInput("the old password is wrong".into()));
+        }
+        self.set_password(&user.user_id, new, session).await
+    }
+}
+
+fn refuse_self(acting: &User, target: &User, what: &str) -> Result<()> {
+    if acting.id == target.id {
+        return Err(Error::InvalidInput(format!(
+            "you cannot {what} yourself; ask another administrator"
+        )));
+    }
+    Ok(())
+}
