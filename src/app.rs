@@ -1,0 +1,97 @@
+//! Builds the server: opens the store, creates the first administrator, binds, mounts routes.
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{App as ActixApp, HttpServer, dev::Server, web};
+use anyhow::Context as _;
+
+use crate::{auth::Auth, clock::Clock, config::Settings, graphql, http, store::Store};
+
+/// How often ended sessions and long-expired tokens are removed.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(300);
+
+/// A bound server, ready to run.
+pub struct App {
+    host: String,
+    port: u16,
+    server: Server,
+    auth: Auth,
+    /// The first administrator when this start created one, with its password when generated.
+    pub created_admin: Option<(String, Option<String>)>,
+}
+
+impl App {
+    /// Opens the database, creates the first administrator when there is none, and binds the
+    /// listener (port 0 lets the system pick).
+    pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let store = Store::open(&settings.database.path)?;
+        let auth = Auth::new(store, clock, settings.clone());
+        let created_admin = auth.ensure_first_admin().await?;
+
+        let host = settings.server.host.clone();
+        let listener =
+            TcpListener::bind((host.as_str(), settings.server.port)).with_context(|| {
+                format!(
+                    "cannot listen on {host}:{} (server.host, server.port)",
+                    settings.server.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+
+        let state = web::Data::new(http::AppState {
+            auth: auth.clone(),
+            schema: Arc::new(graphql::schema(settings.graphql.introspection)),
+            secure_cookies: settings.server.public_url.is_https(),
+        });
+        let server = HttpServer::new(move || {
+            ActixApp::new()
+                .app_data(state.clone())
+                .configure(http::routes)
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self {
+            host,
+            port,
+            server,
+            auth,
+            created_admin,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://HOST:PORT` with the port actually bound.
+    pub fn url(&self) -> String {
+        if self.host.contains(':') {
+            format!("http://[{}]:{}", self.host, self.port)
+        } else {
+            format!("http://{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Serves until the server is stopped (SIGTERM or Ctrl-C in the binary).
+    pub async fn run(self) -> std::io::Result<()> {
+        let auth = self.auth;
+        let housekeeping = tokio::spawn(async move {
+            let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
+            loop {
+                every.tick().await;
+                match auth.housekeeping().await {
+                    Ok((sessions, tokens)) if sessions + tokens > 0 => {
+                        tracing::info!(sessions, tokens, "removed ended sessions and old tokens");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("housekeeping failed: {:#}", anyhow::Error::new(e)),
+                }
+            }
+        });
+        let result = self.server.await;
+        housekeeping.abort();
+        result
+    }
+}

@@ -1,0 +1,260 @@
+//! The command line: serving, the schema, and user and token administration on the database.
+
+use std::{
+    io::{BufRead as _, IsTerminal as _},
+    path::PathBuf,
+    sync::Arc,
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{
+    App, Clock, Settings,
+    auth::{Auth, Expiry, NewPassword, Role, TokenName, UserFilter, UserId, password},
+    config::Lifetime,
+    graphql,
+    store::Store,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lodge",
+    version,
+    about = "A login and API-token server that speaks CloudBeaver's GraphQL API"
+)]
+pub struct Cli {
+    /// The configuration file [default: config.toml, when present]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default)
+    Serve,
+    /// Print the GraphQL schema (SDL)
+    Schema,
+    /// Manage users in the configured database
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens in the configured database
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input, or generated and printed
+    Add {
+        name: String,
+        /// Make the user an administrator
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Set a user's password (from standard input, or generated and printed); ends their sessions
+    Passwd { name: String },
+    /// List the users
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret, shown this once
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        /// [default: tokens.default_lifetime]
+        #[arg(long, value_enum)]
+        lifetime: Option<CliLifetime>,
+    },
+    /// List a user's tokens
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// Delete a user's token by name
+    Delete {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CliLifetime {
+    Day,
+    Week,
+    Month,
+    Year,
+    Never,
+}
+
+impl From<CliLifetime> for Lifetime {
+    fn from(l: CliLifetime) -> Self {
+        match l {
+            CliLifetime::Day => Lifetime::Day,
+            CliLifetime::Week => Lifetime::Week,
+            CliLifetime::Month => Lifetime::Month,
+            CliLifetime::Year => Lifetime::Year,
+            CliLifetime::Never => Lifetime::Never,
+        }
+    }
+}
+
+/// Runs one command with loaded settings.
+pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::Schema => {
+            print!("{}", graphql::schema(true).as_sdl());
+            Ok(())
+        }
+        Command::User(command) => user(command, open(settings)?).await,
+        Command::Token(command) => token(command, open(settings)?).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = App::build(settings, Clock::system()).await?;
+    if let Some((user, generated)) = &app.created_admin {
+        match generated {
+            Some(password) => println!(
+                "created the first administrator `{user}` with this password, shown only once:\n  \
+                 {password}\nchange it after logging in (authChangeLocalPassword, or `lodge user passwd {user}`)"
+            ),
+            None => println!(
+                "created the first administrator `{user}` with the password set as admin.password"
+            ),
+        }
+    }
+    println!("listening on {}", app.url());
+    tracing::info!("listening on {}", app.url());
+    app.run()
+        .await
+        .context("the server stopped with an error")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn open(settings: Settings) -> anyhow::Result<Auth> {
+    let store = Store::open(&settings.database.path)?;
+    Ok(Auth::new(store, Clock::system(), Arc::new(settings)))
+}
+
+async fn user(command: UserCommand, auth: Auth) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add { name, admin } => {
+            let id = UserId::parse(&name)?;
+            let (password, shown) = new_password()?;
+            let role = if admin { Role::Admin } else { Role::User };
+            auth.create_user(&id, role, true, Some(password)).await?;
+            println!("added {} `{}`", role.as_str(), id.as_str());
+            if let Some(shown) = shown {
+                println!("password: {shown}");
+            }
+        }
+        UserCommand::Passwd { name } => {
+            let (password, shown) = new_password()?;
+            auth.set_password(&name, password, None).await?;
+            println!(
+                "password of `{}` changed; their sessions ended",
+                name.trim()
+            );
+            if let Some(shown) = shown {
+                println!("password: {shown}");
+            }
+        }
+        UserCommand::List => {
+            let users = auth
+                .list_users(UserFilter {
+                    limit: Some(i32::MAX),
+                    ..UserFilter::default()
+                })
+                .await?;
+            println!("{:<32} {:<6} {:<8} created", "user", "role", "enabled");
+            for u in users {
+                println!(
+                    "{:<32} {:<6} {:<8} {}",
+                    u.user_id,
+                    u.role.as_str(),
+                    if u.enabled { "yes" } else { "no" },
+                    u.created_at.strftime("%Y-%m-%d %H:%M:%SZ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            user,
+            name,
+            lifetime,
+        } => {
+            let owner = auth.user(&user).await?;
+            let name = TokenName::parse(&name)?;
+            let expiry = lifetime.map_or(Expiry::Default, |l| Expiry::Lifetime(l.into()));
+            let created = auth.create_token(&owner, &name, expiry).await?;
+            println!("{}", created.secret.expose());
+        }
+        TokenCommand::List { user } => {
+            let owner = auth.user(&user).await?;
+            let now = auth.now();
+            println!(
+                "{:<32} {:<20} {:<28} last used",
+                "name", "created", "expires"
+            );
+            for t in auth.list_tokens(&owner).await? {
+                let expires = match t.expires_at {
+                    None => "never".to_owned(),
+                    Some(at) if at <= now => format!("{} (expired)", day(at)),
+                    Some(at) => day(at),
+                };
+                let used = t.last_used_at.map_or_else(|| "never".to_owned(), day);
+                println!(
+                    "{:<32} {:<20} {:<28} {used}",
+                    t.name,
+                    day(t.created_at),
+                    expires
+                );
+            }
+        }
+        TokenCommand::Delete { user, name } => {
+            let owner = auth.user(&user).await?;
+            auth.delete_token(&owner, &name).await?;
+            println!("deleted token `{}` of `{}`", name.trim(), owner.user_id);
+        }
+    }
+    Ok(())
+}
+
+fn day(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%MZ").to_string()
+}
+
+/// A password piped on standard input, or a generated one to print when stdin is a terminal.
+fn new_password() -> anyhow::Result<(NewPassword, Option<String>)> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let generated = password::generate();
+        return Ok((NewPassword::parse_plain(&generated)?, Some(generated)));
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.is_empty() {
+        bail!("no password on standard input: pipe one in, or run from a terminal to generate one");
+    }
+    Ok((NewPassword::parse_plain(line)?, None))
+}

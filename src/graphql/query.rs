@@ -1,0 +1,239 @@
+//! `Query`: login, session and user administration, on `Query` as CloudBeaver has them.
+
+use juniper::{ID, graphql_object};
+
+use super::{
+    context::{Context, CookieChange},
+    scalars::Credentials,
+    types::*,
+};
+use crate::auth::{Caller, Error, NewPassword, Result, Role, UserFilter, UserId};
+
+pub struct Query;
+
+#[graphql_object(context = Context)]
+impl Query {
+    /// Logs in with provider `local` (`credentials: {user, password}`) or `token`
+    /// (`credentials: {token}`), starting a new session and setting the `cb-session-id` cookie.
+    async fn auth_login(
+        ctx: &Context,
+        provider: ID,
+        configuration: Option<ID>,
+        credentials: Option<Credentials>,
+        link_user: Option<bool>,
+        force_sessions_logout: Option<bool>,
+    ) -> Result<AuthInfo> {
+        let _ = (configuration, link_user);
+        let credentials = credentials.unwrap_or_default();
+        let replaces = ctx.session_id();
+        let force = force_sessions_logout.unwrap_or(false);
+        let outcome = match &*provider {
+            "local" => {
+                let (Some(user), Some(password)) = (credentials.user, credentials.password) else {
+                    return Err(Error::InvalidInput(
+                        "provider `local` needs credentials {user, password}".into(),
+                    ));
+                };
+                ctx.auth
+                    .login_local(&user, &password, replaces, force)
+                    .await?
+            }
+            "token" => {
+                let Some(token) = credentials.token else {
+                    return Err(Error::InvalidInput(
+                        "provider `token` needs credentials {token}".into(),
+                    ));
+                };
+                ctx.auth.login_token(&token, replaces, force).await?
+            }
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "unknown auth provider `{other}`: use `local` or `token`"
+                )));
+            }
+        };
+        ctx.set_cookie(CookieChange::Set(outcome.secret.expose().to_owned()));
+        Ok(AuthInfo {
+            redirect_link: None,
+            auth_id: Some(outcome.auth_id),
+            auth_status: AuthStatus::Success,
+            user_tokens: Some(vec![UserAuthToken::of_session(&outcome.session)]),
+        })
+    }
+
+    /// Ends the session on the server and clears its cookie.
+    async fn auth_logout(
+        ctx: &Context,
+        provider: Option<ID>,
+        configuration: Option<ID>,
+    ) -> Result<Option<bool>> {
+        let _ = (provider, configuration);
+        logout(ctx).await?;
+        Ok(Some(true))
+    }
+
+    /// As `authLogout`, with the links an external provider would need (none here).
+    async fn auth_logout_extended(
+        ctx: &Context,
+        provider: Option<ID>,
+        configuration: Option<ID>,
+    ) -> Result<LogoutInfo> {
+        let _ = (provider, configuration);
+        logout(ctx).await?;
+        Ok(LogoutInfo {
+            redirect_links: Vec::new(),
+        })
+    }
+
+    /// The user of this session or bearer token; null without one.
+    fn active_user(ctx: &Context) -> Option<UserInfo> {
+        let logins = match &ctx.caller {
+            Caller::Session(s) => vec![UserAuthToken::of_session(s)],
+            Caller::Bearer { user, .. } => vec![UserAuthToken::new(user, "token", ctx.auth.now())],
+            _ => return None,
+        };
+        Some(UserInfo {
+            user: ctx.caller.user()?.clone(),
+            logins,
+        })
+    }
+
+    fn auth_providers() -> Vec<AuthProviderInfo> {
+        auth_providers()
+    }
+
+    /// Changes the caller's own password; their other sessions end.
+    async fn auth_change_local_password(
+        ctx: &Context,
+        old_password: String,
+        new_password: String,
+    ) -> Result<bool> {
+        let user = ctx.require_user()?;
+        ctx.auth
+            .change_own_password(user, ctx.session_id(), &old_password, &new_password)
+            .await?;
+        Ok(true)
+    }
+
+    fn session_state(ctx: &Context) -> SessionInfo {
+        let state = ctx.auth.session_state(&ctx.caller);
+        SessionInfo {
+            create_time: state.created_at.to_string(),
+            last_access_time: state.last_seen_at.to_string(),
+            locale: "en".into(),
+            cache_expired: false,
+            valid: state.valid,
+            remaining_time: i32::try_from(state.remaining.as_millis()).unwrap_or(i32::MAX),
+        }
+    }
+
+    /// The caller's API tokens, oldest first; never a secret.
+    async fn token_api_list(ctx: &Context) -> Result<Vec<ApiTokenInfo>> {
+        let user = ctx.require_user()?;
+        let tokens = ctx.auth.list_tokens(user).await?;
+        Ok(tokens.into_iter().map(ApiTokenInfo::from).collect())
+    }
+
+    /// Administrators only.
+    async fn admin_user_info(ctx: &Context, user_id: ID) -> Result<AdminUserInfo> {
+        ctx.require_admin()?;
+        Ok(AdminUserInfo(ctx.auth.user(&user_id).await?))
+    }
+
+    /// Administrators only. `page.limit` defaults to 100 and is at most 1,000.
+    async fn list_users(
+        ctx: &Context,
+        page: PageInput,
+        filter: AdminUserFilterInput,
+    ) -> Result<Vec<AdminUserInfo>> {
+        ctx.require_admin()?;
+        let users = ctx
+            .auth
+            .list_users(UserFilter {
+                id_contains: filter.user_id_mask,
+                enabled: filter.enabled_state,
+                limit: page.limit,
+                offset: page.offset,
+            })
+            .await?;
+        Ok(users.into_iter().map(AdminUserInfo).collect())
+    }
+
+    /// Administrators only. `authRole` is `admin` or `user` (the default). The new user has no
+    /// password until `setUserCredentials` gives one.
+    async fn create_user(
+        ctx: &Context,
+        user_id: ID,
+        enabled: bool,
+        auth_role: Option<String>,
+    ) -> Result<AdminUserInfo> {
+        ctx.require_admin()?;
+        let user_id = UserId::parse(&user_id)?;
+        let role = role_or_user(auth_role.as_deref())?;
+        let user = ctx.auth.create_user(&user_id, role, enabled, None).await?;
+        Ok(AdminUserInfo(user))
+    }
+
+    /// Administrators only: deletes the user with their tokens and sessions.
+    async fn delete_user(ctx: &Context, user_id: ID) -> Result<Option<bool>> {
+        let acting = ctx.require_admin()?;
+        ctx.auth.delete_user(acting, &user_id).await?;
+        Ok(Some(true))
+    }
+
+    /// Administrators only: provider `local` with `credentials: {password}` sets the password
+    /// and ends the user's sessions.
+    async fn set_user_credentials(
+        ctx: &Context,
+        user_id: ID,
+        provider_id: ID,
+        credentials: Credentials,
+    ) -> Result<Option<bool>> {
+        ctx.require_admin()?;
+        if &*provider_id != "local" {
+            return Err(Error::InvalidInput(format!(
+                "provider `{}` keeps no credentials; use `local`",
+                &*provider_id
+            )));
+        }
+        let Some(password) = credentials.password else {
+            return Err(Error::InvalidInput(
+                "provider `local` needs credentials {password}".into(),
+            ));
+        };
+        let password = NewPassword::parse_credential(&password)?;
+        ctx.auth.set_password(&user_id, password, None).await?;
+        Ok(Some(true))
+    }
+
+    /// Administrators only: disabling ends the user's sessions at once.
+    async fn enable_user(ctx: &Context, user_id: ID, enabled: bool) -> Result<Option<bool>> {
+        let acting = ctx.require_admin()?;
+        ctx.auth.enable_user(acting, &user_id, enabled).await?;
+        Ok(Some(true))
+    }
+
+    /// Administrators only: `admin` or `user` (also when null).
+    async fn set_user_auth_role(
+        ctx: &Context,
+        user_id: ID,
+        auth_role: Option<String>,
+    ) -> Result<Option<bool>> {
+        let acting = ctx.require_admin()?;
+        let role = role_or_user(auth_role.as_deref())?;
+        ctx.auth.set_role(acting, &user_id, role).await?;
+        Ok(Some(true))
+    }
+}
+
+fn role_or_user(role: Option<&str>) -> Result<Role> {
+    role.map_or(Ok(Role::User), Role::parse)
+}
+
+async fn logout(ctx: &Context) -> Result<()> {
+    if let Some(id) = ctx.session_id() {
+        ctx.auth.logout(id).await?;
+    }
+    ctx.set_cookie(CookieChange::Clear);
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! Lodge: a self-contained login and API-token server that speaks CloudBeaver's GraphQL API.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod graphql;
+pub mod http;
+pub mod store;
+
+pub use app::App;
+pub use clock::Clock;
+pub use config::Settings;

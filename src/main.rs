@@ -1,0 +1,37 @@
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use lodge::{
+    Settings,
+    cli::{Cli, Command},
+};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LODGE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let command = cli.command.unwrap_or(Command::Serve);
+    let settings = match command {
+        Command::Schema => Settings::default(),
+        _ => match Settings::load(cli.config.as_deref()) {
+            Ok(settings) => settings,
+            Err(e) => {
+                eprintln!("lodge: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match lodge::cli::run(command, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lodge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
