@@ -1,0 +1,359 @@
+//! The `lodge` binary itself: start-up, configuration errors, signals and the command line.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lodge");
+
+fn lodge(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).env_remove("LODGE_LOG");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LODGE_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// A running `lodge`, killed if a test ends without stopping it.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts `lodge` on port 0 and reads its stdout until the `listening on` line.
+fn start(dir: &Path) -> (Server, String, Vec<String>) {
+    let mut child = Server(
+        lodge(dir)
+            .env("LODGE_SERVER__PORT", "0")
+            .env("LODGE_ADMIN__PASSWORD", "binary admin password")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(child.0.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "no listening line: {lines:?}");
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "stdout closed: {lines:?}"
+        );
+        let line = line.trim_end().to_owned();
+        lines.push(line.clone());
+        if let Some(url) = line.strip_prefix("listening on ") {
+            let url = url.to_owned();
+            std::thread::spawn(move || for _ in reader.lines() {});
+            return (child, url, lines);
+        }
+    }
+}
+
+fn post(url: &str, body: Value, cookie: Option<&str>) -> (Value, Option<String>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{url}/api/gql"))
+            .json(&body);
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", format!("cb-session-id={cookie}"));
+        }
+        let response = request.send().await.unwrap();
+        let cookie = crate::helpers::session_set_cookie(&response).map(|c| {
+            c["cb-session-id=".len()..]
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        });
+        (response.json().await.unwrap(), cookie)
+    })
+}
+
+fn login(url: &str, user: &str, password: &str) -> (Value, Option<String>) {
+    post(
+        url,
+        json!({
+            "query": "query($c: Object) { authLogin(provider: \"local\", credentials: $c) { authStatus } }",
+            "variables": { "c": { "user": user, "password": password } }
+        }),
+        None,
+    )
+}
+
+fn terminate(server: &mut Server) -> std::process::ExitStatus {
+    let child = &mut server.0;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_binary_prints_one_listening_line_serves_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url, lines) = start(dir.path());
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("listening on "))
+            .count(),
+        1
+    );
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
+    assert!(
+        lines[0].contains("created the first administrator `admin`"),
+        "{lines:?}"
+    );
+    assert!(
+        dir.path().join("lodge.db").exists(),
+        "lodge.db in the working directory"
+    );
+
+    let (response, cookie) = login(&url, "admin", "binary admin password");
+    assert_eq!(
+        response["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{response}"
+    );
+    assert!(cookie.is_some());
+
+    let status = terminate(&mut child);
+    assert!(status.success(), "exit status {status:?}");
+
+    // A second start on the same file creates no administrator and keeps the session.
+    let (mut child, url, lines) = start(dir.path());
+    assert!(!lines.iter().any(|l| l.contains("created")), "{lines:?}");
+    let (me, _) = post(
+        &url,
+        json!({ "query": "{ activeUser { userId } }" }),
+        cookie.as_deref(),
+    );
+    assert_eq!(me["data"]["activeUser"]["userId"], "admin");
+    assert!(terminate(&mut child).success());
+}
+
+#[test]
+fn bad_configuration_stops_start_up_naming_every_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[server]\nport = \"eighty\"\n\n[session]\nidle_timeout = \"soon\"\n\n[tokens]\nmax_per_users = 5\n",
+    )
+    .unwrap();
+    let output = lodge(dir.path())
+        .env("LODGE_GRAPHQL__CONSOLE", "maybe")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "server.port",
+        "session.idle_timeout",
+        "`soon`",
+        "tokens.max_per_users",
+        "graphql.console",
+        "LODGE_GRAPHQL__CONSOLE",
+        "config.toml",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
+    }
+    assert!(!dir.path().join("lodge.db").exists(), "nothing was created");
+}
+
+#[test]
+fn a_missing_or_broken_config_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = lodge(dir.path())
+        .args(["--config", "absent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("absent.toml"));
+
+    std::fs::write(dir.path().join("broken.toml"), "[server\nport = 1").unwrap();
+    let output = lodge(dir.path())
+        .args(["--config", "broken.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.toml"), "{stderr}");
+}
+
+#[test]
+fn the_shipped_config_file_is_valid_and_matches_the_defaults() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+    let settings = lodge::Settings::load(Some(&shipped)).unwrap();
+    let defaults = lodge::Settings::default();
+    assert_eq!(format!("{settings:?}"), format!("{defaults:?}"));
+}
+
+#[test]
+fn schema_graphql_matches_the_code() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.graphql");
+    let generated = lodge::graphql::schema(true).as_sdl();
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "schema.graphql is out of date: run `cargo run -q -- schema > schema.graphql`"
+    );
+    let output = Command::new(BIN).arg("schema").output().unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), generated);
+}
+
+#[test]
+fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url, _) = start(dir.path());
+
+    let mut add = lodge(dir.path())
+        .args(["user", "add", "mia", "--admin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"mia's password\n")
+        .unwrap();
+    let added = add.wait_with_output().unwrap();
+    assert!(added.status.success());
+    assert!(String::from_utf8_lossy(&added.stdout).contains("added admin `mia`"));
+    let (response, _) = login(&url, "mia", "mia's password");
+    assert_eq!(
+        response["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{response}"
+    );
+
+    let listed = lodge(dir.path()).args(["user", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("mia") && listed.contains("admin"),
+        "{listed}"
+    );
+
+    let mut passwd = lodge(dir.path())
+        .args(["user", "passwd", "mia"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    passwd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"mia's new password\n")
+        .unwrap();
+    assert!(passwd.wait().unwrap().success());
+    let (response, _) = login(&url, "mia", "mia's new password");
+    assert_eq!(
+        response["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{response}"
+    );
+
+    let created = lodge(dir.path())
+        .args([
+            "token",
+            "create",
+            "--user",
+            "mia",
+            "--name",
+            "deploy",
+            "--lifetime",
+            "week",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("lodge_"), "{token}");
+    let (response, _) = post(
+        &url,
+        json!({
+            "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { userTokens { userId } } }",
+            "variables": { "c": { "token": token } }
+        }),
+        None,
+    );
+    assert_eq!(
+        response["data"]["authLogin"]["userTokens"][0]["userId"], "mia",
+        "{response}"
+    );
+
+    let listed = lodge(dir.path())
+        .args(["token", "list", "--user", "mia"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("deploy") && !listed.contains(&token),
+        "{listed}"
+    );
+
+    let deleted = lodge(dir.path())
+        .args(["token", "delete", "--user", "mia", "--name", "deploy"])
+        .output()
+        .unwrap();
+    assert!(deleted.status.success());
+    let (response, _) = post(
+        &url,
+        json!({
+            "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
+            "variables": { "c": { "token": token } }
+        }),
+        None,
+    );
+    assert_eq!(
+        response["errors"][0]["message"],
+        "User authentication failed"
+    );
+
+    let refused = lodge(dir.path())
+        .args(["token", "delete", "--user", "mia", "--name", "deploy"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no token named `deploy`"));
+
+    assert!(terminate(&mut child).success());
+}

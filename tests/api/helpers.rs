@@ -1,0 +1,246 @@
+//! `spawn_app()`: the real server on port 0 with its own database file and a manual clock.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use jiff::{SignedDuration, Timestamp};
+use lodge::{App, Clock, Settings};
+use reqwest::{Response, header};
+use serde_json::{Value, json};
+
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "first admin password";
+
+pub struct TestApp {
+    pub url: String,
+    pub clock: Clock,
+    pub db_path: PathBuf,
+    pub client: reqwest::Client,
+    /// The `cb-session-id` this client holds, as a browser's cookie jar would.
+    cookie: Arc<Mutex<Option<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_at(Timestamp::now(), configure).await
+}
+
+/// A server whose clock starts at `start` and moves only when the test says.
+pub async fn spawn_app_at(start: Timestamp, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.database.path = dir.path().join("lodge.db");
+    settings.admin.password = ADMIN_PASSWORD.into();
+    configure(&mut settings);
+    let db_path = settings.database.path.clone();
+    let clock = Clock::manual(start);
+    let app = App::build(settings, clock.clone())
+        .await
+        .expect("server starts");
+    let url = app.url();
+    tokio::spawn(app.run());
+    TestApp {
+        url,
+        clock,
+        db_path,
+        client: reqwest::Client::new(),
+        cookie: Arc::new(Mutex::new(None)),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// Another client of the same server, with an empty cookie jar.
+    pub fn new_client(&self) -> TestApp {
+        TestApp {
+            url: self.url.clone(),
+            clock: self.clock.clone(),
+            db_path: self.db_path.clone(),
+            client: self.client.clone(),
+            cookie: Arc::new(Mutex::new(None)),
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn gql_url(&self) -> String {
+        format!("{}/api/gql", self.url)
+    }
+
+    pub fn cookie(&self) -> Option<String> {
+        self.cookie.lock().unwrap().clone()
+    }
+
+    pub fn set_cookie(&self, value: Option<&str>) {
+        *self.cookie.lock().unwrap() = value.map(str::to_owned);
+    }
+
+    /// Sends a raw POST with the cookie jar, keeping any cookie the server sets.
+    pub async fn post(&self, body: &Value, headers: &[(&str, &str)]) -> Response {
+        let mut request = self
+            .client
+            .post(self.gql_url())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        if let Some(cookie) = self.cookie() {
+            request = request.header(header::COOKIE, format!("cb-session-id={cookie}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("server answers");
+        if let Some(set) = session_set_cookie(&response) {
+            let removed = set.to_ascii_lowercase().contains("max-age=0");
+            let value = set["cb-session-id=".len()..].split(';').next().unwrap();
+            self.set_cookie((!removed).then_some(value));
+        }
+        response
+    }
+
+    /// Runs an operation with the cookie jar and returns the whole JSON response.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.gql_with(query, variables, &[]).await
+    }
+
+    pub async fn gql_with(&self, query: &str, variables: Value, headers: &[(&str, &str)]) -> Value {
+        let response = self
+            .post(&json!({ "query": query, "variables": variables }), headers)
+            .await;
+        assert_eq!(response.status(), 200, "GraphQL answers 200");
+        response.json().await.unwrap()
+    }
+
+    /// Runs an operation with `Authorization: Bearer` and no cookie.
+    pub async fn gql_bearer(&self, token: &str, query: &str, variables: Value) -> Value {
+        let bare = self.new_client();
+        let auth = format!("Bearer {token}");
+        bare.gql_with(query, variables, &[("Authorization", &auth)])
+            .await
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> Value {
+        self.gql(
+            "query login($credentials: Object) {
+               authLogin(provider: \"local\", credentials: $credentials) {
+                 authId authStatus userTokens { userId authProvider }
+               }
+             }",
+            json!({ "credentials": { "user": user, "password": password } }),
+        )
+        .await
+    }
+
+    pub async fn login_admin(&self) {
+        let response = self.login(ADMIN, ADMIN_PASSWORD).await;
+        assert_eq!(
+            response["data"]["authLogin"]["authStatus"], "SUCCESS",
+            "{response}"
+        );
+    }
+
+    pub async fn login_with_token(&self, token: &str) -> Value {
+        self.gql(
+            "query authLogin($credentials: Object) {
+               authLogin(provider: \"token\", credentials: $credentials) {
+                 authId userTokens { userId } authStatus
+               }
+             }",
+            json!({ "credentials": { "token": token } }),
+        )
+        .await
+    }
+
+    /// Creates a user with a password, as the administrator (logged in with another client).
+    pub async fn add_user(&self, user: &str, password: &str, role: &str) {
+        let admin = self.new_client();
+        admin.login_admin().await;
+        let created = admin
+            .gql(
+                "query($id: ID!, $role: String) { createUser(userId: $id, enabled: true, authRole: $role) { userId } }",
+                json!({ "id": user, "role": role }),
+            )
+            .await;
+        assert!(created.get("errors").is_none(), "{created}");
+        let set = admin
+            .gql(
+                "query($id: ID!, $password: String) {
+                   setUserCredentials(userId: $id, providerId: \"local\", credentials: { password: $password })
+                 }",
+                json!({ "id": user, "password": password }),
+            )
+            .await;
+        assert!(set.get("errors").is_none(), "{set}");
+    }
+
+    pub async fn create_token(&self, name: &str, lifetime: &str) -> Value {
+        self.gql(
+            &format!(
+                "mutation($name: String!) {{
+                   tokenApiCreate(tokenName: $name, lifetime: {lifetime}) {{ tokenName token createTime expireTime }}
+                 }}"
+            ),
+            json!({ "name": name }),
+        )
+        .await
+    }
+
+    /// Creates a token that must succeed and returns its secret.
+    pub async fn new_token(&self, name: &str) -> String {
+        let created = self.create_token(name, "WEEK").await;
+        created["data"]["tokenApiCreate"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("token created: {created}"))
+            .to_owned()
+    }
+
+    pub fn advance(&self, by: SignedDuration) {
+        self.clock.advance(by);
+    }
+
+    /// A connection of the test's own to the server's database file.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db_path).unwrap()
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        self.db()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+}
+
+pub fn session_set_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("cb-session-id="))
+        .map(str::to_owned)
+}
+
+/// The `webErrorCode` of the first error.
+pub fn error_code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["webErrorCode"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error with a webErrorCode: {response}"))
+}
+
+pub fn error_message(response: &Value) -> &str {
+    response["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error: {response}"))
+}
+
+pub fn assert_ok(response: &Value) {
+    assert!(
+        response.get("errors").is_none(),
+        "unexpected errors: {response}"
+    );
+}

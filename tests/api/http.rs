@@ -1,0 +1,234 @@
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn get_never_runs_an_operation() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let query = "mutation { tokenApiCreate(tokenName: \"via-get\") { token } }";
+    let response = app
+        .client
+        .get(app.gql_url())
+        .query(&[("query", query)])
+        .header("Cookie", format!("cb-session-id={}", app.cookie().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert_eq!(app.count("api_tokens"), 0, "nothing changed");
+
+    for method in [
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::PATCH,
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.gql_url())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method}");
+    }
+}
+
+#[tokio::test]
+async fn only_json_bodies_are_accepted() {
+    let app = spawn_app().await;
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/graphql",
+    ] {
+        let response = app
+            .client
+            .post(app.gql_url())
+            .header("Content-Type", content_type)
+            .body(r#"{"query": "{ activeUser { userId } }"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415, "{content_type}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("application/json")
+        );
+    }
+    let with_charset = app
+        .client
+        .post(app.gql_url())
+        .header("Content-Type", "application/json; charset=utf-8")
+        .body(r#"{"query": "{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_charset.status(), 200);
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_refused_and_the_server_keeps_answering() {
+    let app = spawn_app().await;
+    let padding = " ".repeat(65 * 1024);
+    let body = format!(r#"{{"query": "{{ __typename }}{padding}"}}"#);
+    let response = app
+        .client
+        .post(app.gql_url())
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("64 KiB")
+    );
+    assert_eq!(
+        app.gql("{ __typename }", json!({})).await["data"]["__typename"],
+        "Query"
+    );
+}
+
+#[tokio::test]
+async fn broken_requests_get_a_clear_error_and_the_server_keeps_answering() {
+    let app = spawn_app().await;
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            "malformed JSON",
+            r#"{"query": "{ __typename }""#,
+            "not a GraphQL request",
+        ),
+        ("no query", r#"{"variables": {}}"#, "query"),
+        (
+            "a query that is not a string",
+            r#"{"query": 5}"#,
+            "not a GraphQL request",
+        ),
+        (
+            "variables that are not an object",
+            r#"{"query": "{ __typename }", "variables": [1]}"#,
+            "variables",
+        ),
+        ("a batch", r#"[{"query": "{ __typename }"}]"#, "batched"),
+        ("an empty body", "", "not a GraphQL request"),
+    ];
+    for (case, body, needle) in cases {
+        let response = app
+            .client
+            .post(app.gql_url())
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{case}");
+        let error: Value = response.json().await.unwrap();
+        let message = error["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{case}: {message}");
+    }
+    assert_eq!(
+        app.gql("{ __typename }", json!({})).await["data"]["__typename"],
+        "Query"
+    );
+}
+
+#[tokio::test]
+async fn invalid_operations_get_graphql_errors() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            "a syntax error",
+            "{ activeUser { userId ",
+            json!({}),
+            "Unexpected",
+        ),
+        (
+            "an unknown field",
+            "{ activeUser { password } }",
+            json!({}),
+            "password",
+        ),
+        (
+            "a wrong variable type",
+            "query($c: Object) { authLogin(provider: \"local\", credentials: $c) { authStatus } }",
+            json!({ "c": 42 }),
+            "$c",
+        ),
+        (
+            "a missing variable",
+            "query($name: ID!) { createUser(userId: $name, enabled: true) { userId } }",
+            json!({}),
+            "$name",
+        ),
+        (
+            "a bad date",
+            "mutation { tokenApiCreate(tokenName: \"x\", expiresAt: \"tomorrow\") { token } }",
+            json!({}),
+            "DateTime",
+        ),
+    ];
+    for (case, query, variables, needle) in cases {
+        let response = app.gql(query, variables).await;
+        let message = error_message(&response);
+        assert!(message.contains(needle), "{case}: {message}");
+        assert!(response["data"].is_null(), "{case}: nothing ran");
+    }
+    assert_eq!(
+        app.gql("{ __typename }", json!({})).await["data"]["__typename"],
+        "Query"
+    );
+}
+
+#[tokio::test]
+async fn api_responses_are_not_cached() {
+    let app = spawn_app().await;
+    let response = app.post(&json!({ "query": "{ __typename }" }), &[]).await;
+    assert_eq!(response.headers()["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn introspection_is_on_by_default_and_a_setting_turns_it_off() {
+    let on = spawn_app().await;
+    let schema = on
+        .gql("{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert_eq!(schema["data"]["__schema"]["queryType"]["name"], "Query");
+
+    let off = spawn_app_with(|s| s.graphql.introspection = false).await;
+    let refused = off
+        .gql("{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert!(
+        error_message(&refused)
+            .to_lowercase()
+            .contains("introspection"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn healthz_answers_without_a_login() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

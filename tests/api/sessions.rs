@@ -1,0 +1,267 @@
+use jiff::SignedDuration;
+use serde_json::json;
+
+use crate::helpers::*;
+
+const ME: &str = "{ activeUser { userId } }";
+const NEEDS_USER: &str = "{ tokenApiList { tokenName } }";
+
+#[tokio::test]
+async fn logout_ends_the_session_on_the_server() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let cookie = app.cookie().unwrap();
+    assert_eq!(app.count("sessions"), 1);
+
+    let out = app.gql("{ authLogout }", json!({})).await;
+    assert_eq!(out["data"]["authLogout"], true);
+    assert!(app.cookie().is_none(), "logout clears the cookie");
+    assert_eq!(app.count("sessions"), 0);
+
+    app.set_cookie(Some(&cookie));
+    let replay = app.gql(NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&replay), "sessionExpired");
+    let me = app.gql(ME, json!({})).await;
+    assert!(me["data"]["activeUser"].is_null());
+}
+
+#[tokio::test]
+async fn logout_extended_ends_the_session_too() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let out = app
+        .gql("{ authLogoutExtended { redirectLinks } }", json!({}))
+        .await;
+    assert_eq!(
+        out["data"]["authLogoutExtended"]["redirectLinks"],
+        json!([])
+    );
+    assert_eq!(app.count("sessions"), 0);
+}
+
+#[tokio::test]
+async fn a_session_ends_after_the_idle_timeout_and_activity_keeps_it_alive() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    for _ in 0..4 {
+        app.advance(SignedDuration::from_mins(20));
+        let me = app.gql(ME, json!({})).await;
+        assert_eq!(
+            me["data"]["activeUser"]["userId"], ADMIN,
+            "activity within 30 minutes"
+        );
+    }
+    app.advance(SignedDuration::from_mins(31));
+    let late = app.gql(NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&late), "sessionExpired");
+    assert_eq!(app.count("sessions"), 0, "the dead row is removed");
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_maximum_lifetime_however_active() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    for _ in 0..35 {
+        app.advance(SignedDuration::from_mins(20));
+        let me = app.gql(ME, json!({})).await;
+        assert_eq!(me["data"]["activeUser"]["userId"], ADMIN);
+    }
+    // 11 h 40 min so far; the next step passes 12 h.
+    app.advance(SignedDuration::from_mins(21));
+    let late = app.gql(NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&late), "sessionExpired");
+}
+
+#[tokio::test]
+async fn timeouts_follow_the_configuration() {
+    let app = spawn_app_with(|s| {
+        s.session.idle_timeout = lodge::config::Duration::parse("2m").unwrap();
+    })
+    .await;
+    app.login_admin().await;
+    app.advance(SignedDuration::from_secs(100));
+    assert_eq!(
+        app.gql(ME, json!({})).await["data"]["activeUser"]["userId"],
+        ADMIN
+    );
+    app.advance(SignedDuration::from_secs(121));
+    assert_eq!(
+        error_code(&app.gql(NEEDS_USER, json!({})).await),
+        "sessionExpired"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_cookie_is_ignored_and_login_issues_a_new_id() {
+    let app = spawn_app().await;
+    let forged = "A".repeat(43);
+    app.set_cookie(Some(&forged));
+    let me = app.gql(ME, json!({})).await;
+    assert!(me["data"]["activeUser"].is_null());
+    assert!(
+        app.cookie().is_none(),
+        "the server clears a cookie that names no session"
+    );
+    app.set_cookie(Some(&forged));
+    assert_eq!(
+        error_code(&app.gql(NEEDS_USER, json!({})).await),
+        "sessionExpired"
+    );
+
+    app.set_cookie(Some(&forged));
+    app.login_admin().await;
+    let issued = app.cookie().unwrap();
+    assert_ne!(issued, forged);
+    assert_eq!(
+        app.gql(ME, json!({})).await["data"]["activeUser"]["userId"],
+        ADMIN
+    );
+}
+
+#[tokio::test]
+async fn every_login_starts_a_new_session_id_and_ends_the_one_it_replaces() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let first = app.cookie().unwrap();
+    app.login_admin().await;
+    let second = app.cookie().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(app.count("sessions"), 1, "the replaced session ended");
+}
+
+#[tokio::test]
+async fn anonymous_requests_create_no_session_rows() {
+    let app = spawn_app().await;
+    let before = app.count("sessions");
+    for _ in 0..1000 {
+        let response = app
+            .gql(
+                "{ activeUser { userId } sessionState { valid } }",
+                json!({}),
+            )
+            .await;
+        assert!(response["data"]["activeUser"].is_null());
+    }
+    assert_eq!(app.count("sessions"), before);
+    assert!(app.cookie().is_none(), "no cookie for anonymous requests");
+}
+
+#[tokio::test]
+async fn session_cookie_is_http_only_same_site_strict_on_root_path() {
+    let app = spawn_app().await;
+    let response = app
+        .post(
+            &json!({
+                "query": "query($c: Object) { authLogin(provider: \"local\", credentials: $c) { authStatus } }",
+                "variables": { "c": { "user": ADMIN, "password": ADMIN_PASSWORD } }
+            }),
+            &[],
+        )
+        .await;
+    let cookie = session_set_cookie(&response).unwrap();
+    let attributes: Vec<String> = cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    for wanted in ["httponly", "samesite=strict", "path=/"] {
+        assert!(
+            attributes.iter().any(|a| a == wanted),
+            "{wanted} in {cookie}"
+        );
+    }
+    assert!(
+        !attributes.iter().any(|a| a == "secure"),
+        "no Secure over plain http: {cookie}"
+    );
+}
+
+#[tokio::test]
+async fn session_cookie_is_secure_behind_an_https_public_url() {
+    let app = spawn_app_with(|s| {
+        s.server.public_url = lodge::config::PublicUrl::parse("https://lodge.example.com").unwrap();
+    })
+    .await;
+    let response = app
+        .post(
+            &json!({
+                "query": "query($c: Object) { authLogin(provider: \"local\", credentials: $c) { authStatus } }",
+                "variables": { "c": { "user": ADMIN, "password": ADMIN_PASSWORD } }
+            }),
+            &[],
+        )
+        .await;
+    let cookie = session_set_cookie(&response).unwrap().to_ascii_lowercase();
+    assert!(cookie.split(';').any(|a| a.trim() == "secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn force_sessions_logout_ends_the_users_other_sessions() {
+    let app = spawn_app().await;
+    let laptop = app.new_client();
+    laptop.login_admin().await;
+    let phone = app.new_client();
+    let response = phone
+        .gql(
+            "query($c: Object) { authLogin(provider: \"local\", credentials: $c, forceSessionsLogout: true) { authStatus } }",
+            json!({ "c": { "user": ADMIN, "password": ADMIN_PASSWORD } }),
+        )
+        .await;
+    assert_ok(&response);
+    assert_eq!(
+        error_code(&laptop.gql(NEEDS_USER, json!({})).await),
+        "sessionExpired"
+    );
+    assert_eq!(
+        phone.gql(ME, json!({})).await["data"]["activeUser"]["userId"],
+        ADMIN
+    );
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart_of_the_server() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let mut settings = lodge::Settings::default();
+    settings.server.port = 0;
+    settings.database.path = app.db_path.clone();
+    let restarted = lodge::App::build(settings, app.clock.clone())
+        .await
+        .unwrap();
+    let url = restarted.url();
+    tokio::spawn(restarted.run());
+    let response: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/gql"))
+        .header("Cookie", format!("cb-session-id={}", app.cookie().unwrap()))
+        .json(&json!({ "query": ME }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(response["data"]["activeUser"]["userId"], ADMIN);
+}
+
+#[tokio::test]
+async fn session_state_reports_the_time_left() {
+    let app = spawn_app().await;
+    let anonymous = app
+        .gql("{ sessionState { valid remainingTime } }", json!({}))
+        .await;
+    assert_eq!(
+        anonymous["data"]["sessionState"],
+        json!({ "valid": false, "remainingTime": 0 })
+    );
+    app.login_admin().await;
+    app.advance(SignedDuration::from_mins(10));
+    let state = app
+        .gql("{ sessionState { valid remainingTime } }", json!({}))
+        .await;
+    assert_eq!(state["data"]["sessionState"]["valid"], true);
+    // Touched by this request: 30 minutes from now.
+    assert_eq!(
+        state["data"]["sessionState"]["remainingTime"],
+        30 * 60 * 1000
+    );
+}

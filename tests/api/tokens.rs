@@ -1,0 +1,685 @@
+use std::collections::HashSet;
+
+use jiff::{SignedDuration, Timestamp};
+use lodge::auth::secret::{ApiTokenSecret, TOKEN_LEN, TOKEN_PREFIX};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// The query of CloudBeaver's "Generate API access token" page, as printed there.
+const REFERENCE_QUERY: &str = "query authLogin($credentials: Object) {
+authLogin(
+provider: \"token\"
+credentials: $credentials
+) {
+authId
+userTokens {
+userId
+}
+authStatus
+}
+}";
+
+const LIST: &str = "{ tokenApiList { tokenName createTime expireTime lastUsedTime } }";
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+fn time(value: &Value) -> Timestamp {
+    at(value
+        .as_str()
+        .unwrap_or_else(|| panic!("a DateTime: {value}")))
+}
+
+#[tokio::test]
+async fn the_reference_query_logs_in_with_a_new_token_and_the_cookie_then_lists_tokens() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("reference").await;
+
+    let client = app.new_client();
+    let response = client
+        .gql(
+            REFERENCE_QUERY,
+            json!({ "credentials": { "token": token } }),
+        )
+        .await;
+    assert_ok(&response);
+    let login = &response["data"]["authLogin"];
+    assert_eq!(login["authStatus"], "SUCCESS");
+    assert_eq!(login["userTokens"], json!([{ "userId": "admin" }]));
+    assert!(login["authId"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(client.cookie().is_some());
+
+    let listed = client.gql(LIST, json!({})).await;
+    assert_eq!(listed["data"]["tokenApiList"][0]["tokenName"], "reference");
+    let me = client
+        .gql(
+            "{ activeUser { userId authTokens { authProvider } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        me["data"]["activeUser"]["authTokens"][0]["authProvider"],
+        "token"
+    );
+}
+
+#[tokio::test]
+async fn a_bearer_header_authenticates_one_request_without_a_session() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("bearer").await;
+    let sessions = app.count("sessions");
+
+    let listed = app.gql_bearer(&token, LIST, json!({})).await;
+    assert_eq!(
+        listed["data"]["tokenApiList"][0]["tokenName"], "bearer",
+        "{listed}"
+    );
+    let me = app
+        .gql_bearer(&token, "{ activeUser { userId } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["activeUser"]["userId"], "admin");
+    assert_eq!(
+        app.count("sessions"),
+        sessions,
+        "no session row for a bearer request"
+    );
+
+    let bad = app.gql_bearer(&format!("{token}x"), LIST, json!({})).await;
+    assert_eq!(error_message(&bad), "User authentication failed");
+    assert_eq!(error_code(&bad), "authFailed");
+}
+
+#[tokio::test]
+async fn credentials_work_as_a_variable_a_literal_with_a_variable_and_an_inline_string() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("forms").await;
+    let forms = [
+        (
+            "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }".to_owned(),
+            json!({ "c": { "token": token } }),
+        ),
+        (
+            "query($token: String) { authLogin(provider: \"token\", credentials: { token: $token }) { authStatus } }".to_owned(),
+            json!({ "token": token }),
+        ),
+        (
+            format!("{{ authLogin(provider: \"token\", credentials: {{ token: \"{token}\" }}) {{ authStatus }} }}"),
+            json!({}),
+        ),
+    ];
+    for (query, variables) in forms {
+        let response = app.new_client().gql(&query, variables).await;
+        assert_eq!(
+            response["data"]["authLogin"]["authStatus"], "SUCCESS",
+            "{query}: {response}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_administrator_creates_one_token_of_each_lifetime_and_the_sixth_is_refused() {
+    let start = at("2027-03-10T12:00:00Z");
+    let app = spawn_app_at(start, |_| {}).await;
+    app.login_admin().await;
+    let cases = [
+        ("DAY", Some("2027-03-11T12:00:00Z")),
+        ("WEEK", Some("2027-03-17T12:00:00Z")),
+        ("MONTH", Some("2027-04-10T12:00:00Z")),
+        ("YEAR", Some("2028-03-10T12:00:00Z")),
+        ("NEVER", None),
+    ];
+    for (lifetime, expires) in cases {
+        let created = app.create_token(&format!("t-{lifetime}"), lifetime).await;
+        assert_ok(&created);
+        let token = &created["data"]["tokenApiCreate"];
+        assert!(token["token"].as_str().unwrap().starts_with("lodge_"));
+        assert_eq!(time(&token["createTime"]), start);
+        match expires {
+            Some(expires) => assert_eq!(time(&token["expireTime"]), at(expires), "{lifetime}"),
+            None => assert!(token["expireTime"].is_null(), "{lifetime}"),
+        }
+    }
+    let sixth = app.create_token("sixth", "DAY").await;
+    assert_eq!(error_code(&sixth), "quotaExceeded");
+    assert_eq!(
+        app.gql(LIST, json!({})).await["data"]["tokenApiList"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+}
+
+#[tokio::test]
+async fn twenty_parallel_creates_from_a_fresh_user_give_exactly_five_tokens() {
+    let app = spawn_app().await;
+    app.add_user("nina", "nina's password", "admin").await;
+    app.login("nina", "nina's password").await;
+    let creates = (0..20).map(|i| {
+        let client = app.new_client();
+        client.set_cookie(app.cookie().as_deref());
+        async move { client.create_token(&format!("parallel-{i}"), "DAY").await }
+    });
+    let results = futures_util::future::join_all(creates).await;
+    let mut ok = 0;
+    let mut quota = 0;
+    for result in &results {
+        if result.get("errors").is_none() {
+            ok += 1;
+        } else {
+            assert_eq!(error_code(result), "quotaExceeded", "{result}");
+            quota += 1;
+        }
+    }
+    assert_eq!((ok, quota), (5, 15));
+    let stored: i64 = app
+        .db()
+        .query_row(
+            "SELECT count(*) FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE u.user_id = 'nina'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 5);
+}
+
+#[tokio::test]
+async fn the_quota_follows_the_configuration() {
+    let app = spawn_app_with(|s| s.tokens.max_per_user = 2).await;
+    app.login_admin().await;
+    app.new_token("one").await;
+    app.new_token("two").await;
+    let third = app.create_token("three", "DAY").await;
+    assert_eq!(error_code(&third), "quotaExceeded");
+    assert!(error_message(&third).contains('2'));
+}
+
+#[tokio::test]
+async fn only_administrators_create_tokens_unless_the_setting_allows_everyone() {
+    let app = spawn_app().await;
+    app.add_user("omar", "omar's password", "user").await;
+    let omar = app.new_client();
+    assert_ok(&omar.login("omar", "omar's password").await);
+    let refused = omar.create_token("mine", "DAY").await;
+    assert_eq!(error_code(&refused), "accessDenied");
+    assert_eq!(
+        error_code(&app.new_client().create_token("anon", "DAY").await),
+        "authRequired"
+    );
+
+    let open = spawn_app_with(|s| s.tokens.admins_only = false).await;
+    open.add_user("omar", "omar's password", "user").await;
+    let omar = open.new_client();
+    assert_ok(&omar.login("omar", "omar's password").await);
+    assert_ok(&omar.create_token("mine", "DAY").await);
+}
+
+#[tokio::test]
+async fn nobody_lists_or_deletes_another_users_tokens() {
+    let app = spawn_app().await;
+    app.add_user("pat", "pat's password", "admin").await;
+    app.login_admin().await;
+    let admins = app.new_token("shared-name").await;
+    let pat = app.new_client();
+    assert_ok(&pat.login("pat", "pat's password").await);
+
+    let listed = pat.gql(LIST, json!({})).await;
+    assert_eq!(listed["data"]["tokenApiList"], json!([]));
+    let deleted = pat
+        .gql(
+            "mutation { tokenApiDelete(tokenName: \"shared-name\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&deleted), "notFound");
+    assert_eq!(
+        app.new_client().login_with_token(&admins).await["data"]["authLogin"]["authStatus"],
+        "SUCCESS"
+    );
+    // The same name is free for another user.
+    pat.new_token("shared-name").await;
+}
+
+#[tokio::test]
+async fn every_bad_token_gets_the_same_failure() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let good = app.new_token("good").await;
+    let deleted = app.new_token("deleted").await;
+    assert_ok(
+        &app.gql(
+            "mutation { tokenApiDelete(tokenName: \"deleted\") }",
+            json!({}),
+        )
+        .await,
+    );
+    let expiring = app
+        .gql(
+            "mutation { tokenApiCreate(tokenName: \"expiring\", lifetime: DAY) { token } }",
+            json!({}),
+        )
+        .await["data"]["tokenApiCreate"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.advance(SignedDuration::from_hours(24));
+
+    let mut changed = good.clone().into_bytes();
+    let last = changed.len() - 10;
+    changed[last] = if changed[last] == b'a' { b'b' } else { b'a' };
+    let cases = [
+        ("one changed character", String::from_utf8(changed).unwrap()),
+        ("a wrong prefix", good.replacen("lodge_", "ghp_xx", 1)),
+        ("an empty string", String::new()),
+        ("10 KB of text", "x".repeat(10 * 1024)),
+        ("a deleted token", deleted),
+        ("an expired token", expiring),
+        (
+            "a well-formed token never issued",
+            ApiTokenSecret::generate().expose().to_owned(),
+        ),
+    ];
+    for (case, token) in cases {
+        let client = app.new_client();
+        let response = client.login_with_token(&token).await;
+        assert_eq!(
+            error_message(&response),
+            "User authentication failed",
+            "{case}"
+        );
+        assert_eq!(error_code(&response), "authFailed", "{case}");
+        assert!(client.cookie().is_none(), "{case}");
+        let bearer = app.gql_bearer(&token, LIST, json!({})).await;
+        assert_eq!(
+            error_code(&bearer),
+            "authFailed",
+            "{case} as a bearer token"
+        );
+    }
+    assert_eq!(
+        app.new_client().login_with_token(&good).await["data"]["authLogin"]["authStatus"],
+        "SUCCESS"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_token_is_refused_before_the_database_is_asked() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let good = app.new_token("good").await;
+    // Take the token table away: any lookup now fails as an internal error.
+    app.db()
+        .execute_batch("ALTER TABLE api_tokens RENAME TO hidden_tokens")
+        .unwrap();
+
+    let mut flipped = good.clone().into_bytes();
+    flipped[20] = if flipped[20] == b'Q' { b'R' } else { b'Q' };
+    let response = app
+        .new_client()
+        .login_with_token(&String::from_utf8(flipped).unwrap())
+        .await;
+    assert_eq!(error_message(&response), "User authentication failed");
+
+    let looked_up = app.new_client().login_with_token(&good).await;
+    assert_eq!(error_message(&looked_up), "internal error", "{looked_up}");
+    let text = looked_up.to_string().to_lowercase();
+    for leak in ["sqlite", "api_tokens", "no such table", ".db"] {
+        assert!(!text.contains(leak), "{leak} in {text}");
+    }
+}
+
+#[test]
+fn a_thousand_generated_tokens_are_well_formed_and_distinct() {
+    let mut seen = HashSet::new();
+    for _ in 0..1000 {
+        let token = ApiTokenSecret::generate();
+        let text = token.expose();
+        assert_eq!(text.len(), TOKEN_LEN);
+        assert_eq!(TOKEN_LEN, "lodge_".len() + 43 + 6);
+        assert!(text.starts_with(TOKEN_PREFIX));
+        assert!(
+            text[TOKEN_PREFIX.len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+        );
+        assert!(ApiTokenSecret::parse(text).is_ok());
+        assert!(seen.insert(text.to_owned()), "repeated token");
+    }
+}
+
+#[tokio::test]
+async fn the_database_never_holds_a_secret_and_the_list_never_shows_one() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let mut secrets = Vec::new();
+    for name in ["a", "b", "c"] {
+        secrets.push(app.new_token(name).await);
+    }
+    let listed = app.gql(LIST, json!({})).await.to_string();
+    let mut files = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{}{suffix}", app.db_path.display());
+        files.push(std::fs::read(&path).unwrap_or_default());
+    }
+    for secret in &secrets {
+        assert!(!listed.contains(secret.as_str()));
+        let body = &secret[TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + 43];
+        for file in &files {
+            assert!(
+                !file.windows(body.len()).any(|w| w == body.as_bytes()),
+                "a secret is in the database file"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn names_are_trimmed_bounded_and_unique_per_user() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let created = app.create_token("  padded  ", "DAY").await;
+    assert_eq!(created["data"]["tokenApiCreate"]["tokenName"], "padded");
+    assert_eq!(
+        error_code(&app.create_token("padded", "DAY").await),
+        "alreadyExists"
+    );
+
+    let longest = "n".repeat(64);
+    assert_ok(&app.create_token(&longest, "DAY").await);
+    let cases = [
+        ("empty", String::new()),
+        ("only spaces", "   ".to_owned()),
+        ("65 characters", "n".repeat(65)),
+        ("a control character", "bad\u{7}name".to_owned()),
+        ("a newline", "two\nlines".to_owned()),
+    ];
+    for (case, name) in cases {
+        assert_eq!(
+            error_code(&app.create_token(&name, "DAY").await),
+            "invalidInput",
+            "{case}"
+        );
+    }
+    let listed = app.gql(LIST, json!({})).await;
+    assert_eq!(listed["data"]["tokenApiList"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn expiry_is_a_lifetime_or_a_future_date_never_both() {
+    let start = at("2027-06-01T00:00:00Z");
+    let app = spawn_app_at(start, |_| {}).await;
+    app.login_admin().await;
+    let dated = app
+        .gql(
+            "mutation { tokenApiCreate(tokenName: \"dated\", expiresAt: \"2027-06-15T08:30:00Z\") { expireTime } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        time(&dated["data"]["tokenApiCreate"]["expireTime"]),
+        at("2027-06-15T08:30:00Z")
+    );
+    let past = app
+        .gql(
+            "mutation { tokenApiCreate(tokenName: \"past\", expiresAt: \"2027-05-31T23:59:59Z\") { expireTime } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&past), "invalidInput");
+    let both = app
+        .gql(
+            "mutation { tokenApiCreate(tokenName: \"both\", lifetime: DAY, expiresAt: \"2027-07-01T00:00:00Z\") { expireTime } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&both), "invalidInput");
+    let default = app
+        .gql(
+            "mutation { tokenApiCreate(tokenName: \"default\") { expireTime } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        time(&default["data"]["tokenApiCreate"]["expireTime"]),
+        at("2027-07-01T00:00:00Z"),
+        "a month by default"
+    );
+}
+
+#[tokio::test]
+async fn never_expiring_tokens_and_the_default_lifetime_follow_the_configuration() {
+    let app = spawn_app_at(at("2027-06-01T00:00:00Z"), |s| {
+        s.tokens.allow_never = false;
+        s.tokens.default_lifetime = lodge::config::Lifetime::Week;
+    })
+    .await;
+    app.login_admin().await;
+    assert_eq!(
+        error_code(&app.create_token("forever", "NEVER").await),
+        "invalidInput"
+    );
+    let default = app
+        .gql(
+            "mutation { tokenApiCreate(tokenName: \"default\") { expireTime } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        time(&default["data"]["tokenApiCreate"]["expireTime"]),
+        at("2027-06-08T00:00:00Z")
+    );
+}
+
+#[tokio::test]
+async fn month_and_year_lifetimes_follow_the_calendar_at_month_ends_and_leap_days() {
+    let cases = [
+        ("2027-01-31T09:00:00Z", "MONTH", "2027-02-28T09:00:00Z"),
+        ("2028-01-31T09:00:00Z", "MONTH", "2028-02-29T09:00:00Z"),
+        ("2027-03-31T09:00:00Z", "MONTH", "2027-04-30T09:00:00Z"),
+        ("2028-02-29T09:00:00Z", "YEAR", "2029-02-28T09:00:00Z"),
+        ("2027-12-31T23:00:00Z", "DAY", "2028-01-01T23:00:00Z"),
+    ];
+    for (start, lifetime, expires) in cases {
+        let app = spawn_app_at(at(start), |_| {}).await;
+        app.login_admin().await;
+        let created = app.create_token("calendar", lifetime).await;
+        assert_eq!(
+            time(&created["data"]["tokenApiCreate"]["expireTime"]),
+            at(expires),
+            "{lifetime} from {start}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn expired_tokens_stay_listed_free_the_quota_and_are_removed_later() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    for i in 0..5 {
+        assert_ok(&app.create_token(&format!("short-{i}"), "DAY").await);
+    }
+    assert_eq!(
+        error_code(&app.create_token("blocked", "DAY").await),
+        "quotaExceeded"
+    );
+    app.advance(SignedDuration::from_hours(25));
+    app.login_admin().await;
+    assert_ok(&app.create_token("after-expiry", "WEEK").await);
+    // An expired token's name can be taken again.
+    assert_ok(&app.create_token("short-0", "WEEK").await);
+
+    let listed = app.gql(LIST, json!({})).await;
+    let names: Vec<&str> = listed["data"]["tokenApiList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tokenName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "short-1",
+            "short-2",
+            "short-3",
+            "short-4",
+            "after-expiry",
+            "short-0"
+        ]
+    );
+    let now = app.clock.now();
+    assert!(
+        time(&listed["data"]["tokenApiList"][0]["expireTime"]) < now,
+        "shown as expired"
+    );
+
+    // 30 days after expiry they are no longer listed.
+    app.advance(SignedDuration::from_hours(24 * 30));
+    app.login_admin().await;
+    let listed = app.gql(LIST, json!({})).await;
+    let names: Vec<&str> = listed["data"]["tokenApiList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tokenName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["after-expiry", "short-0"]);
+}
+
+#[tokio::test]
+async fn a_session_opened_with_a_token_ends_when_the_token_is_deleted() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("session-maker").await;
+    let scripted = app.new_client();
+    assert_ok(&scripted.login_with_token(&token).await);
+    assert_ok(&scripted.gql(LIST, json!({})).await);
+
+    assert_ok(
+        &app.gql(
+            "mutation { tokenApiDelete(tokenName: \"session-maker\") }",
+            json!({}),
+        )
+        .await,
+    );
+    assert_eq!(
+        error_code(&scripted.gql(LIST, json!({})).await),
+        "sessionExpired"
+    );
+    assert_eq!(
+        error_code(&app.gql_bearer(&token, LIST, json!({})).await),
+        "authFailed"
+    );
+    assert_ok(&app.gql(LIST, json!({})).await);
+}
+
+#[tokio::test]
+async fn with_the_setting_off_a_deleted_tokens_session_lives_on_as_cloudbeaver_documents() {
+    let app = spawn_app_with(|s| s.tokens.end_sessions_on_delete = false).await;
+    app.login_admin().await;
+    let token = app.new_token("session-maker").await;
+    let scripted = app.new_client();
+    assert_ok(&scripted.login_with_token(&token).await);
+    assert_ok(
+        &app.gql(
+            "mutation { tokenApiDelete(tokenName: \"session-maker\") }",
+            json!({}),
+        )
+        .await,
+    );
+    assert_ok(&scripted.gql(LIST, json!({})).await);
+    assert_eq!(
+        error_code(&app.new_client().login_with_token(&token).await),
+        "authFailed"
+    );
+}
+
+#[tokio::test]
+async fn a_session_opened_with_a_token_ends_when_the_token_expires() {
+    let app = spawn_app_with(|s| {
+        s.session.idle_timeout = lodge::config::Duration::parse("2d").unwrap();
+        s.session.max_lifetime = lodge::config::Duration::parse("3d").unwrap();
+    })
+    .await;
+    app.login_admin().await;
+    let created = app.create_token("daily", "DAY").await;
+    let token = created["data"]["tokenApiCreate"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scripted = app.new_client();
+    assert_ok(&scripted.login_with_token(&token).await);
+    app.advance(SignedDuration::from_hours(23));
+    assert_ok(&scripted.gql(LIST, json!({})).await);
+    app.advance(SignedDuration::from_hours(2));
+    assert_eq!(
+        error_code(&scripted.gql(LIST, json!({})).await),
+        "sessionExpired"
+    );
+    assert_ok(&app.gql(LIST, json!({})).await);
+}
+
+#[tokio::test]
+async fn deleting_a_user_deletes_their_tokens() {
+    let app = spawn_app().await;
+    app.add_user("quinn", "quinn's password", "admin").await;
+    let quinn = app.new_client();
+    assert_ok(&quinn.login("quinn", "quinn's password").await);
+    let token = quinn.new_token("quinn's").await;
+    app.login_admin().await;
+    assert_ok(
+        &app.gql("{ deleteUser(userId: \"quinn\") }", json!({}))
+            .await,
+    );
+    assert_eq!(app.count("api_tokens"), 0);
+    assert_eq!(
+        error_code(&app.new_client().login_with_token(&token).await),
+        "authFailed"
+    );
+}
+
+#[tokio::test]
+async fn last_use_is_recorded_at_most_once_a_minute() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("used").await;
+    let last_used = || async {
+        let listed = app.gql(LIST, json!({})).await;
+        listed["data"]["tokenApiList"][0]["lastUsedTime"].clone()
+    };
+    assert!(last_used().await.is_null());
+
+    app.gql_bearer(&token, "{ activeUser { userId } }", json!({}))
+        .await;
+    let first = time(&last_used().await);
+    assert_eq!(first, app.clock.now());
+    app.advance(SignedDuration::from_secs(30));
+    app.gql_bearer(&token, "{ activeUser { userId } }", json!({}))
+        .await;
+    assert_eq!(
+        time(&last_used().await),
+        first,
+        "not written again within a minute"
+    );
+    app.advance(SignedDuration::from_secs(31));
+    app.new_client().login_with_token(&token).await;
+    assert_eq!(time(&last_used().await), app.clock.now());
+}
+
+#[tokio::test]
+async fn deleting_an_unknown_token_says_so() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let response = app
+        .gql(
+            "mutation { tokenApiDelete(tokenName: \"ghost\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&response), "notFound");
+    assert!(error_message(&response).contains("ghost"));
+}

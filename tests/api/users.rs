@@ -1,0 +1,285 @@
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn administrators_create_list_and_inspect_users() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let created = app
+        .gql(
+            "{ createUser(userId: \"  frank \", enabled: true, authRole: \"user\") {
+                 userId enabled authRole grantedTeams grantedConnections { dataSourceId } metaParameters } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        created["data"]["createUser"],
+        json!({ "userId": "frank", "enabled": true, "authRole": "user", "grantedTeams": ["user"],
+                "grantedConnections": [], "metaParameters": {} })
+    );
+    let again = app
+        .gql(
+            "{ createUser(userId: \"FRANK\", enabled: true) { userId } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        error_code(&again),
+        "alreadyExists",
+        "user ids are unique in any case"
+    );
+
+    let listed = app
+        .gql(
+            "{ listUsers(page: {limit: 10}, filter: {userIdMask: \"RAN\"}) { userId } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["data"]["listUsers"], json!([{ "userId": "frank" }]));
+    let all = app
+        .gql(
+            "{ listUsers(page: {}, filter: {}) { userId authRole } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        all["data"]["listUsers"],
+        json!([{ "userId": "admin", "authRole": "admin" }, { "userId": "frank", "authRole": "user" }])
+    );
+    let info = app
+        .gql(
+            "{ adminUserInfo(userId: \"frank\") { userId enabled } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        info["data"]["adminUserInfo"],
+        json!({ "userId": "frank", "enabled": true })
+    );
+    let missing = app
+        .gql("{ adminUserInfo(userId: \"ghost\") { userId } }", json!({}))
+        .await;
+    assert_eq!(error_code(&missing), "notFound");
+}
+
+#[tokio::test]
+async fn bad_user_ids_and_roles_are_refused_with_a_reason() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let long = "x".repeat(65);
+    let cases = [
+        (
+            "empty",
+            "{ createUser(userId: \"  \", enabled: true) { userId } }".to_owned(),
+        ),
+        (
+            "too long",
+            format!("{{ createUser(userId: \"{long}\", enabled: true) {{ userId }} }}"),
+        ),
+        (
+            "a space inside",
+            "{ createUser(userId: \"a b\", enabled: true) { userId } }".to_owned(),
+        ),
+        (
+            "a markup character",
+            "{ createUser(userId: \"<b>\", enabled: true) { userId } }".to_owned(),
+        ),
+        (
+            "an unknown role",
+            "{ createUser(userId: \"ok\", enabled: true, authRole: \"root\") { userId } }"
+                .to_owned(),
+        ),
+    ];
+    for (case, query) in cases {
+        let response = app.gql(&query, json!({})).await;
+        assert_eq!(error_code(&response), "invalidInput", "{case}: {response}");
+    }
+    assert_eq!(app.count("users"), 1);
+}
+
+#[tokio::test]
+async fn only_administrators_manage_users() {
+    let app = spawn_app().await;
+    app.add_user("gina", "gina's password", "user").await;
+    let operations = [
+        "{ createUser(userId: \"x\", enabled: true) { userId } }",
+        "{ deleteUser(userId: \"admin\") }",
+        "{ listUsers(page: {}, filter: {}) { userId } }",
+        "{ adminUserInfo(userId: \"admin\") { userId } }",
+        "{ setUserCredentials(userId: \"admin\", providerId: \"local\", credentials: {password: \"hijacked!\"}) }",
+        "{ enableUser(userId: \"admin\", enabled: false) }",
+        "{ setUserAuthRole(userId: \"gina\", authRole: \"admin\") }",
+    ];
+    let anonymous = app.new_client();
+    let gina = app.new_client();
+    assert_ok(&gina.login("gina", "gina's password").await);
+    for operation in operations {
+        assert_eq!(
+            error_code(&anonymous.gql(operation, json!({})).await),
+            "authRequired",
+            "{operation}"
+        );
+        assert_eq!(
+            error_code(&gina.gql(operation, json!({})).await),
+            "accessDenied",
+            "{operation}"
+        );
+    }
+    assert_eq!(app.count("users"), 2);
+    assert_ok(&app.new_client().login(ADMIN, ADMIN_PASSWORD).await);
+}
+
+#[tokio::test]
+async fn disabling_a_user_ends_their_sessions_and_refuses_login() {
+    let app = spawn_app().await;
+    app.add_user("hank", "hank's password", "user").await;
+    let hank = app.new_client();
+    assert_ok(&hank.login("hank", "hank's password").await);
+    app.login_admin().await;
+    assert_ok(
+        &app.gql(
+            "{ enableUser(userId: \"hank\", enabled: false) }",
+            json!({}),
+        )
+        .await,
+    );
+
+    assert_eq!(
+        error_code(&hank.gql("{ tokenApiList { tokenName } }", json!({})).await),
+        "sessionExpired"
+    );
+    assert_eq!(
+        error_code(&hank.login("hank", "hank's password").await),
+        "authFailed"
+    );
+
+    assert_ok(
+        &app.gql("{ enableUser(userId: \"hank\", enabled: true) }", json!({}))
+            .await,
+    );
+    assert_ok(&hank.login("hank", "hank's password").await);
+}
+
+#[tokio::test]
+async fn deleting_a_user_ends_their_sessions() {
+    let app = spawn_app().await;
+    app.add_user("ivy", "ivy's password", "user").await;
+    let ivy = app.new_client();
+    assert_ok(&ivy.login("ivy", "ivy's password").await);
+    app.login_admin().await;
+    assert_eq!(
+        app.gql("{ deleteUser(userId: \"ivy\") }", json!({})).await["data"]["deleteUser"],
+        true
+    );
+    assert_eq!(
+        error_code(&ivy.gql("{ tokenApiList { tokenName } }", json!({})).await),
+        "sessionExpired"
+    );
+    assert_eq!(
+        error_code(&ivy.login("ivy", "ivy's password").await),
+        "authFailed"
+    );
+    assert_eq!(app.count("users"), 1);
+}
+
+#[tokio::test]
+async fn administrators_cannot_lock_themselves_out() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    for operation in [
+        "{ deleteUser(userId: \"admin\") }",
+        "{ enableUser(userId: \"admin\", enabled: false) }",
+        "{ setUserAuthRole(userId: \"admin\", authRole: \"user\") }",
+    ] {
+        assert_eq!(
+            error_code(&app.gql(operation, json!({})).await),
+            "invalidInput",
+            "{operation}"
+        );
+    }
+    assert_eq!(
+        app.gql("{ activeUser { authRole } }", json!({})).await["data"]["activeUser"]["authRole"],
+        "admin"
+    );
+}
+
+#[tokio::test]
+async fn changing_a_role_takes_effect_on_the_next_request() {
+    let app = spawn_app().await;
+    app.add_user("jack", "jack's password", "user").await;
+    let jack = app.new_client();
+    assert_ok(&jack.login("jack", "jack's password").await);
+    assert_eq!(
+        error_code(
+            &jack
+                .gql("{ listUsers(page: {}, filter: {}) { userId } }", json!({}))
+                .await
+        ),
+        "accessDenied"
+    );
+    app.login_admin().await;
+    assert_ok(
+        &app.gql(
+            "{ setUserAuthRole(userId: \"jack\", authRole: \"admin\") }",
+            json!({}),
+        )
+        .await,
+    );
+    assert_ok(
+        &jack
+            .gql("{ listUsers(page: {}, filter: {}) { userId } }", json!({}))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn setting_credentials_replaces_the_password_and_ends_sessions() {
+    let app = spawn_app().await;
+    app.add_user("kim", "kim's first password", "user").await;
+    let kim = app.new_client();
+    assert_ok(&kim.login("kim", "kim's first password").await);
+    app.login_admin().await;
+    let short = app
+        .gql("{ setUserCredentials(userId: \"kim\", providerId: \"local\", credentials: {password: \"short\"}) }", json!({}))
+        .await;
+    assert_eq!(error_code(&short), "invalidInput");
+    let other = app
+        .gql("{ setUserCredentials(userId: \"kim\", providerId: \"token\", credentials: {password: \"long enough\"}) }", json!({}))
+        .await;
+    assert_eq!(error_code(&other), "invalidInput");
+    assert_ok(
+        &app.gql("{ setUserCredentials(userId: \"kim\", providerId: \"local\", credentials: {password: \"kim's second password\"}) }", json!({}))
+            .await,
+    );
+    assert_eq!(
+        error_code(&kim.gql("{ tokenApiList { tokenName } }", json!({})).await),
+        "sessionExpired"
+    );
+    assert_eq!(
+        error_code(&kim.login("kim", "kim's first password").await),
+        "authFailed"
+    );
+    assert_ok(&kim.login("kim", "kim's second password").await);
+}
+
+#[tokio::test]
+async fn a_user_created_without_credentials_cannot_log_in() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    assert_ok(
+        &app.gql(
+            "{ createUser(userId: \"lee\", enabled: true) { userId } }",
+            json!({}),
+        )
+        .await,
+    );
+    assert_eq!(
+        error_code(&app.new_client().login("lee", "").await),
+        "authFailed"
+    );
+    assert_eq!(
+        error_code(&app.new_client().login("lee", "whatever password").await),
+        "authFailed"
+    );
+}
