@@ -43,6 +43,7 @@ impl App {
             auth: auth.clone(),
             schema: Arc::new(graphql::schema(settings.graphql.introspection)),
             secure_cookies: settings.server.public_url.is_https(),
+            console: settings.graphql.console,
         });
         let server = HttpServer::new(move || {
             ActixApp::new()

@@ -7,10 +7,7 @@ use super::{
     context::Context,
     types::{ApiFullTokenInfo, TokenLifetime},
 };
-use crate::{
-    auth::{Error, Expiry, Result, TokenName},
-    config::Lifetime,
-};
+use crate::auth::{Error, Expiry, Result, TokenName};
 
 pub struct Mutation;
 
@@ -33,13 +30,7 @@ impl Mutation {
                 ));
             }
             (Some(at), None) => Expiry::At(at),
-            (None, Some(lifetime)) => Expiry::Lifetime(match lifetime {
-                TokenLifetime::Day => Lifetime::Day,
-                TokenLifetime::Week => Lifetime::Week,
-                TokenLifetime::Month => Lifetime::Month,
-                TokenLifetime::Year => Lifetime::Year,
-                TokenLifetime::Never => Lifetime::Never,
-            }),
+            (None, Some(lifetime)) => Expiry::Lifetime(lifetime.into()),
             (None, None) => Expiry::Default,
         };
         let created = ctx.auth.create_token(user, &name, expiry).await?;

@@ -134,6 +134,19 @@ impl Query {
         Ok(tokens.into_iter().map(ApiTokenInfo::from).collect())
     }
 
+    /// The token rules of this server for the caller (Lodge's own, for the profile page).
+    fn token_api_policy(ctx: &Context) -> Result<TokenApiPolicy> {
+        let user = ctx.require_user()?;
+        let rules = &ctx.auth.settings().tokens;
+        Ok(TokenApiPolicy {
+            admins_only: rules.admins_only,
+            can_create: user.is_admin() || !rules.admins_only,
+            max_per_user: i32::try_from(rules.max_per_user).unwrap_or(i32::MAX),
+            allow_never: rules.allow_never,
+            default_lifetime: rules.default_lifetime.into(),
+        })
+    }
+
     /// Administrators only.
     async fn admin_user_info(ctx: &Context, user_id: ID) -> Result<AdminUserInfo> {
         ctx.require_admin()?;

@@ -4,7 +4,10 @@ use jiff::Timestamp;
 use juniper::{GraphQLEnum, GraphQLInputObject, GraphQLObject, ID, graphql_object};
 
 use super::{context::Context, scalars::Json};
-use crate::auth::{Role, Session, Token, User};
+use crate::{
+    auth::{Role, Session, Token, User},
+    config::Lifetime,
+};
 
 #[derive(Debug, Clone, Copy, GraphQLEnum)]
 pub enum AuthStatus {
@@ -35,6 +38,45 @@ pub enum TokenLifetime {
     Month,
     Year,
     Never,
+}
+
+impl From<TokenLifetime> for Lifetime {
+    fn from(l: TokenLifetime) -> Self {
+        match l {
+            TokenLifetime::Day => Lifetime::Day,
+            TokenLifetime::Week => Lifetime::Week,
+            TokenLifetime::Month => Lifetime::Month,
+            TokenLifetime::Year => Lifetime::Year,
+            TokenLifetime::Never => Lifetime::Never,
+        }
+    }
+}
+
+impl From<Lifetime> for TokenLifetime {
+    fn from(l: Lifetime) -> Self {
+        match l {
+            Lifetime::Day => TokenLifetime::Day,
+            Lifetime::Week => TokenLifetime::Week,
+            Lifetime::Month => TokenLifetime::Month,
+            Lifetime::Year => TokenLifetime::Year,
+            Lifetime::Never => TokenLifetime::Never,
+        }
+    }
+}
+
+/// The token rules of this server, as they apply to the caller.
+#[derive(Debug, GraphQLObject)]
+pub struct TokenApiPolicy {
+    /// Only administrators may create tokens.
+    pub admins_only: bool,
+    /// Whether the caller may create tokens.
+    pub can_create: bool,
+    /// Tokens a user may hold at once; expired ones do not count.
+    pub max_per_user: i32,
+    /// Whether `NEVER` may be chosen.
+    pub allow_never: bool,
+    /// The lifetime of a token created with neither `lifetime` nor `expiresAt`.
+    pub default_lifetime: TokenLifetime,
 }
 
 #[derive(Debug, Clone, Copy, GraphQLEnum)]

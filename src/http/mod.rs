@@ -1,6 +1,7 @@
 //! actix glue only: routes, the GraphQL handler, the session cookie.
 
 mod gql;
+mod pages;
 
 use std::sync::Arc;
 
@@ -13,6 +14,8 @@ pub struct AppState {
     pub auth: Auth,
     pub schema: Arc<Schema>,
     pub secure_cookies: bool,
+    /// Whether `/api/gql/console` is served (`graphql.console`).
+    pub console: bool,
 }
 
 pub const SESSION_COOKIE: &str = "cb-session-id";
@@ -23,7 +26,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(gql::handle))
             .default_service(web::to(gql::method_not_allowed)),
     )
-    .route("/healthz", web::get().to(healthz));
+    .route("/healthz", web::get().to(healthz))
+    .configure(pages::routes);
 }
 
 /// Liveness: answers without touching the database.

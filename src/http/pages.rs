@@ -1,0 +1,80 @@
+//! The profile page and the GraphQL console: static files built into the binary.
+
+use actix_web::{HttpResponse, http::header, web};
+
+use super::AppState;
+
+/// No inline script or style, nothing from elsewhere, never inside a frame.
+const CSP: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../static/app.js"),
+    },
+    Asset {
+        path: "console.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../static/console.js"),
+    },
+    Asset {
+        path: "common.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../static/common.js"),
+    },
+    Asset {
+        path: "lodge.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../static/lodge.css"),
+    },
+];
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(profile))
+        .route("/api/gql/console", web::get().to(console))
+        .route("/static/{file}", web::get().to(asset));
+}
+
+fn page(body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+async fn profile() -> HttpResponse {
+    page(include_str!("../../static/index.html"))
+}
+
+async fn console(state: web::Data<AppState>) -> HttpResponse {
+    if !state.console {
+        return HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("the GraphQL console is turned off (graphql.console)\n");
+    }
+    page(include_str!("../../static/console.html"))
+}
+
+async fn asset(file: web::Path<String>) -> HttpResponse {
+    match ASSETS.iter().find(|a| a.path == file.as_str()) {
+        Some(asset) => HttpResponse::Ok()
+            .content_type(asset.content_type)
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .body(asset.body),
+        None => HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("not found\n"),
+    }
+}
