@@ -232,3 +232,88 @@ async fn healthz_answers_without_a_login() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn pages_send_a_strict_content_security_policy_and_no_sniffing() {
+    let app = spawn_app().await;
+    for path in ["/", "/api/gql/console"] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        let html = response.text().await.unwrap();
+        assert!(
+            !html.contains("<script>") && !html.contains("style="),
+            "{path}: nothing inline"
+        );
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "{path}: nothing from elsewhere"
+        );
+    }
+    for asset in ["app.js", "common.js", "console.js", "lodge.css"] {
+        let response = app
+            .client
+            .get(format!("{}/static/{asset}", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "{asset}"
+        );
+    }
+    let missing = app
+        .client
+        .get(format!("{}/static/secret.txt", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn the_console_can_be_turned_off() {
+    let app = spawn_app_with(|s| s.graphql.console = false).await;
+    let response = app
+        .client
+        .get(format!("{}/api/gql/console", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.text().await.unwrap().contains("graphql.console"));
+}
+
+#[tokio::test]
+async fn the_token_policy_tells_the_page_who_may_create_tokens() {
+    let app = spawn_app().await;
+    app.add_user("sam", "sam's password", "user").await;
+    app.login_admin().await;
+    let query = "{ tokenApiPolicy { adminsOnly canCreate maxPerUser allowNever defaultLifetime } }";
+    assert_eq!(
+        app.gql(query, json!({})).await["data"]["tokenApiPolicy"],
+        json!({ "adminsOnly": true, "canCreate": true, "maxPerUser": 5, "allowNever": true, "defaultLifetime": "MONTH" })
+    );
+    let sam = app.new_client();
+    sam.login("sam", "sam's password").await;
+    assert_eq!(
+        sam.gql(query, json!({})).await["data"]["tokenApiPolicy"]["canCreate"],
+        false
+    );
+    assert_eq!(
+        error_code(&app.new_client().gql(query, json!({})).await),
+        "authRequired"
+    );
+}
