@@ -26,6 +26,7 @@ pub struct Settings {
     pub session: SessionSettings,
     pub graphql: GraphqlSettings,
     pub tokens: TokenSettings,
+    pub forward_auth: ForwardAuthSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +73,81 @@ pub struct TokenSettings {
     pub allow_never: bool,
     pub end_sessions_on_delete: bool,
     pub keep_expired: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardAuthSettings {
+    pub allow_tokens: bool,
+    pub allow_sessions: bool,
+    pub user_header: HeaderName,
+    pub team_header: HeaderName,
+    pub full_name_header: HeaderName,
+    pub return_origins: Vec<Origin>,
+}
+
+impl Default for ForwardAuthSettings {
+    fn default() -> Self {
+        Self {
+            allow_tokens: true,
+            allow_sessions: true,
+            user_header: HeaderName("X-User".into()),
+            team_header: HeaderName("X-Team".into()),
+            full_name_header: HeaderName("X-Full-name".into()),
+            return_origins: Vec::new(),
+        }
+    }
+}
+
+/// An HTTP header name: letters, digits and `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderName(pub String);
+
+impl HeaderName {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let valid =
+            !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if valid {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is not a header name (letters, digits and -)"
+            ))
+        }
+    }
+}
+
+impl Serialize for HeaderName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for HeaderName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        HeaderName::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A web origin, `scheme://host[:port]`, such as `https://grafana.example.com`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin(pub String);
+
+impl Serialize for Origin {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Origin {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match PublicUrl::parse(&text).map_err(serde::de::Error::custom)?.0 {
+            Some(origin) => Ok(Origin(origin)),
+            None => Err(serde::de::Error::custom("an origin may not be empty")),
+        }
+    }
 }
 
 impl Default for ServerSettings {

@@ -215,6 +215,7 @@ async function login(event) {
     );
     $("login-password").value = "";
     $("login-error").textContent = "";
+    if (await followReturnTo()) return;
     const data = await gql("{ activeUser { userId displayName authRole } }");
     await enterProfile(data.activeUser);
     focusTokens();
@@ -223,6 +224,17 @@ async function login(event) {
     $("login-error").textContent =
       error.code === "authFailed" ? "Wrong user or password." : error.message;
   }
+}
+
+// After a login, `?return_to=` leads back to the service that sent the browser here, when the
+// server allows its origin (forward_auth.return_origins).
+async function followReturnTo() {
+  const target = new URLSearchParams(location.search).get("return_to");
+  if (!target) return false;
+  const data = await gql("query($target: String!) { authReturnUrl(returnTo: $target) }", { target });
+  if (!data.authReturnUrl) return false;
+  location.assign(data.authReturnUrl);
+  return true;
 }
 
 async function logout() {

@@ -2,6 +2,7 @@
 //! Knows no HTTP or GraphQL type; takes the time from its [`Clock`].
 
 pub mod password;
+pub mod return_to;
 pub mod secret;
 mod sessions;
 mod tokens;

@@ -16,16 +16,19 @@ pub enum CookieChange {
 pub struct Context {
     pub auth: Auth,
     pub caller: Caller,
+    /// The request's `Host`, the server's own origin as the browser sees it.
+    pub host: Option<String>,
     cookie: Mutex<Option<CookieChange>>,
 }
 
 impl juniper::Context for Context {}
 
 impl Context {
-    pub fn new(auth: Auth, caller: Caller) -> Self {
+    pub fn new(auth: Auth, caller: Caller, host: Option<String>) -> Self {
         Self {
             auth,
             caller,
+            host,
             cookie: Mutex::new(None),
         }
     }

@@ -7,7 +7,7 @@ use super::{
     scalars::Credentials,
     types::*,
 };
-use crate::auth::{Caller, Error, NewPassword, Result, Role, UserFilter, UserId};
+use crate::auth::{Caller, Error, NewPassword, Result, Role, UserFilter, UserId, return_to};
 
 pub struct Query;
 
@@ -145,6 +145,19 @@ impl Query {
             allow_never: rules.allow_never,
             default_lifetime: rules.default_lifetime.into(),
         })
+    }
+
+    /// Where the login page may send the browser after login (Lodge's own): `returnTo` when it is
+    /// a path on Lodge, on Lodge's own origin, or on one of `forward_auth.return_origins`;
+    /// null otherwise, so a link cannot make Lodge an open redirect.
+    fn auth_return_url(ctx: &Context, return_to: String) -> Option<String> {
+        let settings = ctx.auth.settings();
+        return_to::allowed_return(
+            &return_to,
+            ctx.host.as_deref(),
+            settings.server.public_url.origin(),
+            &settings.forward_auth,
+        )
     }
 
     /// Administrators only.

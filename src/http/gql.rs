@@ -66,7 +66,12 @@ pub async fn handle(
         }
     };
     let dead_cookie = matches!(caller, Caller::Expired);
-    let ctx = Context::new(state.auth.clone(), caller);
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    let ctx = Context::new(state.auth.clone(), caller, host);
 
     let variables = request.variables();
     let result = match ValidatedOperation::new(
@@ -152,7 +157,7 @@ fn parse_request(body: &[u8]) -> Result<GraphQLRequest, String> {
 }
 
 /// The token of an `Authorization: Bearer` header, if there is one.
-fn bearer_token(req: &HttpRequest) -> Option<String> {
+pub(super) fn bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let value = value.trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));

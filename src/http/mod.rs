@@ -1,5 +1,6 @@
 //! actix glue only: routes, the GraphQL handler, the session cookie.
 
+mod forward_auth;
 mod gql;
 mod pages;
 
@@ -27,7 +28,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(gql::method_not_allowed)),
     )
     .route("/healthz", web::get().to(healthz))
-    .configure(pages::routes);
+    .configure(pages::routes)
+    .configure(forward_auth::routes);
 }
 
 /// Liveness: answers without touching the database.
