@@ -476,5 +476,37 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
         true
     );
 
+    // After login, `return_to` is followed to Lodge's own pages and ignored for a foreign origin.
+    click(&client, "#logout").await;
+    client
+        .goto(&format!("{}/?return_to=https://evil.example/", app.url))
+        .await
+        .unwrap();
+    log_in(&client, "rosa", "rosa's password").await;
+    wait_for(
+        &client,
+        "!document.getElementById('profile-view').hidden",
+        "the profile",
+    )
+    .await;
+    let here = client.current_url().await.unwrap();
+    assert_eq!(
+        here.host_str(),
+        Some("127.0.0.1"),
+        "stayed on Lodge: {here}"
+    );
+    click(&client, "#logout").await;
+    client
+        .goto(&format!("{}/?return_to=/api/gql/console", app.url))
+        .await
+        .unwrap();
+    log_in(&client, "rosa", "rosa's password").await;
+    wait_for(
+        &client,
+        "location.pathname === '/api/gql/console'",
+        "the console",
+    )
+    .await;
+
     client.close().await.unwrap();
 }

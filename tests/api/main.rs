@@ -1,9 +1,11 @@
 //! The integration tests: the real server over HTTP, each with its own SQLite file.
 
 mod binary;
+mod forward_auth;
 mod helpers;
 mod http;
 mod login;
+mod proxy;
 mod sessions;
 mod store;
 mod tokens;

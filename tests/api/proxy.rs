@@ -1,0 +1,238 @@
+//! A real nginx with `auth_request` against Lodge, in front of an upstream that echoes headers.
+//! The nginx configuration is `docs/nginx-forward-auth.conf`, the one the docs tell people to use.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use jiff::SignedDuration;
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn nginx_binary() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from));
+    dirs.into_iter()
+        .map(|d| d.join("nginx"))
+        .find(|p| p.is_file())
+}
+
+/// An upstream that answers every request with the request's headers, one per line.
+fn start_upstream() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut headers = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                headers.push_str(line.trim_end());
+                headers.push('\n');
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{headers}",
+                headers.len()
+            );
+        }
+    });
+    (port, hits)
+}
+
+struct Nginx {
+    child: Child,
+    _prefix: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_nginx(binary: &Path, lodge: &str, upstream: u16) -> (Nginx, u16) {
+    let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/nginx-forward-auth.conf");
+    let server = std::fs::read_to_string(documented).unwrap();
+    let port = free_port();
+    let server = server
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+        .replace("127.0.0.1:8978", lodge)
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"));
+    let prefix = tempfile::tempdir().unwrap();
+    let p = prefix.path().display();
+    let config = format!(
+        "user root;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
+         fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
+         {server}\n}}\n"
+    );
+    let path = prefix.path().join("nginx.conf");
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new(binary)
+        .args([
+            "-p",
+            &p.to_string(),
+            "-c",
+            &path.display().to_string(),
+            "-g",
+            "daemon off;",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nginx starts");
+    let nginx = Nginx {
+        child,
+        _prefix: prefix,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (nginx, port)
+}
+
+#[tokio::test]
+async fn nginx_lets_through_only_requests_with_a_lodge_token_or_session() {
+    let Some(binary) = nginx_binary() else {
+        let why = "proxy test skipped: nginx is not installed (Debian: apt-get install nginx)";
+        if std::env::var_os("LODGE_REQUIRE_NGINX").is_some() {
+            panic!("{why}, and LODGE_REQUIRE_NGINX is set");
+        }
+        eprintln!("{why}");
+        return;
+    };
+    let app = spawn_app().await;
+    app.add_user("vera", "vera's password", "admin").await;
+    app.login_admin().await;
+    let admin_token = app.new_token("admin's").await;
+    let doomed = app.new_token("doomed").await;
+    let expiring = app.create_token("expiring", "DAY").await["data"]["tokenApiCreate"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let vera = app.new_client();
+    vera.login("vera", "vera's password").await;
+    let vera_token = vera.new_token("vera's").await;
+
+    let (upstream, hits) = start_upstream();
+    let lodge = app.url.trim_start_matches("http://").to_owned();
+    let (_nginx, port) = start_nginx(&binary, &lodge, upstream);
+    let through = |headers: Vec<(&'static str, String)>| {
+        let client = app.client.clone();
+        async move {
+            let mut request = client.get(format!("http://127.0.0.1:{port}/some/page"));
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.text().await.unwrap().to_lowercase(),
+            )
+        }
+    };
+    let bearer = |t: &str| ("Authorization", format!("Bearer {t}"));
+
+    // A valid token reaches the upstream with Lodge's headers.
+    let (status, seen) = through(vec![bearer(&admin_token)]).await;
+    assert_eq!(status, 200);
+    assert!(seen.contains("x-user: admin\n"), "{seen}");
+    assert!(seen.contains("x-team: admin|user\n"), "{seen}");
+
+    // So does a session cookie from authLogin.
+    let cookie = ("Cookie", format!("cb-session-id={}", app.cookie().unwrap()));
+    let (status, seen) = through(vec![cookie]).await;
+    assert_eq!(status, 200);
+    assert!(seen.contains("x-user: admin\n"), "{seen}");
+
+    // A token deleted a moment ago, one expired, a bad one, and none: 401, never upstream.
+    let (status, _) = through(vec![bearer(&doomed)]).await;
+    assert_eq!(status, 200, "valid before the delete");
+    assert_ok(
+        &app.gql(
+            "mutation { tokenApiDelete(tokenName: \"doomed\") }",
+            json!({}),
+        )
+        .await,
+    );
+    app.advance(SignedDuration::from_hours(25));
+    app.login_admin().await;
+    let before = hits.load(Ordering::SeqCst);
+    let refused = [
+        ("no credentials", vec![]),
+        ("a bad token", vec![bearer("lodge_not_a_token")]),
+        ("an expired token", vec![bearer(&expiring)]),
+        ("a deleted token", vec![bearer(&doomed)]),
+        (
+            "a forged X-User alone",
+            vec![("X-User", "admin".to_owned())],
+        ),
+        (
+            "a forged X-User with a bad token",
+            vec![("X-User", "admin".to_owned()), bearer("lodge_x")],
+        ),
+    ];
+    for (case, headers) in refused {
+        let (status, _) = through(headers).await;
+        assert_eq!(status, 401, "{case}");
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        before,
+        "no refused request reached the upstream"
+    );
+
+    // A forged X-User beside another user's valid token: the upstream sees the token's user.
+    let (status, seen) = through(vec![
+        ("X-User", "admin".to_owned()),
+        ("X-Team", "admin|user".to_owned()),
+        bearer(&vera_token),
+    ])
+    .await;
+    assert_eq!(status, 200);
+    assert!(seen.contains("x-user: vera\n"), "{seen}");
+    assert!(!seen.contains("x-user: admin"), "{seen}");
+    assert_eq!(seen.matches("x-user:").count(), 1, "{seen}");
+}
+
+#[test]
+fn the_docs_show_the_tested_nginx_configuration_verbatim() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let conf = std::fs::read_to_string(docs.join("nginx-forward-auth.conf")).unwrap();
+    let guide = std::fs::read_to_string(docs.join("forward-auth.md")).unwrap();
+    assert!(
+        guide.contains(&conf),
+        "docs/forward-auth.md must show docs/nginx-forward-auth.conf"
+    );
+}
