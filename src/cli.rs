@@ -112,7 +112,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(settings).await,
         Command::Schema => {
-            print!("{}", graphql::schema(true).as_sdl());
+            print!("{}", graphql::schema(&Default::default()).as_sdl());
             Ok(())
         }
         Command::User(command) => user(command, open(settings)?).await,

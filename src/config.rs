@@ -2,6 +2,7 @@
 
 use std::{
     fmt,
+    net::IpAddr,
     path::{Path, PathBuf},
 };
 
@@ -27,6 +28,7 @@ pub struct Settings {
     pub graphql: GraphqlSettings,
     pub tokens: TokenSettings,
     pub forward_auth: ForwardAuthSettings,
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +37,7 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub public_url: PublicUrl,
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +65,10 @@ pub struct SessionSettings {
 pub struct GraphqlSettings {
     pub introspection: bool,
     pub console: bool,
+    pub max_depth: usize,
+    pub max_tokens: usize,
+    pub max_fields: usize,
+    pub max_logins_per_request: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +80,81 @@ pub struct TokenSettings {
     pub allow_never: bool,
     pub end_sessions_on_delete: bool,
     pub keep_expired: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    pub account_failures: u32,
+    pub account_lock: Duration,
+    pub address_burst: u32,
+    pub address_refill: Duration,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            account_failures: 10,
+            account_lock: Duration(SignedDuration::from_mins(5)),
+            address_burst: 30,
+            address_refill: Duration(SignedDuration::from_secs(2)),
+        }
+    }
+}
+
+/// An address or a network in CIDR form: `10.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub address: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("`{text}` is not an IP address or network such as 10.0.0.0/8");
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let address: IpAddr = address.parse().map_err(|_| bad())?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Self { address, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}/{}", self.address, self.prefix))
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        IpNet::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +238,7 @@ impl Default for ServerSettings {
             host: "127.0.0.1".into(),
             port: 8978,
             public_url: PublicUrl::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -205,6 +288,10 @@ impl Default for GraphqlSettings {
         Self {
             introspection: true,
             console: true,
+            max_depth: 32,
+            max_tokens: 5_000,
+            max_fields: 1_000,
+            max_logins_per_request: 5,
         }
     }
 }

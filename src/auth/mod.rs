@@ -1,6 +1,7 @@
 //! What the product does: users, password and token login, sessions, API tokens.
 //! Knows no HTTP or GraphQL type; takes the time from its [`Clock`].
 
+pub mod limits;
 pub mod password;
 pub mod return_to;
 pub mod secret;
@@ -19,7 +20,7 @@ use crate::{
 };
 
 pub use password::NewPassword;
-pub use sessions::{Caller, LoginOutcome, Session, SessionState};
+pub use sessions::{Caller, LoginOptions, LoginOutcome, Session, SessionState};
 pub use tokens::{Expiry, NewToken, Token, TokenName};
 pub use users::{UserFilter, UserId};
 
@@ -42,6 +43,10 @@ pub enum Error {
     AlreadyExists(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("too many failed logins: try again in {} s", .0.as_secs().max(1))]
+    TooManyRequests(jiff::SignedDuration),
+    #[error("too many logins in one request: at most {0} authLogin fields")]
+    TooManyLogins(usize),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -58,6 +63,7 @@ impl Error {
             Error::InvalidInput(_) => "invalidInput",
             Error::AlreadyExists(_) => "alreadyExists",
             Error::NotFound(_) => "notFound",
+            Error::TooManyRequests(_) | Error::TooManyLogins(_) => "tooManyRequests",
             Error::Internal(_) => "internalError",
         }
     }
@@ -137,6 +143,7 @@ pub struct Auth {
     store: Store,
     clock: Clock,
     settings: Arc<Settings>,
+    limits: Arc<limits::Limits>,
 }
 
 impl Auth {
@@ -144,6 +151,7 @@ impl Auth {
         Self {
             store,
             clock,
+            limits: Arc::new(limits::Limits::new(settings.limits.clone())),
             settings,
         }
     }
@@ -160,12 +168,17 @@ impl Auth {
         &self.store
     }
 
+    pub fn limits(&self) -> &limits::Limits {
+        &self.limits
+    }
+
     /// Removes ended sessions and tokens past `tokens.keep_expired`.
     pub async fn housekeeping(&self) -> Result<(usize, usize)> {
         let now = self.now();
         let idle = (now - self.settings.session.idle_timeout.0).as_microsecond();
         let opened = (now - self.settings.session.max_lifetime.0).as_microsecond();
         let expired = (now - self.settings.tokens.keep_expired.0).as_microsecond();
+        self.limits.prune(now);
         Ok(self
             .store
             .run(move |conn| {

@@ -1,9 +1,13 @@
 //! Logging in, the sessions a login opens, and who is calling.
 
+use std::net::IpAddr;
+
 use jiff::{SignedDuration, Timestamp};
 
 use super::{
-    Auth, Error, Result, User, from_micros, off_thread,
+    Auth, Error, Result, User, from_micros,
+    limits::Attempt,
+    off_thread,
     password::{self, ClientHash},
     secret::{ApiTokenSecret, SessionSecret, random_id},
 };
@@ -40,6 +44,8 @@ pub enum Caller {
     },
     /// A bearer token that does not log in.
     BadBearer,
+    /// A bearer token from an address with too many failures: not even looked at.
+    Throttled,
 }
 
 impl Caller {
@@ -59,6 +65,7 @@ impl Caller {
             Caller::Anonymous => Err(Error::AuthRequired),
             Caller::Expired => Err(Error::SessionExpired),
             Caller::BadBearer => Err(Error::AuthFailed),
+            Caller::Throttled => Err(Error::TooManyRequests(SignedDuration::ZERO)),
         }
     }
 
@@ -70,6 +77,17 @@ impl Caller {
             Err(Error::AccessDenied("this needs an administrator"))
         }
     }
+}
+
+/// How a login is asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoginOptions {
+    /// The client's address, for throttling.
+    pub address: Option<IpAddr>,
+    /// The session the caller had, which the new one replaces.
+    pub replaces: Option<i64>,
+    /// `forceSessionsLogout`: end the user's other sessions.
+    pub end_other_sessions: bool,
 }
 
 /// A successful login: the new cookie value and its session.
@@ -90,9 +108,22 @@ pub struct SessionState {
 
 impl Auth {
     /// Identifies the caller by its bearer token (first) or its session cookie.
-    pub async fn caller(&self, cookie: Option<&str>, bearer: Option<&str>) -> Result<Caller> {
+    /// Failed bearer tokens count toward the address's login limit.
+    pub async fn caller(
+        &self,
+        cookie: Option<&str>,
+        bearer: Option<&str>,
+        address: Option<IpAddr>,
+    ) -> Result<Caller> {
         if let Some(bearer) = bearer {
-            return self.bearer(bearer).await;
+            let Ok(attempt) = self.begin_attempt(address, None) else {
+                return Ok(Caller::Throttled);
+            };
+            let caller = self.bearer(bearer).await;
+            let failed = !matches!(caller, Ok(Caller::Bearer { .. }));
+            let outcome = if failed { Err(()) } else { Ok(()) };
+            self.settle(attempt, &outcome);
+            return caller;
         }
         let Some(cookie) = cookie else {
             return Ok(Caller::Anonymous);
@@ -162,12 +193,24 @@ impl Auth {
     }
 
     /// `authLogin` with the `local` provider: a user id and a password or its client hash.
+    /// Throttled per client address and per account before any work.
     pub async fn login_local(
         &self,
         user_id: &str,
         credential: &str,
-        replaces: Option<i64>,
-        end_other_sessions: bool,
+        login: LoginOptions,
+    ) -> Result<LoginOutcome> {
+        let attempt = self.begin_attempt(login.address, Some(user_id))?;
+        let outcome = self.check_password(user_id, credential, login).await;
+        self.settle(attempt, &outcome);
+        outcome
+    }
+
+    async fn check_password(
+        &self,
+        user_id: &str,
+        credential: &str,
+        login: LoginOptions,
     ) -> Result<LoginOutcome> {
         let client = ClientHash::from_credential(credential);
         let user_id = user_id.trim().to_owned();
@@ -183,24 +226,38 @@ impl Auth {
         let matches = off_thread(move || password::verify(&client, &stored)).await?;
         match row {
             Some(row) if matches && row.enabled && row.password_hash.is_some() => {
-                self.open_session(User::from(row), "local", None, replaces, end_other_sessions)
+                self.open_session(User::from(row), "local", None, login)
                     .await
             }
             _ => Err(Error::AuthFailed),
         }
     }
 
-    /// `authLogin` with the `token` provider.
-    pub async fn login_token(
-        &self,
-        text: &str,
-        replaces: Option<i64>,
-        end_other_sessions: bool,
-    ) -> Result<LoginOutcome> {
-        let secret = ApiTokenSecret::parse(text).map_err(|_| Error::AuthFailed)?;
-        let (user, _, token_id) = self.token_owner(&secret).await?.ok_or(Error::AuthFailed)?;
-        self.open_session(user, "token", Some(token_id), replaces, end_other_sessions)
-            .await
+    /// `authLogin` with the `token` provider, throttled per client address.
+    pub async fn login_token(&self, text: &str, login: LoginOptions) -> Result<LoginOutcome> {
+        let attempt = self.begin_attempt(login.address, None)?;
+        let outcome = async {
+            let secret = ApiTokenSecret::parse(text).map_err(|_| Error::AuthFailed)?;
+            let (user, _, token_id) = self.token_owner(&secret).await?.ok_or(Error::AuthFailed)?;
+            self.open_session(user, "token", Some(token_id), login)
+                .await
+        }
+        .await;
+        self.settle(attempt, &outcome);
+        outcome
+    }
+
+    fn begin_attempt(&self, address: Option<IpAddr>, account: Option<&str>) -> Result<Attempt> {
+        self.limits()
+            .begin(self.now(), address, account)
+            .map_err(|t| Error::TooManyRequests(t.retry_after))
+    }
+
+    fn settle<T, E>(&self, attempt: Attempt, outcome: &std::result::Result<T, E>) {
+        match outcome {
+            Ok(_) => self.limits().succeeded(attempt, self.now()),
+            Err(_) => self.limits().failed(attempt, self.now()),
+        }
     }
 
     async fn open_session(
@@ -208,9 +265,13 @@ impl Auth {
         user: User,
         provider: &'static str,
         token_id: Option<i64>,
-        replaces: Option<i64>,
-        end_other_sessions: bool,
+        login: LoginOptions,
     ) -> Result<LoginOutcome> {
+        let LoginOptions {
+            replaces,
+            end_other_sessions,
+            ..
+        } = login;
         let secret = SessionSecret::generate();
         let digest = secret.digest();
         let now = self.now();

@@ -1,6 +1,12 @@
 //! What every resolver gets: the product's rules and the already identified caller.
 
-use std::sync::Mutex;
+use std::{
+    net::IpAddr,
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use juniper::{FieldError, IntoFieldError, ScalarValue, graphql_value};
 
@@ -16,21 +22,41 @@ pub enum CookieChange {
 pub struct Context {
     pub auth: Auth,
     pub caller: Caller,
+    /// Where the request came from, as the HTTP layer established it.
+    pub request: RequestInfo,
+    cookie: Mutex<Option<CookieChange>>,
+    logins: AtomicUsize,
+}
+
+/// What the HTTP layer knows of a request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
     /// The request's `Host`, the server's own origin as the browser sees it.
     pub host: Option<String>,
-    cookie: Mutex<Option<CookieChange>>,
+    /// The client's address: the peer, or what a trusted proxy says.
+    pub address: Option<IpAddr>,
 }
 
 impl juniper::Context for Context {}
 
 impl Context {
-    pub fn new(auth: Auth, caller: Caller, host: Option<String>) -> Self {
+    pub fn new(auth: Auth, caller: Caller, request: RequestInfo) -> Self {
         Self {
             auth,
             caller,
-            host,
+            request,
             cookie: Mutex::new(None),
+            logins: AtomicUsize::new(0),
         }
+    }
+
+    /// Counts an `authLogin` field; one request may hold `graphql.max_logins_per_request`.
+    pub fn count_login(&self) -> Result<()> {
+        let max = self.auth.settings().graphql.max_logins_per_request;
+        if self.logins.fetch_add(1, Ordering::SeqCst) >= max {
+            return Err(Error::TooManyLogins(max));
+        }
+        Ok(())
     }
 
     pub fn require_user(&self) -> Result<&User> {

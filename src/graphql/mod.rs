@@ -8,16 +8,21 @@ pub mod types;
 
 use juniper::{EmptySubscription, RootNode};
 
-pub use context::{Context, CookieChange};
+use crate::config::GraphqlSettings;
+
+pub use context::{Context, CookieChange, RequestInfo};
 pub use mutation::Mutation;
 pub use query::Query;
 
 pub type Schema = RootNode<Query, Mutation, EmptySubscription<Context>>;
 
-/// Builds the schema once; the server shares it between requests.
-pub fn schema(introspection: bool) -> Schema {
-    let schema = Schema::new(Query, Mutation, EmptySubscription::new());
-    if introspection {
+/// Builds the schema once with the configured limits; the server shares it between requests.
+pub fn schema(settings: &GraphqlSettings) -> Schema {
+    let schema = Schema::new(Query, Mutation, EmptySubscription::new())
+        .limit_depth(settings.max_depth)
+        .limit_tokens(settings.max_tokens)
+        .limit_fields(settings.max_fields);
+    if settings.introspection {
         schema
     } else {
         schema.disable_introspection()

@@ -7,7 +7,9 @@ use super::{
     scalars::Credentials,
     types::*,
 };
-use crate::auth::{Caller, Error, NewPassword, Result, Role, UserFilter, UserId, return_to};
+use crate::auth::{
+    Caller, Error, LoginOptions, NewPassword, Result, Role, UserFilter, UserId, return_to,
+};
 
 pub struct Query;
 
@@ -24,9 +26,13 @@ impl Query {
         force_sessions_logout: Option<bool>,
     ) -> Result<AuthInfo> {
         let _ = (configuration, link_user);
+        ctx.count_login()?;
         let credentials = credentials.unwrap_or_default();
-        let replaces = ctx.session_id();
-        let force = force_sessions_logout.unwrap_or(false);
+        let login = LoginOptions {
+            address: ctx.request.address,
+            replaces: ctx.session_id(),
+            end_other_sessions: force_sessions_logout.unwrap_or(false),
+        };
         let outcome = match &*provider {
             "local" => {
                 let (Some(user), Some(password)) = (credentials.user, credentials.password) else {
@@ -34,9 +40,7 @@ impl Query {
                         "provider `local` needs credentials {user, password}".into(),
                     ));
                 };
-                ctx.auth
-                    .login_local(&user, &password, replaces, force)
-                    .await?
+                ctx.auth.login_local(&user, &password, login).await?
             }
             "token" => {
                 let Some(token) = credentials.token else {
@@ -44,7 +48,7 @@ impl Query {
                         "provider `token` needs credentials {token}".into(),
                     ));
                 };
-                ctx.auth.login_token(&token, replaces, force).await?
+                ctx.auth.login_token(&token, login).await?
             }
             other => {
                 return Err(Error::InvalidInput(format!(
@@ -154,7 +158,7 @@ impl Query {
         let settings = ctx.auth.settings();
         return_to::allowed_return(
             &return_to,
-            ctx.host.as_deref(),
+            ctx.request.host.as_deref(),
             settings.server.public_url.origin(),
             &settings.forward_auth,
         )

@@ -6,8 +6,11 @@ use actix_web::{
     web,
 };
 
-use super::{AppState, SESSION_COOKIE, gql::bearer_token};
-use crate::graphql::types::teams;
+use super::{
+    AppState, SESSION_COOKIE,
+    gql::{bearer_token, client_address},
+};
+use crate::{auth::Caller, graphql::types::teams};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -28,11 +31,21 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let cookie = req
         .cookie(SESSION_COOKIE)
         .filter(|_| rules.allow_sessions && bearer.is_none());
+    let address = client_address(&req, &state.auth.settings().server.trusted_proxies);
     let caller = state
         .auth
-        .caller(cookie.as_ref().map(|c| c.value()), bearer.as_deref())
+        .caller(
+            cookie.as_ref().map(|c| c.value()),
+            bearer.as_deref(),
+            address,
+        )
         .await;
     let user = match &caller {
+        Ok(Caller::Throttled) => {
+            return HttpResponse::TooManyRequests()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish();
+        }
         Ok(caller) => match caller.user() {
             Some(user) => user,
             None => return denied(),

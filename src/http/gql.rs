@@ -1,5 +1,7 @@
 //! `POST /api/gql`: the only way an operation runs; GET never does.
 
+use std::net::IpAddr;
+
 use actix_web::{
     HttpRequest, HttpResponse,
     cookie::{Cookie, SameSite, time::Duration as CookieAge},
@@ -15,7 +17,8 @@ use juniper::{
 use super::{AppState, SESSION_COOKIE, json_error};
 use crate::{
     auth::Caller,
-    graphql::{Context, CookieChange},
+    config::IpNet,
+    graphql::{Context, CookieChange, RequestInfo},
 };
 
 /// The largest request body accepted.
@@ -37,6 +40,9 @@ pub async fn handle(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    if let Err(why) = same_site(&req, state.auth.settings().server.public_url.origin()) {
+        return json_error(StatusCode::FORBIDDEN, &why);
+    }
     if !is_json(&req) {
         return json_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -54,9 +60,18 @@ pub async fn handle(
 
     let cookie = req.cookie(SESSION_COOKIE);
     let bearer = bearer_token(&req);
+    let settings = state.auth.settings();
+    let request_info = RequestInfo {
+        host: host(&req).map(str::to_owned),
+        address: client_address(&req, &settings.server.trusted_proxies),
+    };
     let caller = match state
         .auth
-        .caller(cookie.as_ref().map(|c| c.value()), bearer.as_deref())
+        .caller(
+            cookie.as_ref().map(|c| c.value()),
+            bearer.as_deref(),
+            request_info.address,
+        )
         .await
     {
         Ok(caller) => caller,
@@ -66,12 +81,7 @@ pub async fn handle(
         }
     };
     let dead_cookie = matches!(caller, Caller::Expired);
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
-    let ctx = Context::new(state.auth.clone(), caller, host);
+    let ctx = Context::new(state.auth.clone(), caller, request_info);
 
     let variables = request.variables();
     let result = match ValidatedOperation::new(
@@ -99,6 +109,61 @@ pub async fn handle(
         None => {}
     }
     builder.json(response)
+}
+
+fn host(req: &HttpRequest) -> Option<&str> {
+    req.headers().get(header::HOST)?.to_str().ok()
+}
+
+/// Refuses what a browser marks as coming from another site: `Sec-Fetch-Site: cross-site`, or an
+/// `Origin` that is neither this server's host nor `server.public_url`. Scripts send neither.
+fn same_site(req: &HttpRequest, public_origin: Option<&str>) -> Result<(), String> {
+    let headers = req.headers();
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|site| site.eq_ignore_ascii_case("cross-site")) {
+        return Err("cross-site requests are refused".into());
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin
+        .to_str()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    let own = origin
+        .split_once("://")
+        .filter(|(scheme, _)| *scheme == "http" || *scheme == "https")
+        .is_some_and(|(_, authority)| host(req).is_some_and(|h| h.eq_ignore_ascii_case(authority)));
+    if own || public_origin == Some(origin.as_str()) {
+        Ok(())
+    } else {
+        Err(format!("requests from origin {origin} are refused"))
+    }
+}
+
+/// The peer's address, or, when the peer is a trusted proxy, the last address in
+/// `X-Forwarded-For` that is not one of the trusted proxies.
+pub(super) fn client_address(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|ip| ip.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !is_trusted(*ip))
+            .unwrap_or(peer),
+    )
 }
 
 fn is_json(req: &HttpRequest) -> bool {
