@@ -2,6 +2,7 @@
 
 mod binary;
 mod forward_auth;
+mod hardening;
 mod helpers;
 mod http;
 mod login;
