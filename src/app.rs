@@ -62,6 +62,11 @@ impl App {
         })
     }
 
+    /// The product's rules this server runs with (tests use it to run housekeeping).
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

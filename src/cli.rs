@@ -11,8 +11,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
     App, Clock, Settings,
-    auth::{Auth, Expiry, NewPassword, Role, TokenName, UserFilter, UserId, password},
-    config::Lifetime,
+    auth::{
+        Actor, AuditFilter, Auth, Expiry, NewPassword, Role, TokenName, UserFilter, UserId,
+        password,
+    },
+    config::{Duration, Lifetime},
     graphql,
     store::Store,
 };
@@ -43,6 +46,21 @@ pub enum Command {
     /// Manage API tokens in the configured database
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print the audit log, newest first
+    Audit {
+        /// How far back, such as 1h, 1d or 30d
+        #[arg(long, default_value = "1d")]
+        since: String,
+        /// Only events of this user
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events of this kind (login, logout, token.create, ...)
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many events
+        #[arg(long, default_value_t = 1000)]
+        limit: i32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +135,48 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::User(command) => user(command, open(settings)?).await,
         Command::Token(command) => token(command, open(settings)?).await,
+        Command::Audit {
+            since,
+            user,
+            kind,
+            limit,
+        } => {
+            let since = Duration::parse(&since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+            let auth = open(settings)?;
+            let events = auth
+                .audit_log(AuditFilter {
+                    user_id: user,
+                    kind,
+                    since: Some(auth.now() - since.0),
+                    limit: Some(limit),
+                    offset: None,
+                })
+                .await?;
+            for e in events {
+                let mut line = format!(
+                    "{} {:<15} {:<7}",
+                    e.time.strftime("%Y-%m-%d %H:%M:%SZ"),
+                    e.kind,
+                    if e.success { "ok" } else { "FAILED" }
+                );
+                let fields = [
+                    ("user", e.user_id),
+                    ("provider", e.provider),
+                    ("token", e.token_name),
+                    ("address", e.address),
+                ];
+                for (name, value) in fields {
+                    if let Some(value) = value {
+                        line.push_str(&format!(" {name}={value}"));
+                    }
+                }
+                if let Some(detail) = e.detail {
+                    line.push_str(&format!(" ({detail})"));
+                }
+                println!("{line}");
+            }
+            Ok(())
+        }
     }
 }
 
@@ -153,7 +213,8 @@ async fn user(command: UserCommand, auth: Auth) -> anyhow::Result<()> {
             let id = UserId::parse(&name)?;
             let (password, shown) = new_password()?;
             let role = if admin { Role::Admin } else { Role::User };
-            auth.create_user(&id, role, true, Some(password)).await?;
+            auth.create_user(&Actor::command_line(), &id, role, true, Some(password))
+                .await?;
             println!("added {} `{}`", role.as_str(), id.as_str());
             if let Some(shown) = shown {
                 println!("password: {shown}");
@@ -161,7 +222,8 @@ async fn user(command: UserCommand, auth: Auth) -> anyhow::Result<()> {
         }
         UserCommand::Passwd { name } => {
             let (password, shown) = new_password()?;
-            auth.set_password(&name, password, None).await?;
+            auth.set_password(&Actor::command_line(), &name, password, None)
+                .await?;
             println!(
                 "password of `{}` changed; their sessions ended",
                 name.trim()
@@ -202,7 +264,9 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
             let owner = auth.user(&user).await?;
             let name = TokenName::parse(&name)?;
             let expiry = lifetime.map_or(Expiry::Default, |l| Expiry::Lifetime(l.into()));
-            let created = auth.create_token(&owner, &name, expiry).await?;
+            let created = auth
+                .create_token(&Actor::command_line(), &owner, &name, expiry)
+                .await?;
             println!("{}", created.secret.expose());
         }
         TokenCommand::List { user } => {
@@ -229,7 +293,8 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
         }
         TokenCommand::Delete { user, name } => {
             let owner = auth.user(&user).await?;
-            auth.delete_token(&owner, &name).await?;
+            auth.delete_token(&Actor::command_line(), &owner, &name)
+                .await?;
             println!("deleted token `{}` of `{}`", name.trim(), owner.user_id);
         }
     }

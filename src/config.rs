@@ -29,6 +29,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub forward_auth: ForwardAuthSettings,
     pub limits: LimitSettings,
+    pub audit: AuditSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +81,20 @@ pub struct TokenSettings {
     pub allow_never: bool,
     pub end_sessions_on_delete: bool,
     pub keep_expired: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    pub retention: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            retention: Duration(SignedDuration::from_hours(90 * 24)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -440,17 +455,18 @@ impl Settings {
             }
             None => {}
         }
-        Self::from_sources(given.merge(Env::prefixed("LODGE_").split("__"))).map_err(|mut e| {
-            // A file that does not parse is the one error figment cannot place itself.
-            if let Some(file) = path.or(Some(Path::new(DEFAULT_FILE)).filter(|p| p.exists())) {
-                for problem in &mut e.0 {
-                    if problem.starts_with("TOML parse error") {
-                        *problem = format!("cannot parse {}: {problem}", file.display());
+        Self::from_sources(given.merge(Env::prefixed("LODGE_").ignore(&["LOG"]).split("__")))
+            .map_err(|mut e| {
+                // A file that does not parse is the one error figment cannot place itself.
+                if let Some(file) = path.or(Some(Path::new(DEFAULT_FILE)).filter(|p| p.exists())) {
+                    for problem in &mut e.0 {
+                        if problem.starts_with("TOML parse error") {
+                            *problem = format!("cannot parse {}: {problem}", file.display());
+                        }
                     }
                 }
-            }
-            e
-        })
+                e
+            })
     }
 
     /// Reads the settings from `given` (anything but defaults) over the built-in defaults.

@@ -1,6 +1,7 @@
 //! What the product does: users, password and token login, sessions, API tokens.
 //! Knows no HTTP or GraphQL type; takes the time from its [`Clock`].
 
+pub mod audit;
 pub mod limits;
 pub mod password;
 pub mod return_to;
@@ -19,6 +20,7 @@ use crate::{
     store::{Store, StoreError, users::UserRow},
 };
 
+pub use audit::{Actor, AuditEvent, AuditFilter, AuditRecord};
 pub use password::NewPassword;
 pub use sessions::{Caller, LoginOptions, LoginOutcome, Session, SessionState};
 pub use tokens::{Expiry, NewToken, Token, TokenName};
@@ -178,12 +180,14 @@ impl Auth {
         let idle = (now - self.settings.session.idle_timeout.0).as_microsecond();
         let opened = (now - self.settings.session.max_lifetime.0).as_microsecond();
         let expired = (now - self.settings.tokens.keep_expired.0).as_microsecond();
+        let audit_before = (now - self.settings.audit.retention.0).as_microsecond();
         self.limits.prune(now);
         Ok(self
             .store
             .run(move |conn| {
                 let sessions = crate::store::sessions::purge(conn, idle, opened)?;
                 let tokens = crate::store::tokens::purge(conn, expired, None)?;
+                crate::store::audit::purge(conn, audit_before)?;
                 Ok((sessions, tokens))
             })
             .await?)

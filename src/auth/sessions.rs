@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{
-    Auth, Error, Result, User, from_micros,
+    Auth, Error, Result, User,
+    audit::{self, AuditEvent, kind},
+    from_micros,
     limits::Attempt,
     off_thread,
     password::{self, ClientHash},
@@ -123,6 +125,13 @@ impl Auth {
             let failed = !matches!(caller, Ok(Caller::Bearer { .. }));
             let outcome = if failed { Err(()) } else { Ok(()) };
             self.settle(attempt, &outcome);
+            if matches!(caller, Ok(Caller::BadBearer)) {
+                let event = AuditEvent::new(kind::LOGIN, false)
+                    .provider("bearer")
+                    .address(address)
+                    .detail("unknown, expired or malformed token");
+                self.audit(event).await;
+            }
             return caller;
         }
         let Some(cookie) = cookie else {
@@ -140,8 +149,14 @@ impl Auth {
                 let Some(mut row) = store_sessions::by_digest(conn, &digest)? else {
                     return Ok(None);
                 };
-                if !session_alive(&row, now, idle, max) {
-                    store_sessions::delete(conn, row.id)?;
+                if let Some(reason) = session_end(&row, now, idle, max) {
+                    let tx = conn.transaction()?;
+                    store_sessions::delete(&tx, row.id)?;
+                    let event = AuditEvent::new(kind::SESSION_END, true)
+                        .user(row.user.user_id.clone())
+                        .detail(reason);
+                    audit::record(&tx, now, &event)?;
+                    tx.commit()?;
                     return Ok(None);
                 }
                 if now.duration_since(from_micros(row.last_seen_at)) >= touch_every(idle) {
@@ -203,6 +218,14 @@ impl Auth {
         let attempt = self.begin_attempt(login.address, Some(user_id))?;
         let outcome = self.check_password(user_id, credential, login).await;
         self.settle(attempt, &outcome);
+        if let Err(Error::AuthFailed) = outcome {
+            let event = AuditEvent::new(kind::LOGIN, false)
+                .user(user_id.trim())
+                .provider("local")
+                .address(login.address)
+                .detail("wrong user, password or disabled user");
+            self.audit(event).await;
+        }
         outcome
     }
 
@@ -238,12 +261,19 @@ impl Auth {
         let attempt = self.begin_attempt(login.address, None)?;
         let outcome = async {
             let secret = ApiTokenSecret::parse(text).map_err(|_| Error::AuthFailed)?;
-            let (user, _, token_id) = self.token_owner(&secret).await?.ok_or(Error::AuthFailed)?;
-            self.open_session(user, "token", Some(token_id), login)
+            let (user, name, id) = self.token_owner(&secret).await?.ok_or(Error::AuthFailed)?;
+            self.open_session(user, "token", Some((id, name)), login)
                 .await
         }
         .await;
         self.settle(attempt, &outcome);
+        if let Err(Error::AuthFailed) = outcome {
+            let event = AuditEvent::new(kind::LOGIN, false)
+                .provider("token")
+                .address(login.address)
+                .detail("unknown, expired or malformed token");
+            self.audit(event).await;
+        }
         outcome
     }
 
@@ -264,14 +294,23 @@ impl Auth {
         &self,
         user: User,
         provider: &'static str,
-        token_id: Option<i64>,
+        token: Option<(i64, String)>,
         login: LoginOptions,
     ) -> Result<LoginOutcome> {
         let LoginOptions {
             replaces,
             end_other_sessions,
-            ..
+            address,
         } = login;
+        let token_id = token.as_ref().map(|(id, _)| *id);
+        let mut event = AuditEvent::new(kind::LOGIN, true)
+            .user(user.user_id.clone())
+            .provider(provider)
+            .address(address);
+        if let Some((_, name)) = token {
+            event = event.token(name);
+        }
+        let user_id = user.user_id.clone();
         let secret = SessionSecret::generate();
         let digest = secret.digest();
         let now = self.now();
@@ -293,8 +332,16 @@ impl Auth {
                         now: now.as_microsecond(),
                     },
                 )?;
+                audit::record(&tx, now, &event)?;
                 if end_other_sessions {
-                    store_sessions::delete_for_user(&tx, user_row, Some(id))?;
+                    let ended = store_sessions::delete_for_user(&tx, user_row, Some(id))?;
+                    if ended > 0 {
+                        let ended = AuditEvent::new(kind::SESSION_END, true)
+                            .user(user_id)
+                            .address(address)
+                            .detail(format!("{ended} sessions ended by forceSessionsLogout"));
+                        audit::record(&tx, now, &ended)?;
+                    }
                 }
                 tx.commit()?;
                 Ok(id)
@@ -314,9 +361,21 @@ impl Auth {
     }
 
     /// Ends one session on the server.
-    pub async fn logout(&self, session_id: i64) -> Result<()> {
+    pub async fn logout(&self, session: &Session, address: Option<IpAddr>) -> Result<()> {
+        let id = session.id;
+        let now = self.now();
+        let event = AuditEvent::new(kind::LOGOUT, true)
+            .user(session.user.user_id.clone())
+            .provider(provider_name(&session.provider))
+            .address(address);
         self.store()
-            .run(move |conn| store_sessions::delete(conn, session_id))
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                store_sessions::delete(&tx, id)?;
+                audit::record(&tx, now, &event)?;
+                tx.commit()?;
+                Ok(())
+            })
             .await?;
         Ok(())
     }
@@ -350,22 +409,39 @@ impl Auth {
     }
 }
 
+fn provider_name(provider: &str) -> &'static str {
+    if provider == "token" {
+        "token"
+    } else {
+        "local"
+    }
+}
+
 fn touch_every(idle: SignedDuration) -> SignedDuration {
     TOUCH_EVERY.min(idle / 10)
 }
 
-fn session_alive(
+/// Why a session has ended, if it has.
+fn session_end(
     row: &SessionRow,
     now: Timestamp,
     idle: SignedDuration,
     max: SignedDuration,
-) -> bool {
-    row.user.enabled
-        && now.duration_since(from_micros(row.last_seen_at)) < idle
-        && now.duration_since(from_micros(row.created_at)) < max
-        && row
-            .token_expires_at
-            .is_none_or(|t| now.as_microsecond() < t)
+) -> Option<&'static str> {
+    if !row.user.enabled {
+        Some("user disabled")
+    } else if now.duration_since(from_micros(row.last_seen_at)) >= idle {
+        Some("idle timeout")
+    } else if now.duration_since(from_micros(row.created_at)) >= max {
+        Some("maximum lifetime")
+    } else if row
+        .token_expires_at
+        .is_some_and(|t| now.as_microsecond() >= t)
+    {
+        Some("its API token expired")
+    } else {
+        None
+    }
 }
 
 fn session_from_row(row: SessionRow) -> Session {

@@ -3,7 +3,12 @@
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 use rusqlite::TransactionBehavior;
 
-use super::{Auth, Error, Result, User, from_micros, secret::ApiTokenSecret};
+use super::{
+    Auth, Error, Result, User,
+    audit::{self, Actor, AuditEvent, kind},
+    from_micros,
+    secret::ApiTokenSecret,
+};
 use crate::{
     config::Lifetime,
     store::{
@@ -98,6 +103,7 @@ impl Auth {
     /// Creates a token for `user`; counting and inserting happen in one write transaction.
     pub async fn create_token(
         &self,
+        actor: &Actor,
         user: &User,
         name: &TokenName,
         expiry: Expiry,
@@ -135,6 +141,15 @@ impl Auth {
         let owner = user.id;
         let token_name = name.clone();
         let micros = now.as_microsecond();
+        let expiry_text = match expires_at {
+            Some(at) => format!("expires {at}"),
+            None => "never expires".to_owned(),
+        };
+        let event = AuditEvent::new(kind::TOKEN_CREATE, true)
+            .user(user.user_id.clone())
+            .token(name.as_str())
+            .detail(expiry_text)
+            .by(actor);
         let outcome =
             self.store()
                 .run(move |conn| {
@@ -156,6 +171,7 @@ impl Auth {
                     );
                     match inserted {
                         Ok(_) => {
+                            audit::record(&tx, now, &event)?;
                             tx.commit()?;
                             Ok(Ok(()))
                         }
@@ -190,8 +206,13 @@ impl Auth {
     }
 
     /// Deletes the user's token by name; it fails at once, and its sessions end when configured.
-    pub async fn delete_token(&self, user: &User, name: &str) -> Result<()> {
+    pub async fn delete_token(&self, actor: &Actor, user: &User, name: &str) -> Result<()> {
         let name = name.trim().to_owned();
+        let now = self.now();
+        let mut event = AuditEvent::new(kind::TOKEN_DELETE, true)
+            .user(user.user_id.clone())
+            .token(name.clone())
+            .by(actor);
         let owner = user.id;
         let end_sessions = self.settings().tokens.end_sessions_on_delete;
         let missing = format!("you have no token named `{name}`");
@@ -203,9 +224,14 @@ impl Auth {
                     return Ok(false);
                 };
                 if end_sessions {
-                    store_sessions::delete_for_token(&tx, id)?;
+                    let ended = store_sessions::delete_for_token(&tx, id)?;
+                    if ended > 0 {
+                        let detail = event.detail.take().unwrap_or_default();
+                        event = event.detail(format!("{detail}, {ended} sessions ended"));
+                    }
                 }
                 store_tokens::delete(&tx, id)?;
+                audit::record(&tx, now, &event)?;
                 tx.commit()?;
                 Ok(true)
             })

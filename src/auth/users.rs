@@ -1,7 +1,9 @@
 //! Users: the first administrator, administration by administrators, and own passwords.
 
 use super::{
-    Auth, Error, Result, Role, User, off_thread,
+    Auth, Error, Result, Role, User,
+    audit::{self, Actor, AuditEvent, kind},
+    off_thread,
     password::{self, ClientHash, NewPassword},
 };
 use crate::store::{
@@ -70,14 +72,21 @@ impl Auth {
         };
         let password = NewPassword::parse_plain(&password)
             .map_err(|e| anyhow::anyhow!("config key `admin.password`: {e}"))?;
-        self.create_user(&user_id, Role::Admin, true, Some(password))
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create the first administrator: {e:#}"))?;
+        self.create_user(
+            &Actor::command_line(),
+            &user_id,
+            Role::Admin,
+            true,
+            Some(password),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the first administrator: {e:#}"))?;
         Ok(Some((user_id.0, generated)))
     }
 
     pub async fn create_user(
         &self,
+        actor: &Actor,
         user_id: &UserId,
         role: Role,
         enabled: bool,
@@ -88,22 +97,32 @@ impl Auth {
             None => None,
         };
         let user_id = user_id.clone();
-        let now = self.now().as_microsecond();
+        let now = self.now();
+        let event = AuditEvent::new(kind::USER_CREATE, true)
+            .user(user_id.as_str())
+            .detail(format!("role {}", role.as_str()))
+            .by(actor);
         self.store()
             .run(move |conn| {
+                let tx = conn.transaction()?;
                 let inserted = store_users::insert(
-                    conn,
+                    &tx,
                     &NewUser {
                         user_id: user_id.as_str(),
                         display_name: user_id.as_str(),
                         role: role.as_str(),
                         enabled,
                         password_hash: hash.as_deref(),
-                        now,
+                        now: now.as_microsecond(),
                     },
                 );
                 match inserted {
-                    Ok(_) => Ok(store_users::by_user_id(conn, user_id.as_str())?.map(User::from)),
+                    Ok(_) => {
+                        audit::record(&tx, now, &event)?;
+                        let user = store_users::by_user_id(&tx, user_id.as_str())?;
+                        tx.commit()?;
+                        Ok(user.map(User::from))
+                    }
                     Err(e) if store_users::is_unique_violation(&e) => Ok(None),
                     Err(e) => Err(e.into()),
                 }
@@ -134,28 +153,30 @@ impl Auth {
     }
 
     /// Deletes a user with their tokens and sessions; nobody deletes themselves.
-    pub async fn delete_user(&self, acting: &User, user_id: &str) -> Result<()> {
+    pub async fn delete_user(&self, actor: &Actor, user_id: &str) -> Result<()> {
         let user = self.user(user_id).await?;
-        refuse_self(acting, &user, "delete")?;
-        self.store()
-            .run(move |conn| store_users::delete(conn, user.id))
-            .await?;
-        Ok(())
+        refuse_self(actor, &user, "delete")?;
+        let event = AuditEvent::new(kind::USER_DELETE, true)
+            .user(user.user_id.clone())
+            .by(actor);
+        self.write_with_audit(event, move |tx| {
+            store_users::delete(tx, user.id)?;
+            Ok(())
+        })
+        .await
     }
 
-    /// Enables or disables a user; disabling ends their sessions at once.
-    pub async fn enable_user(&self, acting: &User, user_id: &str, enabled: bool) -> Result<()> {
-        let user = self.user(user_id).await?;
-        if !enabled {
-            refuse_self(acting, &user, "disable")?;
-        }
+    /// Runs `change` and records `event` in one transaction.
+    async fn write_with_audit<F>(&self, event: AuditEvent, change: F) -> Result<()>
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>) -> crate::store::Result<()> + Send + 'static,
+    {
+        let now = self.now();
         self.store()
             .run(move |conn| {
                 let tx = conn.transaction()?;
-                store_users::set_enabled(&tx, user.id, enabled)?;
-                if !enabled {
-                    store_sessions::delete_for_user(&tx, user.id, None)?;
-                }
+                change(&tx)?;
+                audit::record(&tx, now, &event)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -163,46 +184,77 @@ impl Auth {
         Ok(())
     }
 
-    pub async fn set_role(&self, acting: &User, user_id: &str, role: Role) -> Result<()> {
+    /// Enables or disables a user; disabling ends their sessions at once.
+    pub async fn enable_user(&self, actor: &Actor, user_id: &str, enabled: bool) -> Result<()> {
+        let user = self.user(user_id).await?;
+        if !enabled {
+            refuse_self(actor, &user, "disable")?;
+        }
+        let event = AuditEvent::new(kind::USER_UPDATE, true)
+            .user(user.user_id.clone())
+            .detail(if enabled {
+                "enabled"
+            } else {
+                "disabled, sessions ended"
+            })
+            .by(actor);
+        self.write_with_audit(event, move |tx| {
+            store_users::set_enabled(tx, user.id, enabled)?;
+            if !enabled {
+                store_sessions::delete_for_user(tx, user.id, None)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn set_role(&self, actor: &Actor, user_id: &str, role: Role) -> Result<()> {
         let user = self.user(user_id).await?;
         if role != Role::Admin {
-            refuse_self(acting, &user, "demote")?;
+            refuse_self(actor, &user, "demote")?;
         }
-        self.store()
-            .run(move |conn| store_users::set_role(conn, user.id, role.as_str()))
-            .await?;
-        Ok(())
+        let event = AuditEvent::new(kind::USER_UPDATE, true)
+            .user(user.user_id.clone())
+            .detail(format!("role {}", role.as_str()))
+            .by(actor);
+        self.write_with_audit(event, move |tx| {
+            store_users::set_role(tx, user.id, role.as_str())?;
+            Ok(())
+        })
+        .await
     }
 
     /// Sets a user's password and ends their sessions but `keep`.
     pub async fn set_password(
         &self,
+        actor: &Actor,
         user_id: &str,
         password: NewPassword,
         keep: Option<i64>,
     ) -> Result<()> {
         let user = self.user(user_id).await?;
         let hash = off_thread(move || password.hash()).await?;
-        self.store()
-            .run(move |conn| {
-                let tx = conn.transaction()?;
-                store_users::set_password(&tx, user.id, &hash)?;
-                store_sessions::delete_for_user(&tx, user.id, keep)?;
-                tx.commit()?;
-                Ok(())
-            })
-            .await?;
-        Ok(())
+        let event = AuditEvent::new(kind::PASSWORD_CHANGE, true)
+            .user(user.user_id.clone())
+            .detail("other sessions ended")
+            .by(actor);
+        self.write_with_audit(event, move |tx| {
+            store_users::set_password(tx, user.id, &hash)?;
+            store_sessions::delete_for_user(tx, user.id, keep)?;
+            Ok(())
+        })
+        .await
     }
 
     /// `authChangeLocalPassword`: the old password must match; other sessions end.
     pub async fn change_own_password(
         &self,
-        user: &User,
+        actor: &Actor,
         session: Option<i64>,
         old: &str,
         new: &str,
     ) -> Result<()> {
+        let user = actor.user.as_ref().ok_or(Error::AuthRequired)?;
         let new = NewPassword::parse_credential(new)?;
         let key = user.user_id.clone();
         let stored = self
@@ -213,14 +265,19 @@ impl Auth {
             .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
         let old = ClientHash::from_credential(old);
         if !off_thread(move || password::verify(&old, &stored)).await? {
+            let event = AuditEvent::new(kind::PASSWORD_CHANGE, false)
+                .user(user.user_id.clone())
+                .detail("wrong old password")
+                .by(actor);
+            self.audit(event).await;
             return Err(Error::InvalidInput("the old password is wrong".into()));
         }
-        self.set_password(&user.user_id, new, session).await
+        self.set_password(actor, &user.user_id, new, session).await
     }
 }
 
-fn refuse_self(acting: &User, target: &User, what: &str) -> Result<()> {
-    if acting.id == target.id {
+fn refuse_self(actor: &Actor, target: &User, what: &str) -> Result<()> {
+    if actor.user.as_ref().is_some_and(|u| u.id == target.id) {
         return Err(Error::InvalidInput(format!(
             "you cannot {what} yourself; ask another administrator"
         )));

@@ -10,7 +10,7 @@ use std::{
 
 use juniper::{FieldError, IntoFieldError, ScalarValue, graphql_value};
 
-use crate::auth::{Auth, Caller, Error, Result, User};
+use crate::auth::{Actor, Auth, Caller, Error, Result, User};
 
 /// What the response must do with the session cookie.
 #[derive(Debug, Clone)]
@@ -65,6 +65,14 @@ impl Context {
 
     pub fn require_admin(&self) -> Result<&User> {
         self.caller.require_admin()
+    }
+
+    /// The caller as the audit log records it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.caller.user().cloned(),
+            address: self.request.address,
+        }
     }
 
     /// The id of the caller's session, when it came with one.

@@ -33,7 +33,10 @@ impl Mutation {
             (None, Some(lifetime)) => Expiry::Lifetime(lifetime.into()),
             (None, None) => Expiry::Default,
         };
-        let created = ctx.auth.create_token(user, &name, expiry).await?;
+        let created = ctx
+            .auth
+            .create_token(&ctx.actor(), user, &name, expiry)
+            .await?;
         Ok(ApiFullTokenInfo {
             token_name: created.token.name,
             token: created.secret.expose().to_owned(),
@@ -45,7 +48,9 @@ impl Mutation {
     /// Deletes the caller's token by name; it stops working at once.
     async fn token_api_delete(ctx: &Context, token_name: String) -> Result<bool> {
         let user = ctx.require_user()?;
-        ctx.auth.delete_token(user, &token_name).await?;
+        ctx.auth
+            .delete_token(&ctx.actor(), user, &token_name)
+            .await?;
         Ok(true)
     }
 }

@@ -8,7 +8,8 @@ use super::{
     types::*,
 };
 use crate::auth::{
-    Caller, Error, LoginOptions, NewPassword, Result, Role, UserFilter, UserId, return_to,
+    AuditFilter, Caller, Error, LoginOptions, NewPassword, Result, Role, UserFilter, UserId,
+    audit::kind as audit_kinds, return_to,
 };
 
 pub struct Query;
@@ -112,9 +113,9 @@ impl Query {
         old_password: String,
         new_password: String,
     ) -> Result<bool> {
-        let user = ctx.require_user()?;
+        ctx.require_user()?;
         ctx.auth
-            .change_own_password(user, ctx.session_id(), &old_password, &new_password)
+            .change_own_password(&ctx.actor(), ctx.session_id(), &old_password, &new_password)
             .await?;
         Ok(true)
     }
@@ -164,6 +165,37 @@ impl Query {
         )
     }
 
+    /// The audit log, newest first (Lodge's own). Administrators only. `page.limit` defaults to
+    /// 100 and is at most 1,000.
+    async fn audit_log(
+        ctx: &Context,
+        page: Option<PageInput>,
+        filter: Option<AuditFilterInput>,
+    ) -> Result<Vec<AuditEvent>> {
+        ctx.require_admin()?;
+        let page = page.unwrap_or_default();
+        let filter = filter.unwrap_or_default();
+        if let Some(kind) = &filter.kind
+            && !audit_kinds::ALL.contains(&kind.as_str())
+        {
+            return Err(Error::InvalidInput(format!(
+                "unknown kind `{kind}`: use one of {}",
+                audit_kinds::ALL.join(", ")
+            )));
+        }
+        let events = ctx
+            .auth
+            .audit_log(AuditFilter {
+                user_id: filter.user_id,
+                kind: filter.kind,
+                since: filter.since,
+                limit: page.limit,
+                offset: page.offset,
+            })
+            .await?;
+        Ok(events.into_iter().map(AuditEvent::from).collect())
+    }
+
     /// Administrators only.
     async fn admin_user_info(ctx: &Context, user_id: ID) -> Result<AdminUserInfo> {
         ctx.require_admin()?;
@@ -200,14 +232,17 @@ impl Query {
         ctx.require_admin()?;
         let user_id = UserId::parse(&user_id)?;
         let role = role_or_user(auth_role.as_deref())?;
-        let user = ctx.auth.create_user(&user_id, role, enabled, None).await?;
+        let user = ctx
+            .auth
+            .create_user(&ctx.actor(), &user_id, role, enabled, None)
+            .await?;
         Ok(AdminUserInfo(user))
     }
 
     /// Administrators only: deletes the user with their tokens and sessions.
     async fn delete_user(ctx: &Context, user_id: ID) -> Result<Option<bool>> {
-        let acting = ctx.require_admin()?;
-        ctx.auth.delete_user(acting, &user_id).await?;
+        ctx.require_admin()?;
+        ctx.auth.delete_user(&ctx.actor(), &user_id).await?;
         Ok(Some(true))
     }
 
@@ -232,14 +267,18 @@ impl Query {
             ));
         };
         let password = NewPassword::parse_credential(&password)?;
-        ctx.auth.set_password(&user_id, password, None).await?;
+        ctx.auth
+            .set_password(&ctx.actor(), &user_id, password, None)
+            .await?;
         Ok(Some(true))
     }
 
     /// Administrators only: disabling ends the user's sessions at once.
     async fn enable_user(ctx: &Context, user_id: ID, enabled: bool) -> Result<Option<bool>> {
-        let acting = ctx.require_admin()?;
-        ctx.auth.enable_user(acting, &user_id, enabled).await?;
+        ctx.require_admin()?;
+        ctx.auth
+            .enable_user(&ctx.actor(), &user_id, enabled)
+            .await?;
         Ok(Some(true))
     }
 
@@ -249,9 +288,9 @@ impl Query {
         user_id: ID,
         auth_role: Option<String>,
     ) -> Result<Option<bool>> {
-        let acting = ctx.require_admin()?;
+        ctx.require_admin()?;
         let role = role_or_user(auth_role.as_deref())?;
-        ctx.auth.set_role(acting, &user_id, role).await?;
+        ctx.auth.set_role(&ctx.actor(), &user_id, role).await?;
         Ok(Some(true))
     }
 }
@@ -261,8 +300,8 @@ fn role_or_user(role: Option<&str>) -> Result<Role> {
 }
 
 async fn logout(ctx: &Context) -> Result<()> {
-    if let Some(id) = ctx.session_id() {
-        ctx.auth.logout(id).await?;
+    if let Caller::Session(session) = &ctx.caller {
+        ctx.auth.logout(session, ctx.request.address).await?;
     }
     ctx.set_cookie(CookieChange::Clear);
     Ok(())

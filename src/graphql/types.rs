@@ -5,7 +5,7 @@ use juniper::{GraphQLEnum, GraphQLInputObject, GraphQLObject, ID, graphql_object
 
 use super::{context::Context, scalars::Json};
 use crate::{
-    auth::{Role, Session, Token, User},
+    auth::{AuditRecord, Role, Session, Token, User},
     config::Lifetime,
 };
 
@@ -492,4 +492,45 @@ pub struct ApiFullTokenInfo {
     pub token: String,
     pub create_time: Timestamp,
     pub expire_time: Option<Timestamp>,
+}
+
+#[derive(Debug, Default, GraphQLInputObject)]
+#[graphql(name = "AuditFilter")]
+pub struct AuditFilterInput {
+    pub user_id: Option<String>,
+    /// One of `login`, `logout`, `token.create`, `token.delete`, `user.create`, `user.update`,
+    /// `user.delete`, `password.change`, `session.end`.
+    pub kind: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<Timestamp>,
+}
+
+/// One event of the audit log. No secret, digest or password is ever recorded.
+#[derive(Debug, GraphQLObject)]
+pub struct AuditEvent {
+    pub time: Timestamp,
+    pub kind: String,
+    pub success: bool,
+    pub user_id: Option<String>,
+    /// `local`, `token` or `bearer`, for logins.
+    pub provider: Option<String>,
+    pub token_name: Option<String>,
+    /// The client's address.
+    pub address: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl From<AuditRecord> for AuditEvent {
+    fn from(r: AuditRecord) -> Self {
+        Self {
+            time: r.time,
+            kind: r.kind,
+            success: r.success,
+            user_id: r.user_id,
+            provider: r.provider,
+            token_name: r.token_name,
+            address: r.address,
+            detail: r.detail,
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! SQLite only: the pool, the connection policy, the migrations and one module per table family.
 
+pub mod audit;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
@@ -34,7 +35,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Migrations are only ever appended: a released one never changes.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/001_initial.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/001_initial.sql")),
+        M::up(include_str!("migrations/002_audit.sql")),
+    ])
 }
 
 /// Applied to every connection the pool opens.

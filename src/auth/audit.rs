@@ -1,0 +1,205 @@
+//! The audit log: logins, logouts, token and user changes, ended sessions. Never a secret.
+
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+use rusqlite::Connection;
+
+use super::{Auth, Result, User, from_micros};
+use crate::store::audit::{self as store_audit, AuditRow};
+
+pub mod kind {
+    pub const LOGIN: &str = "login";
+    pub const LOGOUT: &str = "logout";
+    pub const TOKEN_CREATE: &str = "token.create";
+    pub const TOKEN_DELETE: &str = "token.delete";
+    pub const USER_CREATE: &str = "user.create";
+    pub const USER_UPDATE: &str = "user.update";
+    pub const USER_DELETE: &str = "user.delete";
+    pub const PASSWORD_CHANGE: &str = "password.change";
+    pub const SESSION_END: &str = "session.end";
+    pub const ALL: &[&str] = &[
+        LOGIN,
+        LOGOUT,
+        TOKEN_CREATE,
+        TOKEN_DELETE,
+        USER_CREATE,
+        USER_UPDATE,
+        USER_DELETE,
+        PASSWORD_CHANGE,
+        SESSION_END,
+    ];
+}
+
+/// Who asks for a change: a user over the API (with their address), or the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub user: Option<User>,
+    pub address: Option<IpAddr>,
+}
+
+impl Actor {
+    pub fn command_line() -> Self {
+        Self::default()
+    }
+
+    fn by(&self) -> String {
+        match &self.user {
+            Some(user) => format!("by {}", user.user_id),
+            None => "by the command line".to_owned(),
+        }
+    }
+}
+
+/// One recorded event.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEvent {
+    pub time: Option<Timestamp>,
+    pub kind: &'static str,
+    pub success: bool,
+    pub user_id: Option<String>,
+    pub provider: Option<&'static str>,
+    pub token_name: Option<String>,
+    pub address: Option<IpAddr>,
+    pub detail: Option<String>,
+}
+
+/// An event as read back.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub time: Timestamp,
+    pub kind: String,
+    pub success: bool,
+    pub user_id: Option<String>,
+    pub provider: Option<String>,
+    pub token_name: Option<String>,
+    pub address: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct AuditFilter {
+    pub user_id: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<Timestamp>,
+    pub limit: Option<i32>,
+    pub offset: Option<i32>,
+}
+
+impl AuditEvent {
+    pub fn new(kind: &'static str, success: bool) -> Self {
+        Self {
+            kind,
+            success,
+            ..Self::default()
+        }
+    }
+
+    pub fn user(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    pub fn provider(mut self, provider: &'static str) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    pub fn token(mut self, name: impl Into<String>) -> Self {
+        self.token_name = Some(name.into());
+        self
+    }
+
+    pub fn address(mut self, address: Option<IpAddr>) -> Self {
+        self.address = address;
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The actor's address, and who acted in the detail.
+    pub fn by(mut self, actor: &Actor) -> Self {
+        self.address = actor.address;
+        let by = actor.by();
+        self.detail = Some(match self.detail.take() {
+            Some(detail) => format!("{detail} {by}"),
+            None => by,
+        });
+        self
+    }
+}
+
+/// Writes an event with the connection at hand, inside the caller's transaction.
+pub(crate) fn record(
+    conn: &Connection,
+    now: Timestamp,
+    event: &AuditEvent,
+) -> crate::store::Result<()> {
+    store_audit::insert(
+        conn,
+        &AuditRow {
+            time: event.time.unwrap_or(now).as_microsecond(),
+            kind: event.kind.to_owned(),
+            success: event.success,
+            user_id: event.user_id.clone(),
+            provider: event.provider.map(str::to_owned),
+            token_name: event.token_name.clone(),
+            address: event.address.map(|a| a.to_string()),
+            detail: event.detail.clone(),
+        },
+    )
+}
+
+/// How many events a page holds at most.
+const MAX_PAGE: i64 = 1000;
+
+impl Auth {
+    /// Records an event on its own; a failure to write is logged, never shown to the caller.
+    pub async fn audit(&self, event: AuditEvent) {
+        let now = self.now();
+        let kind = event.kind;
+        let written = self
+            .store()
+            .run(move |conn| record(conn, now, &event))
+            .await;
+        if let Err(e) = written {
+            tracing::error!(kind, "cannot write the audit log: {e:#}");
+        }
+    }
+
+    /// Events newest first.
+    pub async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>> {
+        let limit = i64::from(filter.limit.unwrap_or(100)).clamp(0, MAX_PAGE);
+        let offset = i64::from(filter.offset.unwrap_or(0)).max(0);
+        let since = filter.since.map(|t| t.as_microsecond());
+        let rows = self
+            .store()
+            .run(move |conn| {
+                store_audit::list(
+                    conn,
+                    filter.user_id.as_deref(),
+                    filter.kind.as_deref(),
+                    since,
+                    limit,
+                    offset,
+                )
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditRecord {
+                time: from_micros(r.time),
+                kind: r.kind,
+                success: r.success,
+                user_id: r.user_id,
+                provider: r.provider,
+                token_name: r.token_name,
+                address: r.address,
+                detail: r.detail,
+            })
+            .collect())
+    }
+}
