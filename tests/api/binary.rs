@@ -13,7 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_lodge");
 
 fn lodge(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
-    command.current_dir(dir).env_remove("LODGE_LOG");
+    command.current_dir(dir);
     for (key, _) in std::env::vars() {
         if key.starts_with("LODGE_") {
             command.env_remove(key);
@@ -34,14 +34,21 @@ impl Drop for Server {
     }
 }
 
-/// Starts `lodge` on port 0 and reads its stdout until the `listening on` line.
+/// Starts `lodge` on port 0, logging at debug level to `lodge.log` in `dir`, and reads its
+/// stdout until the `listening on` line.
 fn start(dir: &Path) -> (Server, String, Vec<String>) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("lodge.log"))
+        .unwrap();
     let mut child = Server(
         lodge(dir)
             .env("LODGE_SERVER__PORT", "0")
             .env("LODGE_ADMIN__PASSWORD", "binary admin password")
+            .env("LODGE_LOG", "debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap(),
     );
@@ -355,5 +362,106 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no token named `deploy`"));
 
+    let audit = lodge(dir.path())
+        .args(["audit", "--since", "1h"])
+        .output()
+        .unwrap();
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    for kind in [
+        "token.create",
+        "token.delete",
+        "login",
+        "user.create",
+        "password.change",
+    ] {
+        assert!(audit.contains(kind), "{kind} missing from:\n{audit}");
+    }
+    assert!(audit.contains("by the command line"), "{audit}");
+
+    let audit = lodge(dir.path())
+        .args(["audit", "--since", "1h"])
+        .output()
+        .unwrap();
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    for kind in [
+        "token.create",
+        "token.delete",
+        "login",
+        "user.create",
+        "password.change",
+    ] {
+        assert!(audit.contains(kind), "{kind} missing from:\n{audit}");
+    }
+    assert!(audit.contains("by the command line"), "{audit}");
+
     assert!(terminate(&mut child).success());
+}
+
+#[test]
+fn secrets_never_reach_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url, _) = start(dir.path());
+    let mut secrets = vec![
+        "binary admin password".to_owned(),
+        "a wrong password".to_owned(),
+    ];
+    login(&url, "admin", "a wrong password");
+    let (_, cookie) = login(&url, "admin", "binary admin password");
+    let cookie = cookie.unwrap();
+    secrets.push(cookie.clone());
+    let (created, _) = post(
+        &url,
+        json!({ "query": "mutation { tokenApiCreate(tokenName: \"logged\") { token } }" }),
+        Some(&cookie),
+    );
+    let token = created["data"]["tokenApiCreate"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    secrets.push(token.clone());
+    let (_, token_cookie) = post(
+        &url,
+        json!({
+            "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
+            "variables": { "c": { "token": token } }
+        }),
+        None,
+    );
+    secrets.push(token_cookie.unwrap());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        client
+            .post(format!("{url}/api/gql"))
+            .bearer_auth(&token)
+            .json(&json!({ "query": "{ tokenApiList { tokenName } }" }))
+            .send()
+            .await
+            .unwrap();
+        client
+            .get(format!("{url}/api/auth/verify"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        client
+            .get(format!("{url}/api/auth/verify"))
+            .bearer_auth(format!("{token}x"))
+            .send()
+            .await
+            .unwrap();
+    });
+    let (_, _) = post(&url, json!({ "query": "{ authLogout }" }), Some(&cookie));
+    assert!(terminate(&mut server).success());
+
+    let log = std::fs::read_to_string(dir.path().join("lodge.log")).unwrap();
+    assert!(log.contains("listening on"), "the log was captured");
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "a secret is in the log");
+    }
+    let body = &token["lodge_".len()..];
+    assert!(!log.contains(body), "part of a token is in the log");
 }

@@ -15,6 +15,7 @@ pub const ADMIN_PASSWORD: &str = "first admin password";
 
 pub struct TestApp {
     pub url: String,
+    pub auth: lodge::auth::Auth,
     pub clock: Clock,
     pub db_path: PathBuf,
     pub client: reqwest::Client,
@@ -45,9 +46,11 @@ pub async fn spawn_app_at(start: Timestamp, configure: impl FnOnce(&mut Settings
         .await
         .expect("server starts");
     let url = app.url();
+    let auth = app.auth().clone();
     tokio::spawn(app.run());
     TestApp {
         url,
+        auth,
         clock,
         db_path,
         client: reqwest::Client::new(),
@@ -61,6 +64,7 @@ impl TestApp {
     pub fn new_client(&self) -> TestApp {
         TestApp {
             url: self.url.clone(),
+            auth: self.auth.clone(),
             clock: self.clock.clone(),
             db_path: self.db_path.clone(),
             client: self.client.clone(),
