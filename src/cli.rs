@@ -46,6 +46,11 @@ pub enum Command {
     /// Manage API tokens in the configured database
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Copy the database to a new file while the server runs (SQLite's online backup)
+    Backup {
+        /// The new file; it must not exist
+        path: PathBuf,
+    },
     /// Print the audit log, newest first
     Audit {
         /// How far back, such as 1h, 1d or 30d
@@ -135,6 +140,16 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::User(command) => user(command, open(settings)?).await,
         Command::Token(command) => token(command, open(settings)?).await,
+        Command::Backup { path } => {
+            let store = Store::open(&settings.database.path)?;
+            tokio::task::spawn_blocking(move || {
+                store.backup_to(&path)?;
+                println!("backed up to {}", path.display());
+                anyhow::Ok(())
+            })
+            .await??;
+            Ok(())
+        }
         Command::Audit {
             since,
             user,

@@ -19,6 +19,8 @@ pub struct AppState {
     pub console: bool,
 }
 
+pub(crate) use gql::parse_request;
+
 pub const SESSION_COOKIE: &str = "cb-session-id";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -28,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(gql::method_not_allowed)),
     )
     .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
     .configure(pages::routes)
     .configure(forward_auth::routes);
 }
@@ -38,6 +41,24 @@ async fn healthz() -> HttpResponse {
         .insert_header(("Cache-Control", "no-store"))
         .content_type("text/plain; charset=utf-8")
         .body("ok\n")
+}
+
+/// Readiness: 200 when the database answers and takes writes, 503 when it does not.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let patience = std::time::Duration::from_secs(1);
+    match state.auth.store().check_writable(patience).await {
+        Ok(()) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .content_type("text/plain; charset=utf-8")
+            .body("ready\n"),
+        Err(e) => {
+            tracing::warn!("not ready: {e:#}");
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Cache-Control", "no-store"))
+                .content_type("text/plain; charset=utf-8")
+                .body("the database is not writable now\n")
+        }
+    }
 }
 
 /// The body of an error that is not a GraphQL execution error: `{"errors": [{"message"}]}`.

@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 
 use anyhow::Context as _;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::Connection;
+use rusqlite::{Connection, backup::StepResult};
 use rusqlite_migration::{M, Migrations};
 
 /// A failure of the database; never shown to clients, logged with its cause.
@@ -60,16 +60,17 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the folder {}", dir.display()))?;
         }
-        let manager = SqliteConnectionManager::file(path).with_init(init_connection);
-        let pool = r2d2::Pool::builder()
-            .max_size(8)
-            .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(10))
-            .build(manager)
-            .with_context(|| format!("cannot open the database at {}", path.display()))?;
-        let mut conn = pool
-            .get()
-            .with_context(|| format!("cannot open the database at {}", path.display()))?;
+        // One plain connection first: a broken file fails here at once, where the pool would
+        // retry for its whole connection timeout.
+        let mut conn = Connection::open(path)
+            .and_then(|mut c| init_connection(&mut c).map(|()| c))
+            .with_context(|| {
+                format!(
+                    "cannot open the database at {}: is it a Lodge database? Move it away to \
+                     start afresh, or restore a backup",
+                    path.display()
+                )
+            })?;
         migrations().to_latest(&mut conn).map_err(|e| match e {
             rusqlite_migration::Error::MigrationDefinition(
                 rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
@@ -83,12 +84,71 @@ impl Store {
                 path.display()
             )),
         })?;
+        drop(conn);
+        let manager = SqliteConnectionManager::file(path).with_init(init_connection);
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .with_context(|| format!("cannot open the database at {}", path.display()))?;
         Ok(Self { pool })
     }
 
     /// A pooled connection for synchronous callers (the command line, tests).
     pub fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
         Ok(self.pool.get()?)
+    }
+
+    /// Whether the database answers and takes writes now: takes the write lock and lets it go,
+    /// waiting at most `patience` for another writer.
+    pub async fn check_writable(&self, patience: Duration) -> Result<()> {
+        self.run(move |conn| {
+            conn.busy_timeout(patience)?;
+            let outcome = conn
+                .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+                .map_err(StoreError::from);
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            outcome
+        })
+        .await
+    }
+
+    /// Copies the live database to a new file at `to` with SQLite's online backup, page by page,
+    /// while others keep reading and writing; then checks the copy.
+    pub fn backup_to(&self, to: &Path) -> anyhow::Result<()> {
+        if to.exists() {
+            anyhow::bail!("{} exists already; choose a new file", to.display());
+        }
+        let source = self.conn()?;
+        let mut target = Connection::open(to)
+            .with_context(|| format!("cannot create the backup file {}", to.display()))?;
+        {
+            let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
+            // All pages in one step, inside one read transaction: in WAL mode writers go on, and
+            // the copy is one consistent snapshot instead of restarting at every write.
+            let started = std::time::Instant::now();
+            loop {
+                let step = backup
+                    .step(-1)
+                    .with_context(|| format!("cannot write the backup to {}", to.display()))?;
+                match step {
+                    StepResult::Done => break,
+                    _ if started.elapsed() > BUSY_TIMEOUT => {
+                        anyhow::bail!("the database stayed locked; no backup was written")
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+        let check: String = target.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            anyhow::bail!(
+                "the backup at {} failed its integrity check: {check}",
+                to.display()
+            );
+        }
+        Ok(())
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool.

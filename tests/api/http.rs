@@ -317,3 +317,33 @@ async fn the_token_policy_tells_the_page_who_may_create_tokens() {
         "authRequired"
     );
 }
+
+#[tokio::test]
+async fn readyz_answers_503_while_the_database_cannot_take_writes_and_200_after() {
+    let app = spawn_app().await;
+    let ready = || async {
+        app.client
+            .get(format!("{}/readyz", app.url))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(ready().await.status(), 200);
+
+    let blocker = app.db();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let blocked = ready().await;
+    assert_eq!(blocked.status(), 503);
+    assert!(blocked.text().await.unwrap().contains("not writable"));
+    // Liveness does no database work and still answers.
+    let live = app
+        .client
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(ready().await.status(), 200);
+}

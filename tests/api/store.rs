@@ -53,3 +53,72 @@ fn a_database_from_a_newer_lodge_is_refused() {
     let error = format!("{:#}", Store::open(&path).err().expect("refused"));
     assert!(error.contains("newer version of Lodge"), "{error}");
 }
+
+#[tokio::test]
+async fn a_backup_taken_under_load_starts_a_server_with_what_came_before() {
+    use crate::helpers::*;
+    use serde_json::json;
+
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let before = app.new_token("before").await;
+
+    let busy = app.new_client();
+    busy.login_admin().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let load = tokio::spawn(async move {
+        let mut rounds = 0;
+        while !stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            busy.create_token("churn", "DAY").await;
+            busy.gql(
+                "mutation { tokenApiDelete(tokenName: \"churn\") }",
+                json!({}),
+            )
+            .await;
+            rounds += 1;
+        }
+        rounds
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let copy = tempfile::tempdir().unwrap();
+    let target = copy.path().join("backup.db");
+    let store = app.auth.store().clone();
+    let path = target.clone();
+    tokio::task::spawn_blocking(move || store.backup_to(&path))
+        .await
+        .unwrap()
+        .expect("backup");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(load.await.unwrap() > 0, "writes ran beside the backup");
+
+    let mut settings = lodge::Settings::default();
+    settings.server.port = 0;
+    settings.database.path = target.clone();
+    let restored = lodge::App::build(settings, lodge::Clock::system())
+        .await
+        .unwrap();
+    assert!(restored.created_admin.is_none(), "the users came along");
+    let url = restored.url();
+    tokio::spawn(restored.run());
+    let response: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/gql"))
+        .json(&json!({
+            "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
+            "variables": { "c": { "token": before } }
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        response["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{response}"
+    );
+
+    let again = app.auth.store().backup_to(&target).unwrap_err();
+    assert!(again.to_string().contains("exists already"), "{again}");
+}
