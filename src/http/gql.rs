@@ -205,7 +205,8 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u
     Ok(body)
 }
 
-fn parse_request(body: &[u8]) -> Result<GraphQLRequest, String> {
+/// A body as a single GraphQL request, or why it is not one.
+pub(crate) fn parse_request(body: &[u8]) -> Result<GraphQLRequest, String> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         return Err("batched requests are not accepted: send one operation per request".into());

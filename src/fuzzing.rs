@@ -1,0 +1,84 @@
+//! Entry points for the fuzz targets in `fuzz/`, also replayed over the committed corpus by
+//! `tests/fuzz_corpus.rs`: each must never panic, whatever the input.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::{
+    Clock, Settings,
+    auth::{Auth, Caller, secret::ApiTokenSecret},
+    config::GraphqlSettings,
+    graphql::{self, Context, RequestInfo, Schema},
+    store::Store,
+};
+
+fn schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| graphql::schema(&GraphqlSettings::default()))
+}
+
+/// The token parser: anything it accepts has the token's shape and parses again to the same.
+pub fn token_parser(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(token) = ApiTokenSecret::parse(text) {
+        let shown = token.expose();
+        assert_eq!(shown.len(), crate::auth::secret::TOKEN_LEN);
+        assert!(shown.starts_with(crate::auth::secret::TOKEN_PREFIX));
+        let again = ApiTokenSecret::parse(shown).expect("an accepted token parses again");
+        assert_eq!(again.digest(), token.digest());
+    }
+}
+
+/// The request body: parsed as the `/api/gql` handler does, then validated against the schema.
+pub fn request_body(data: &[u8]) {
+    if let Ok(request) = crate::http::parse_request(data) {
+        let _ = juniper::ValidatedOperation::new(
+            &request.query,
+            request.operation_name.as_deref(),
+            schema(),
+        );
+        let _ = request.variables();
+    }
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime for fuzzing")
+    })
+}
+
+/// A context whose provider check fails before any login or database work.
+fn context() -> &'static Context {
+    static CONTEXT: OnceLock<Context> = OnceLock::new();
+    CONTEXT.get_or_init(|| {
+        // In memory: nothing here reaches the database, and nothing is left behind.
+        let store = Store::open(std::path::Path::new(":memory:")).expect("a scratch database");
+        let auth = Auth::new(store, Clock::system(), Arc::new(Settings::default()));
+        Context::new(auth, Caller::Anonymous, RequestInfo::default())
+    })
+}
+
+/// `credentials`, CloudBeaver's `Object`: as a literal inside `authLogin`, and as a JSON variable
+/// coerced by a real execution (with an unknown provider, so it stops before any login).
+pub fn credentials(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let query =
+        format!("{{ authLogin(provider: \"token\", credentials: {text}) {{ authStatus }} }}");
+    let _ = juniper::ValidatedOperation::new(&query, None, schema());
+    let Ok(value) = serde_json::from_str::<juniper::InputValue>(text) else {
+        return;
+    };
+    let with_variable =
+        "query($c: Object) { authLogin(provider: \"fuzz\", credentials: $c) { authStatus } }";
+    let operation = juniper::ValidatedOperation::new(with_variable, None, schema())
+        .expect("the fixed operation is valid");
+    let mut variables = juniper::Variables::new();
+    variables.insert("c".to_owned(), value);
+    let _ = runtime().block_on(operation.execute(&variables, context()));
+}
