@@ -51,7 +51,15 @@ impl App {
                 .configure(http::routes)
         })
         .listen(listener)?
-        .shutdown_timeout(10)
+        .shutdown_timeout(
+            settings
+                .server
+                .shutdown_timeout
+                .0
+                .as_secs()
+                .max(1)
+                .unsigned_abs(),
+        )
         .run();
         Ok(Self {
             host,
@@ -82,7 +90,7 @@ impl App {
 
     /// Serves until the server is stopped (SIGTERM or Ctrl-C in the binary).
     pub async fn run(self) -> std::io::Result<()> {
-        let auth = self.auth;
+        let auth = self.auth.clone();
         let housekeeping = tokio::spawn(async move {
             let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
             loop {
@@ -98,6 +106,13 @@ impl App {
         });
         let result = self.server.await;
         housekeeping.abort();
+        // Fold the write-ahead log into the database file, so a stopped server leaves one file.
+        let store = self.auth.store().clone();
+        match tokio::task::spawn_blocking(move || store.checkpoint()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("cannot checkpoint the database at shutdown: {e:#}"),
+            Err(e) => tracing::warn!("cannot checkpoint the database at shutdown: {e}"),
+        }
         result
     }
 }

@@ -39,6 +39,7 @@ pub struct ServerSettings {
     pub port: u16,
     pub public_url: PublicUrl,
     pub trusted_proxies: Vec<IpNet>,
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -254,6 +255,7 @@ impl Default for ServerSettings {
             port: 8978,
             public_url: PublicUrl::default(),
             trusted_proxies: Vec::new(),
+            shutdown_timeout: Duration(SignedDuration::from_secs(10)),
         }
     }
 }

@@ -151,6 +151,13 @@ impl Store {
         Ok(())
     }
 
+    /// Moves everything in the write-ahead log into the database file and empties the log.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn()?
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Runs `f` with a pooled connection on the blocking thread pool.
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
