@@ -23,7 +23,7 @@ fn lodge(dir: &Path) -> Command {
 }
 
 /// A running `lodge`, killed if a test ends without stopping it.
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -36,7 +36,7 @@ impl Drop for Server {
 
 /// Starts `lodge` on port 0, logging at debug level to `lodge.log` in `dir`, and reads its
 /// stdout until the `listening on` line.
-fn start(dir: &Path) -> (Server, String, Vec<String>) {
+pub(crate) fn start(dir: &Path) -> (Server, String, Vec<String>) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -157,6 +157,8 @@ fn the_binary_prints_one_listening_line_serves_and_stops_cleanly_on_sigterm() {
 
     let status = terminate(&mut child);
     assert!(status.success(), "exit status {status:?}");
+    let wal = std::fs::metadata(dir.path().join("lodge.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "the write-ahead log was checkpointed at shutdown");
 
     // A second start on the same file creates no administrator and keeps the session.
     let (mut child, url, lines) = start(dir.path());

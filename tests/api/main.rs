@@ -2,6 +2,7 @@
 
 mod audit;
 mod binary;
+mod crash;
 mod forward_auth;
 mod hardening;
 mod helpers;
