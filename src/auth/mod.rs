@@ -49,6 +49,9 @@ pub enum Error {
     TooManyRequests(jiff::SignedDuration),
     #[error("too many logins in one request: at most {0} authLogin fields")]
     TooManyLogins(usize),
+    /// The database cannot take the change now (locked, full, read-only); nothing was saved.
+    #[error("{0}; nothing was changed, try again later")]
+    Unavailable(&'static str),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -66,6 +69,7 @@ impl Error {
             Error::AlreadyExists(_) => "alreadyExists",
             Error::NotFound(_) => "notFound",
             Error::TooManyRequests(_) | Error::TooManyLogins(_) => "tooManyRequests",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internalError",
         }
     }
@@ -73,7 +77,26 @@ impl Error {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Error::Internal(e.into())
+        use rusqlite::ErrorCode;
+        let fault = match &e {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => match f.code {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                    Some("the database is locked by another process")
+                }
+                ErrorCode::DiskFull => Some("the disk holding the database is full"),
+                ErrorCode::ReadOnly => Some("the database file is read-only"),
+                ErrorCode::CannotOpen => Some("the database file cannot be opened"),
+                _ => None,
+            },
+            _ => None,
+        };
+        match fault {
+            Some(fault) => {
+                tracing::error!("{fault}: {e:#}");
+                Error::Unavailable(fault)
+            }
+            None => Error::Internal(e.into()),
+        }
     }
 }
 

@@ -122,3 +122,24 @@ async fn a_backup_taken_under_load_starts_a_server_with_what_came_before() {
     let again = app.auth.store().backup_to(&target).unwrap_err();
     assert!(again.to_string().contains("exists already"), "{again}");
 }
+
+#[tokio::test]
+async fn a_database_locked_by_another_process_gets_a_clear_error_and_work_resumes_after() {
+    use crate::helpers::*;
+    use serde_json::json;
+
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let blocker = app.db();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let refused = app.create_token("while-locked", "DAY").await;
+    assert_eq!(error_code(&refused), "unavailable", "{refused}");
+    let message = error_message(&refused);
+    assert!(message.contains("locked by another process"), "{message}");
+    assert!(!message.to_lowercase().contains("sqlite"), "{message}");
+    // Reading still works while another process writes.
+    assert_ok(&app.gql("{ tokenApiList { tokenName } }", json!({})).await);
+
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert_ok(&app.create_token("after-the-lock", "DAY").await);
+}
