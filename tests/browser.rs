@@ -1,6 +1,6 @@
 //! The profile page and the console in headless Debian Chromium, driven through chromedriver.
 //! Without `chromium` and `chromium-driver` installed it says so and skips, unless
-//! `LODGE_REQUIRE_BROWSER` is set (as `.ci/run` does), when it fails.
+//! `CI_REQUIRE_BROWSER` is set (as `.ci/run` does), when it fails.
 
 #[allow(dead_code)]
 #[path = "api/helpers.rs"]
@@ -239,8 +239,8 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     ) else {
         let why = "browser test skipped: `chromium` and `chromedriver` are not on PATH \
                    (Debian: apt-get install chromium chromium-driver)";
-        if std::env::var_os("LODGE_REQUIRE_BROWSER").is_some() {
-            panic!("{why}, and LODGE_REQUIRE_BROWSER is set");
+        if std::env::var_os("CI_REQUIRE_BROWSER").is_some() {
+            panic!("{why}, and CI_REQUIRE_BROWSER is set");
         }
         eprintln!("{why}");
         return;

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lodge");
 
-fn lodge(dir: &Path) -> Command {
+/// The binary in `dir`, with none of the caller's `LODGE_*` variables.
+pub(crate) fn lodge(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
     command.current_dir(dir);
     for (key, _) in std::env::vars() {

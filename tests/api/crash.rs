@@ -4,14 +4,13 @@
 use std::{
     collections::HashMap,
     path::Path,
-    process::Command,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use serde_json::{Value, json};
 
-use crate::binary::start;
+use crate::binary::{lodge, start};
 
 const CLIENTS: usize = 4;
 const KILLS: usize = 10;
@@ -167,8 +166,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_write() {
         let (mut server, url, _) = start(dir.path());
         if round == 0 {
             for c in 0..CLIENTS {
-                let mut add = Command::new(env!("CARGO_BIN_EXE_lodge"))
-                    .current_dir(dir.path())
+                let mut add = lodge(dir.path())
                     .args(["user", "add", &format!("crash-{c}"), "--admin"])
                     .stdin(std::process::Stdio::piped())
                     .stdout(std::process::Stdio::null())
