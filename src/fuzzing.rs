@@ -33,11 +33,7 @@ pub fn token_parser(data: &[u8]) {
 /// The request body: parsed as the `/api/gql` handler does, then validated against the schema.
 pub fn request_body(data: &[u8]) {
     if let Ok(request) = crate::http::parse_request(data) {
-        let _ = juniper::ValidatedOperation::new(
-            &request.query,
-            request.operation_name.as_deref(),
-            schema(),
-        );
+        let _ = graphql::validate(schema(), &request.query, request.operation_name.as_deref());
         let _ = request.variables();
     }
 }
@@ -70,7 +66,7 @@ pub fn credentials(data: &[u8]) {
     };
     let query =
         format!("{{ authLogin(provider: \"token\", credentials: {text}) {{ authStatus }} }}");
-    let _ = juniper::ValidatedOperation::new(&query, None, schema());
+    let _ = graphql::validate(schema(), &query, None);
     let Ok(value) = serde_json::from_str::<juniper::InputValue>(text) else {
         return;
     };

@@ -10,7 +10,7 @@ use actix_web::{
 };
 use futures_util::StreamExt as _;
 use juniper::{
-    InputValue, ValidatedOperation,
+    InputValue,
     http::{GraphQLRequest, GraphQLResponse},
 };
 
@@ -18,7 +18,7 @@ use super::{AppState, SESSION_COOKIE, json_error};
 use crate::{
     auth::Caller,
     config::IpNet,
-    graphql::{Context, CookieChange, RequestInfo},
+    graphql::{self, Context, CookieChange, RequestInfo},
 };
 
 /// The largest request body accepted.
@@ -84,13 +84,20 @@ pub async fn handle(
     let ctx = Context::new(state.auth.clone(), caller, request_info);
 
     let variables = request.variables();
-    let result = match ValidatedOperation::new(
+    let validated = graphql::validate(
+        &state.schema,
         &request.query,
         request.operation_name.as_deref(),
-        &state.schema,
-    ) {
-        Ok(operation) => operation.execute(&variables, &ctx).await,
-        Err(e) => Err(e),
+    );
+    let result = match validated {
+        Ok(Ok(operation)) => operation.execute(&variables, &ctx).await,
+        Ok(Err(e)) => Err(e),
+        Err(graphql::ValidatorPanicked) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "the document could not be validated: check the types of its variables",
+            );
+        }
     };
     let response = GraphQLResponse::from_result(result);
 

@@ -347,3 +347,28 @@ async fn readyz_answers_503_while_the_database_cannot_take_writes_and_200_after(
     blocker.execute_batch("ROLLBACK").unwrap();
     assert_eq!(ready().await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_document_that_panics_juniper_gets_a_clear_error_and_the_server_keeps_answering() {
+    // Found by the request_body fuzz target: an unknown variable type with a default value.
+    let app = spawn_app().await;
+    for query in [
+        "query($c: Nope = 1) { __typename }",
+        "query($c: [Missing!] = []) { __typename }",
+    ] {
+        let response = app.post(&json!({ "query": query }), &[]).await;
+        assert_eq!(response.status(), 400, "{query}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("variables"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        app.gql("{ __typename }", json!({})).await["data"]["__typename"],
+        "Query"
+    );
+}
