@@ -15,8 +15,12 @@ use super::{
 };
 use crate::store::{
     sessions::{self as store_sessions, NewSession, SessionRow},
-    tokens as store_tokens, users as store_users,
+    tokens as store_tokens,
+    users::{self as store_users, UserRow},
 };
+
+/// What the audit log says of a token that does not log in.
+const BAD_TOKEN: &str = "unknown, expired or malformed token";
 
 /// How often at most a session's last access or a token's last use is written.
 const TOUCH_EVERY: SignedDuration = SignedDuration::from_secs(60);
@@ -42,7 +46,6 @@ pub enum Caller {
     /// A request authenticated by its own `Authorization: Bearer` token, without a session.
     Bearer {
         user: User,
-        token_name: String,
     },
     /// A bearer token that does not log in.
     BadBearer,
@@ -122,14 +125,12 @@ impl Auth {
                 return Ok(Caller::Throttled);
             };
             let caller = self.bearer(bearer).await;
-            let failed = !matches!(caller, Ok(Caller::Bearer { .. }));
-            let outcome = if failed { Err(()) } else { Ok(()) };
-            self.settle(attempt, &outcome);
+            self.settle(attempt, matches!(caller, Ok(Caller::Bearer { .. })));
             if matches!(caller, Ok(Caller::BadBearer)) {
                 let event = AuditEvent::new(kind::LOGIN, false)
                     .provider("bearer")
                     .address(address)
-                    .detail("unknown, expired or malformed token");
+                    .detail(BAD_TOKEN);
                 self.audit(event).await;
             }
             return caller;
@@ -177,7 +178,7 @@ impl Auth {
             return Ok(Caller::BadBearer);
         };
         Ok(match self.token_owner(&secret).await? {
-            Some((user, token_name, _)) => Caller::Bearer { user, token_name },
+            Some((user, _, _)) => Caller::Bearer { user },
             None => Caller::BadBearer,
         })
     }
@@ -217,7 +218,7 @@ impl Auth {
     ) -> Result<LoginOutcome> {
         let attempt = self.begin_attempt(login.address, Some(user_id))?;
         let outcome = self.check_password(user_id, credential, login).await;
-        self.settle(attempt, &outcome);
+        self.settle(attempt, outcome.is_ok());
         if let Err(Error::AuthFailed) = outcome {
             let event = AuditEvent::new(kind::LOGIN, false)
                 .user(user_id.trim())
@@ -235,25 +236,33 @@ impl Auth {
         credential: &str,
         login: LoginOptions,
     ) -> Result<LoginOutcome> {
-        let client = ClientHash::from_credential(credential);
-        let user_id = user_id.trim().to_owned();
-        let row = self
-            .store()
-            .run(move |conn| store_users::by_user_id(conn, &user_id))
-            .await?;
-        // An unknown user costs the same Argon2 work as a wrong password.
-        let stored = row
-            .as_ref()
-            .and_then(|r| r.password_hash.clone())
-            .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
-        let matches = off_thread(move || password::verify(&client, &stored)).await?;
-        match row {
-            Some(row) if matches && row.enabled && row.password_hash.is_some() => {
+        match self.check_credential(user_id, credential).await? {
+            (Some(row), true) if row.enabled => {
                 self.open_session(User::from(row), "local", None, login)
                     .await
             }
             _ => Err(Error::AuthFailed),
         }
+    }
+
+    /// The user with this id, and whether `credential` is their password. An unknown user, or
+    /// one without a password, costs the same Argon2 work and never matches.
+    pub(super) async fn check_credential(
+        &self,
+        user_id: &str,
+        credential: &str,
+    ) -> Result<(Option<UserRow>, bool)> {
+        let client = ClientHash::from_credential(credential);
+        let key = user_id.trim().to_owned();
+        let row = self
+            .store()
+            .run(move |conn| store_users::by_user_id(conn, &key))
+            .await?;
+        let stored = row.as_ref().and_then(|r| r.password_hash.clone());
+        let has_password = stored.is_some();
+        let stored = stored.unwrap_or_else(|| password::DUMMY_HASH.to_owned());
+        let matches = off_thread(move || password::verify(&client, &stored)).await?;
+        Ok((row, matches && has_password))
     }
 
     /// `authLogin` with the `token` provider, throttled per client address.
@@ -266,12 +275,12 @@ impl Auth {
                 .await
         }
         .await;
-        self.settle(attempt, &outcome);
+        self.settle(attempt, outcome.is_ok());
         if let Err(Error::AuthFailed) = outcome {
             let event = AuditEvent::new(kind::LOGIN, false)
                 .provider("token")
                 .address(login.address)
-                .detail("unknown, expired or malformed token");
+                .detail(BAD_TOKEN);
             self.audit(event).await;
         }
         outcome
@@ -283,10 +292,11 @@ impl Auth {
             .map_err(|t| Error::TooManyRequests(t.retry_after))
     }
 
-    fn settle<T, E>(&self, attempt: Attempt, outcome: &std::result::Result<T, E>) {
-        match outcome {
-            Ok(_) => self.limits().succeeded(attempt, self.now()),
-            Err(_) => self.limits().failed(attempt, self.now()),
+    fn settle(&self, attempt: Attempt, succeeded: bool) {
+        if succeeded {
+            self.limits().succeeded(attempt, self.now());
+        } else {
+            self.limits().failed(attempt, self.now());
         }
     }
 

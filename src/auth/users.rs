@@ -4,7 +4,7 @@ use super::{
     Auth, Error, Result, Role, User,
     audit::{self, Actor, AuditEvent, kind},
     off_thread,
-    password::{self, ClientHash, NewPassword},
+    password::{self, NewPassword},
 };
 use crate::store::{
     sessions as store_sessions,
@@ -256,15 +256,8 @@ impl Auth {
     ) -> Result<()> {
         let user = actor.user.as_ref().ok_or(Error::AuthRequired)?;
         let new = NewPassword::parse_credential(new)?;
-        let key = user.user_id.clone();
-        let stored = self
-            .store()
-            .run(move |conn| store_users::by_user_id(conn, &key))
-            .await?
-            .and_then(|row| row.password_hash)
-            .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
-        let old = ClientHash::from_credential(old);
-        if !off_thread(move || password::verify(&old, &stored)).await? {
+        let (_, matches) = self.check_credential(&user.user_id, old).await?;
+        if !matches {
             let event = AuditEvent::new(kind::PASSWORD_CHANGE, false)
                 .user(user.user_id.clone())
                 .detail("wrong old password")
