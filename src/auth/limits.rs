@@ -3,8 +3,12 @@
 //! An address holds a leaky bucket of failures: each failure adds one, one drains every
 //! `limits.address_refill`, and at `limits.address_burst` the address must wait. An account
 //! locks for `limits.account_lock` after `limits.account_failures` failures in a row, twice as
-//! long after each further failure. An attempt reserves its failure before any work and gives it
-//! back on success, so concurrent attempts (aliases in one request) cannot slip past the limit.
+//! long after each further failure.
+//!
+//! Attempts in flight count as failures for an address that has failed before, so concurrent
+//! guesses cannot slip past its limit; an address with a clean record is not held back by how
+//! many attempts it has in flight, so a build farm behind one address can log in in parallel.
+//! Its first wave of failures can overshoot the burst by at most the attempts it had in flight.
 
 use std::{collections::HashMap, net::IpAddr, sync::Mutex};
 
@@ -18,13 +22,32 @@ pub const MAX_TRACKED: usize = 100_000;
 /// Failures of one account are forgotten this long after the last one.
 const ACCOUNT_MEMORY: SignedDuration = SignedDuration::from_hours(24);
 
+/// Unsettled attempts older than this no longer count.
+const PENDING_MEMORY: SignedDuration = SignedDuration::from_secs(60);
+
 /// The longest lock is `account_lock` times this.
 const MAX_LOCK_FACTOR: i32 = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
+    /// Failures, draining one every `address_refill` since `at`.
     level: f64,
     at: Timestamp,
+    /// Attempts begun and not yet settled.
+    pending: u32,
+    /// When the last attempt began; attempts never settled (a dropped request) are forgotten
+    /// after `PENDING_MEMORY`.
+    begun: Timestamp,
+}
+
+impl Bucket {
+    fn pending(&self, now: Timestamp) -> u32 {
+        if now.duration_since(self.begun) > PENDING_MEMORY {
+            0
+        } else {
+            self.pending
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -107,28 +130,33 @@ impl Limits {
             });
         }
         if let Some(ip) = address {
-            let level = tables
+            let (level, pending) = tables
                 .addresses
                 .get(&ip)
-                .map_or(0.0, |b| drained(b, now, refill));
-            if level + 1.0 > burst {
-                let wait = refill.mul_f64(level + 1.0 - burst);
+                .map_or((0.0, 0), |b| (drained(b, now, refill), b.pending(now)));
+            let in_flight = if level >= 1.0 {
+                f64::from(pending)
+            } else {
+                0.0
+            };
+            if level + in_flight + 1.0 > burst {
+                let wait = refill.mul_f64((level + in_flight + 1.0 - burst).min(level));
                 return Err(Throttled { retry_after: wait });
             }
             if tables.addresses.len() >= MAX_TRACKED
                 && !tables.addresses.contains_key(&ip)
                 && tables.may_sweep(now)
             {
-                tables
-                    .addresses
-                    .retain(|_, b| drained(b, now, refill) > 0.0);
+                tables.addresses.retain(|_, b| in_use(b, now, refill));
             }
             if tables.addresses.len() < MAX_TRACKED || tables.addresses.contains_key(&ip) {
                 tables.addresses.insert(
                     ip,
                     Bucket {
-                        level: level + 1.0,
+                        level,
                         at: now,
+                        pending: pending + 1,
+                        begun: now,
                     },
                 );
             }
@@ -136,29 +164,24 @@ impl Limits {
         Ok(Attempt { address, account })
     }
 
-    /// A successful login: its reserved failure is given back and the account starts afresh.
+    /// A successful login: the account starts afresh.
     pub fn succeeded(&self, attempt: Attempt, now: Timestamp) {
-        let refill = self.rules.address_refill.0;
         let mut tables = self.tables();
-        if let Some(ip) = attempt.address
-            && let Some(bucket) = tables.addresses.get_mut(&ip)
-        {
-            bucket.level = (drained(bucket, now, refill) - 1.0).max(0.0);
-            bucket.at = now;
-        }
+        self.settle_address(&mut tables, attempt.address, now, 0.0);
         if let Some(key) = &attempt.account {
             tables.accounts.remove(key);
         }
     }
 
-    /// A failed login: the address keeps its reserved failure; the account counts one more.
+    /// A failed login: the address and the account count one more failure.
     pub fn failed(&self, attempt: Attempt, now: Timestamp) {
+        let mut tables = self.tables();
+        self.settle_address(&mut tables, attempt.address, now, 1.0);
         let Some(key) = attempt.account else {
             return;
         };
         let limit = self.rules.account_failures;
         let lock = self.rules.account_lock.0;
-        let mut tables = self.tables();
         if tables.accounts.len() >= MAX_TRACKED && !tables.accounts.contains_key(&key) {
             if tables.may_sweep(now) {
                 tables.accounts.retain(|_, a| !forgotten(a, now));
@@ -184,6 +207,22 @@ impl Limits {
         }
     }
 
+    fn settle_address(
+        &self,
+        tables: &mut Tables,
+        address: Option<IpAddr>,
+        now: Timestamp,
+        failures: f64,
+    ) {
+        if let Some(ip) = address
+            && let Some(bucket) = tables.addresses.get_mut(&ip)
+        {
+            bucket.level = drained(bucket, now, self.rules.address_refill.0) + failures;
+            bucket.at = now;
+            bucket.pending = bucket.pending(now).saturating_sub(1);
+        }
+    }
+
     /// How many addresses and accounts are tracked now.
     pub fn tracked(&self) -> (usize, usize) {
         let tables = self.tables();
@@ -194,11 +233,14 @@ impl Limits {
     pub fn prune(&self, now: Timestamp) {
         let refill = self.rules.address_refill.0;
         let mut tables = self.tables();
-        tables
-            .addresses
-            .retain(|_, b| drained(b, now, refill) > 0.0);
+        tables.addresses.retain(|_, b| in_use(b, now, refill));
         tables.accounts.retain(|_, a| !forgotten(a, now));
     }
+}
+
+/// Whether a bucket still holds a failure or an attempt in flight.
+fn in_use(bucket: &Bucket, now: Timestamp, refill: SignedDuration) -> bool {
+    drained(bucket, now, refill) > 0.0 || bucket.pending(now) > 0
 }
 
 /// The bucket's level at `now`, one failure draining every `refill`.
@@ -238,6 +280,30 @@ mod tests {
         assert!(
             limits.begin(later, Some(ip), None).is_ok(),
             "a success gives its slot back"
+        );
+    }
+
+    #[test]
+    fn attempts_in_flight_count_only_where_failures_were_seen() {
+        let limits = limits();
+        let now: Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
+        let clean: IpAddr = "192.0.2.3".parse().unwrap();
+        let in_flight: Vec<_> = (0..100)
+            .map(|_| limits.begin(now, Some(clean), None).unwrap())
+            .collect();
+        for attempt in in_flight {
+            limits.succeeded(attempt, now);
+        }
+
+        let guessing: IpAddr = "192.0.2.4".parse().unwrap();
+        let attempt = limits.begin(now, Some(guessing), None).unwrap();
+        limits.failed(attempt, now);
+        let admitted = (0..100)
+            .map_while(|_| limits.begin(now, Some(guessing), None).ok())
+            .count();
+        assert_eq!(
+            admitted, 29,
+            "one failure and 29 in flight fill the burst of 30"
         );
     }
 
