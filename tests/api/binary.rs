@@ -358,6 +358,29 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
         "User authentication failed"
     );
 
+    // tokens.admins_only (the default) binds GraphQL callers; the operator may give anyone one.
+    let mut add = lodge(dir.path())
+        .args(["user", "add", "ned"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"ned's password\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+    let for_ned = lodge(dir.path())
+        .args(["token", "create", "--user", "ned", "--name", "ci"])
+        .output()
+        .unwrap();
+    assert!(
+        for_ned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&for_ned.stderr)
+    );
+
     let refused = lodge(dir.path())
         .args(["token", "delete", "--user", "mia", "--name", "deploy"])
         .output()
