@@ -163,7 +163,7 @@ impl Auth {
         let kind = event.kind;
         let written = self
             .store()
-            .run(move |conn| record(conn, now, &event))
+            .write(move |conn| record(conn, now, &event))
             .await;
         if let Err(e) = written {
             tracing::error!(kind, "cannot write the audit log: {e:#}");

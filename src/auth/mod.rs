@@ -207,7 +207,7 @@ impl Auth {
         self.limits.prune(now);
         Ok(self
             .store
-            .run(move |conn| {
+            .write(move |conn| {
                 let sessions = crate::store::sessions::purge(conn, idle, opened)?;
                 let tokens = crate::store::tokens::purge(conn, expired, None)?;
                 crate::store::audit::purge(conn, audit_before)?;
@@ -221,9 +221,9 @@ pub(crate) fn from_micros(micros: i64) -> Timestamp {
     Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// Runs slow CPU work (password hashing) on the blocking pool.
+/// Runs password hashing on the hashing threads (one a core), first come first served.
 async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+    password::on_hashing_thread(f)
         .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("blocking task failed: {e}")))
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("a password hash failed")))
 }

@@ -8,6 +8,53 @@ use md5::{Digest as _, Md5};
 
 use super::Error;
 
+/// Runs `f` on one of the hashing threads, one a core, started on first use; `None` if it
+/// panicked.
+///
+/// Each Argon2id hash holds 19 MiB, which the allocator keeps for the thread that used it. On
+/// the blocking pool, 64 parallel password logins ran 64 hashes at once on 2 cores, each many
+/// times slower, and dozens of threads kept 19 MiB each (2.7 GB resident after the load
+/// benchmark). A few threads that take hashes in turn run each at full speed and keep at most
+/// one a core.
+pub async fn on_hashing_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    type Job = Box<dyn FnOnce() + Send>;
+    static QUEUE: std::sync::LazyLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
+        std::sync::LazyLock::new(|| {
+            let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+            let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            for i in 0..threads {
+                let receiver = receiver.clone();
+                std::thread::Builder::new()
+                    .name(format!("lodge-hash-{i}"))
+                    .spawn(move || {
+                        loop {
+                            let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                            match job {
+                                Ok(job) => job(),
+                                Err(_) => return,
+                            }
+                        }
+                    })
+                    .expect("cannot start a password hashing thread");
+            }
+            std::sync::Mutex::new(sender)
+        });
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = answer.send(outcome.ok());
+    });
+    QUEUE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(job)
+        .ok()?;
+    answered.await.ok().flatten()
+}
+
 /// OWASP's first Argon2id choice: 19 MiB, two passes, one lane.
 fn argon2() -> Argon2<'static> {
     let params = Params::new(19_456, 2, 1, None).expect("valid Argon2 parameters");

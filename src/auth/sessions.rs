@@ -144,33 +144,36 @@ impl Auth {
         let digest = secret.digest();
         let now = self.now();
         let (idle, max) = self.session_limits();
-        let session = self
+        let Some(mut row) = self
             .store()
-            .run(move |conn| {
-                let Some(mut row) = store_sessions::by_digest(conn, &digest)? else {
-                    return Ok(None);
-                };
-                if let Some(reason) = session_end(&row, now, idle, max) {
-                    let tx = conn.transaction()?;
-                    store_sessions::delete(&tx, row.id)?;
-                    let event = AuditEvent::new(kind::SESSION_END, true)
-                        .user(row.user.user_id.clone())
-                        .detail(reason);
-                    audit::record(&tx, now, &event)?;
-                    tx.commit()?;
-                    return Ok(None);
-                }
-                if now.duration_since(from_micros(row.last_seen_at)) >= touch_every(idle) {
-                    store_sessions::touch(conn, row.id, now.as_microsecond())?;
-                    row.last_seen_at = now.as_microsecond();
-                }
-                Ok(Some(row))
-            })
-            .await?;
-        Ok(match session {
-            Some(row) => Caller::Session(session_from_row(row)),
-            None => Caller::Expired,
-        })
+            .read(|conn| store_sessions::by_digest(conn, &digest))?
+        else {
+            return Ok(Caller::Expired);
+        };
+        if let Some(reason) = session_end(&row, now, idle, max) {
+            let (id, user_id) = (row.id, row.user.user_id.clone());
+            self.store()
+                .write(move |conn| {
+                    // Another request may have ended it first; only the one that did records it.
+                    if store_sessions::delete(conn, id)? {
+                        let event = AuditEvent::new(kind::SESSION_END, true)
+                            .user(user_id)
+                            .detail(reason);
+                        audit::record(conn, now, &event)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            return Ok(Caller::Expired);
+        }
+        if now.duration_since(from_micros(row.last_seen_at)) >= touch_every(idle) {
+            let id = row.id;
+            self.store()
+                .write(move |conn| store_sessions::touch(conn, id, now.as_microsecond()))
+                .await?;
+            row.last_seen_at = now.as_microsecond();
+        }
+        Ok(Caller::Session(session_from_row(row)))
     }
 
     async fn bearer(&self, text: &str) -> Result<Caller> {
@@ -187,25 +190,26 @@ impl Auth {
     async fn token_owner(&self, secret: &ApiTokenSecret) -> Result<Option<(User, String, i64)>> {
         let digest = secret.digest();
         let now = self.now();
-        Ok(self
+        let Some((token, user)) = self
             .store()
-            .run(move |conn| {
-                let Some((token, user)) = store_tokens::by_digest(conn, &digest)? else {
-                    return Ok(None);
-                };
-                let expired = token.expires_at.is_some_and(|t| t <= now.as_microsecond());
-                if expired || !user.enabled {
-                    return Ok(None);
-                }
-                let stale = token
-                    .last_used_at
-                    .is_none_or(|t| now.duration_since(from_micros(t)) >= TOUCH_EVERY);
-                if stale {
-                    store_tokens::touch(conn, token.id, now.as_microsecond())?;
-                }
-                Ok(Some((User::from(user), token.name, token.id)))
-            })
-            .await?)
+            .read(|conn| store_tokens::by_digest(conn, &digest))?
+        else {
+            return Ok(None);
+        };
+        let expired = token.expires_at.is_some_and(|t| t <= now.as_microsecond());
+        if expired || !user.enabled {
+            return Ok(None);
+        }
+        let stale = token
+            .last_used_at
+            .is_none_or(|t| now.duration_since(from_micros(t)) >= TOUCH_EVERY);
+        if stale {
+            let id = token.id;
+            self.store()
+                .write(move |conn| store_tokens::touch(conn, id, now.as_microsecond()))
+                .await?;
+        }
+        Ok(Some((User::from(user), token.name, token.id)))
     }
 
     /// `authLogin` with the `local` provider: a user id and a password or its client hash.
@@ -256,8 +260,7 @@ impl Auth {
         let key = user_id.trim().to_owned();
         let row = self
             .store()
-            .run(move |conn| store_users::by_user_id(conn, &key))
-            .await?;
+            .read(|conn| store_users::by_user_id(conn, &key))?;
         let stored = row.as_ref().and_then(|r| r.password_hash.clone());
         let has_password = stored.is_some();
         let stored = stored.unwrap_or_else(|| password::DUMMY_HASH.to_owned());
@@ -327,13 +330,12 @@ impl Auth {
         let user_row = user.id;
         let id = self
             .store()
-            .run(move |conn| {
-                let tx = conn.transaction()?;
+            .write(move |tx| {
                 if let Some(old) = replaces {
-                    store_sessions::delete(&tx, old)?;
+                    store_sessions::delete(tx, old)?;
                 }
                 let id = store_sessions::insert(
-                    &tx,
+                    tx,
                     &NewSession {
                         digest: &digest,
                         user: user_row,
@@ -342,18 +344,17 @@ impl Auth {
                         now: now.as_microsecond(),
                     },
                 )?;
-                audit::record(&tx, now, &event)?;
+                audit::record(tx, now, &event)?;
                 if end_other_sessions {
-                    let ended = store_sessions::delete_for_user(&tx, user_row, Some(id))?;
+                    let ended = store_sessions::delete_for_user(tx, user_row, Some(id))?;
                     if ended > 0 {
                         let ended = AuditEvent::new(kind::SESSION_END, true)
                             .user(user_id)
                             .address(address)
                             .detail(format!("{ended} sessions ended by forceSessionsLogout"));
-                        audit::record(&tx, now, &ended)?;
+                        audit::record(tx, now, &ended)?;
                     }
                 }
-                tx.commit()?;
                 Ok(id)
             })
             .await?;
@@ -379,12 +380,9 @@ impl Auth {
             .provider(provider_name(&session.provider))
             .address(address);
         self.store()
-            .run(move |conn| {
-                let tx = conn.transaction()?;
-                store_sessions::delete(&tx, id)?;
-                audit::record(&tx, now, &event)?;
-                tx.commit()?;
-                Ok(())
+            .write(move |conn| {
+                store_sessions::delete(conn, id)?;
+                audit::record(conn, now, &event)
             })
             .await?;
         Ok(())

@@ -1,7 +1,6 @@
 //! API tokens: created by their owner, shown once, stored as digests, deleted by name.
 
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
-use rusqlite::TransactionBehavior;
 
 use super::{
     Auth, Error, Result, User,
@@ -154,15 +153,14 @@ impl Auth {
             .by(actor);
         let outcome =
             self.store()
-                .run(move |conn| {
-                    // IMMEDIATE takes the write lock before counting, so parallel creates queue up.
-                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    store_tokens::delete_expired_named(&tx, owner, token_name.as_str(), micros)?;
-                    if store_tokens::count_live(&tx, owner, micros)? >= i64::from(max) {
+                .write(move |tx| {
+                    // The writer holds the write lock: parallel creates count one after another.
+                    store_tokens::delete_expired_named(tx, owner, token_name.as_str(), micros)?;
+                    if store_tokens::count_live(tx, owner, micros)? >= i64::from(max) {
                         return Ok(Err(Error::QuotaExceeded(max)));
                     }
                     let inserted = store_tokens::insert(
-                        &tx,
+                        tx,
                         &store_tokens::NewToken {
                             user: owner,
                             name: token_name.as_str(),
@@ -173,8 +171,7 @@ impl Auth {
                     );
                     match inserted {
                         Ok(_) => {
-                            audit::record(&tx, now, &event)?;
-                            tx.commit()?;
+                            audit::record(tx, now, &event)?;
                             Ok(Ok(()))
                         }
                         Err(e) if is_unique_violation(&e) => Ok(Err(Error::AlreadyExists(
@@ -202,8 +199,7 @@ impl Auth {
         let owner = user.id;
         let rows = self
             .store()
-            .run(move |conn| store_tokens::list(conn, owner, shown_after))
-            .await?;
+            .read(|conn| store_tokens::list(conn, owner, shown_after))?;
         Ok(rows.into_iter().map(Token::from).collect())
     }
 
@@ -220,21 +216,19 @@ impl Auth {
         let missing = format!("you have no token named `{name}`");
         let deleted = self
             .store()
-            .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let Some(id) = store_tokens::id_by_name(&tx, owner, &name)? else {
+            .write(move |tx| {
+                let Some(id) = store_tokens::id_by_name(tx, owner, &name)? else {
                     return Ok(false);
                 };
                 if end_sessions {
-                    let ended = store_sessions::delete_for_token(&tx, id)?;
+                    let ended = store_sessions::delete_for_token(tx, id)?;
                     if ended > 0 {
                         let detail = event.detail.take().unwrap_or_default();
                         event = event.detail(format!("{detail}, {ended} sessions ended"));
                     }
                 }
-                store_tokens::delete(&tx, id)?;
-                audit::record(&tx, now, &event)?;
-                tx.commit()?;
+                store_tokens::delete(tx, id)?;
+                audit::record(tx, now, &event)?;
                 Ok(true)
             })
             .await?;

@@ -60,7 +60,7 @@ impl Auth {
         let admin = self.settings().admin.clone();
         let user_id = UserId::parse(&admin.user)
             .map_err(|e| anyhow::anyhow!("config key `admin.user`: {e}"))?;
-        let count = self.store().run(|conn| store_users::count(conn)).await?;
+        let count = self.store().read(store_users::count)?;
         if count > 0 {
             return Ok(None);
         }
@@ -103,10 +103,9 @@ impl Auth {
             .detail(format!("role {}", role.as_str()))
             .by(actor);
         self.store()
-            .run(move |conn| {
-                let tx = conn.transaction()?;
+            .write(move |tx| {
                 let inserted = store_users::insert(
-                    &tx,
+                    tx,
                     &NewUser {
                         user_id: user_id.as_str(),
                         display_name: user_id.as_str(),
@@ -118,9 +117,8 @@ impl Auth {
                 );
                 match inserted {
                     Ok(_) => {
-                        audit::record(&tx, now, &event)?;
-                        let user = store_users::by_user_id(&tx, user_id.as_str())?;
-                        tx.commit()?;
+                        audit::record(tx, now, &event)?;
+                        let user = store_users::by_user_id(tx, user_id.as_str())?;
                         Ok(user.map(User::from))
                     }
                     Err(e) if store_users::is_unique_violation(&e) => Ok(None),
@@ -134,8 +132,7 @@ impl Auth {
     pub async fn user(&self, user_id: &str) -> Result<User> {
         let key = user_id.trim().to_owned();
         self.store()
-            .run(move |conn| store_users::by_user_id(conn, &key))
-            .await?
+            .read(|conn| store_users::by_user_id(conn, &key))?
             .map(User::from)
             .ok_or_else(|| Error::NotFound(format!("no user `{}`", user_id.trim())))
     }
@@ -169,16 +166,13 @@ impl Auth {
     /// Runs `change` and records `event` in one transaction.
     async fn write_with_audit<F>(&self, event: AuditEvent, change: F) -> Result<()>
     where
-        F: FnOnce(&rusqlite::Transaction<'_>) -> crate::store::Result<()> + Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> crate::store::Result<()> + Send + 'static,
     {
         let now = self.now();
         self.store()
-            .run(move |conn| {
-                let tx = conn.transaction()?;
-                change(&tx)?;
-                audit::record(&tx, now, &event)?;
-                tx.commit()?;
-                Ok(())
+            .write(move |conn| {
+                change(conn)?;
+                audit::record(conn, now, &event)
             })
             .await?;
         Ok(())

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+mod writer;
 
 use std::{path::Path, time::Duration};
 
@@ -25,10 +26,12 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The pooled database: one file, every call off the async threads.
+/// The database: one file, read through a pool of connections and written by one writer thread
+/// that commits in batches.
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    writer: writer::Writer,
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,6 +47,8 @@ fn migrations() -> Migrations<'static> {
 /// Applied to every connection the pool opens.
 fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Every statement the server runs stays prepared (the default keeps 16).
+    conn.set_prepared_statement_cache_capacity(64);
     // WAL lets the CLI and readers work beside the server; FULL makes every commit survive a
     // power cut, which the users, tokens and sessions written here need.
     conn.execute_batch(
@@ -84,15 +89,19 @@ impl Store {
                 path.display()
             )),
         })?;
-        drop(conn);
+        let writer =
+            writer::Writer::start(conn, path).context("cannot start the database writer thread")?;
         let manager = SqliteConnectionManager::file(path).with_init(init_connection);
         let pool = r2d2::Pool::builder()
             .max_size(8)
-            .min_idle(Some(1))
+            .min_idle(Some(2))
+            // A broken connection shows itself on use; a check on every checkout costs a
+            // statement per request.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     /// A pooled connection for synchronous callers (the command line, tests).
@@ -100,18 +109,12 @@ impl Store {
         Ok(self.pool.get()?)
     }
 
-    /// Whether the database answers and takes writes now: takes the write lock and lets it go,
-    /// waiting at most `patience` for another writer.
+    /// Whether the database takes writes now: the writer takes the write lock and commits an
+    /// empty write within `patience`.
     pub async fn check_writable(&self, patience: Duration) -> Result<()> {
-        self.run(move |conn| {
-            conn.busy_timeout(patience)?;
-            let outcome = conn
-                .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
-                .map_err(StoreError::from);
-            conn.busy_timeout(BUSY_TIMEOUT)?;
-            outcome
-        })
-        .await
+        tokio::time::timeout(patience, self.write(|_| Ok(())))
+            .await
+            .map_err(|_| StoreError::Task("the database took no write in time".into()))?
     }
 
     /// Copies the live database to a new file at `to` with SQLite's online backup, page by page,
@@ -158,7 +161,27 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `f` with a pooled connection on the blocking thread pool.
+    /// Runs `f` in the writer's next batch; answers once the batch is committed (on disk), or
+    /// with the error that kept it from being committed. `f` runs inside the write transaction,
+    /// so what it reads cannot change before it writes; it must not begin a transaction itself.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+
+    /// Runs a short read (an indexed lookup) with a pooled connection on this thread: a few
+    /// microseconds, less than handing it to another thread costs. In WAL mode a reader never
+    /// waits for the writer.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.pool.get()?;
+        f(&conn)
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool: for reads that may take
+    /// long (lists, the audit log).
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,

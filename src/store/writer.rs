@@ -1,0 +1,227 @@
+//! The one writer: a thread with its own connection that commits every write queued while it was
+//! busy in one transaction (group commit).
+//!
+//! With `synchronous = FULL` each commit waits for the disk; committing writes one by one capped
+//! logins at the disk's flush rate, and writers on several pooled connections queued on SQLite's
+//! lock with sleeps of milliseconds. Here each write runs in a savepoint of the batch's
+//! transaction, so one that fails is rolled back alone, and none is answered before the commit
+//! that holds it is on disk.
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    path::Path,
+    sync::mpsc,
+    thread,
+};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::{Result, StoreError};
+
+/// Writes committed together at most; a longer queue waits for the next commit.
+const MAX_BATCH: usize = 256;
+
+/// How one write ended, told once its batch's commit has (or has not) reached the disk.
+type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+
+/// A queued write: runs inside the batch's transaction (or, given no connection, does not run)
+/// and returns how to answer its caller.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Finish + Send>;
+
+#[derive(Clone)]
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`; it stops when the last `Writer` is dropped.
+    pub(super) fn start(conn: Connection, path: &Path) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let path = path.display().to_string();
+        thread::Builder::new()
+            .name("lodge-writer".into())
+            .spawn(move || run(&conn, &queue, &path))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` in the next batch and answers once that batch is committed.
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let outcome = conn.map(|conn| in_savepoint(conn, f));
+            Box::new(move |batch_failed| {
+                let result = match (outcome, batch_failed) {
+                    (Some(Err(e)), _) => Err(e),
+                    (_, Some(e)) => Err(copy(e)),
+                    (Some(Ok(value)), None) => Ok(value),
+                    (None, None) => Err(StoreError::Task("a write was not run".into())),
+                };
+                // The caller may have gone away (a dropped request); the write stands.
+                let _ = answer.send(result);
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Task("the database writer has stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| StoreError::Task("the database writer dropped a write".into()))?
+    }
+}
+
+fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &str) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(conn, batch, path);
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: Vec<Job>, path: &str) {
+    if let Err(e) = conn
+        .prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]))
+    {
+        tracing::warn!("cannot start a write on {path}: {e}");
+        for job in batch {
+            // Not run: each caller is told why, and nothing was changed.
+            fail(job, &e);
+        }
+        return;
+    }
+    let mut finishes = Vec::with_capacity(batch.len());
+    let mut broken = None;
+    for job in batch {
+        if let Some(e) = &broken {
+            fail(job, e);
+            continue;
+        }
+        finishes.push(job(Some(conn)));
+        // SQLite rolls the whole transaction back by itself on some faults (a full disk, an I/O
+        // error): the writes before this one are gone too, and none after may run outside it.
+        if conn.is_autocommit() {
+            broken = Some(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the batch's transaction was rolled back by a fault".into()),
+            ));
+        }
+    }
+    let committed = match &broken {
+        Some(e) => Err(copy_sqlite(e)),
+        None => conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+            .map(drop),
+    };
+    if let Err(e) = &committed {
+        tracing::warn!("cannot commit writes to {path}: {e}");
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+    let failed = committed.as_ref().err();
+    for finish in finishes {
+        finish(failed);
+    }
+}
+
+/// Answers a job that never ran, without running it.
+fn fail(job: Job, e: &rusqlite::Error) {
+    job(None)(Some(e));
+}
+
+/// Runs `f` in a savepoint: kept when it succeeds, rolled back when it fails or panics.
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+    let outcome = catch_unwind(AssertUnwindSafe(|| f(conn)))
+        .unwrap_or_else(|_| Err(StoreError::Task("a database write panicked".into())));
+    if conn.is_autocommit() {
+        // A fault ended the transaction; the batch reports it.
+        return outcome;
+    }
+    if outcome.is_err() {
+        conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    }
+    conn.prepare_cached("RELEASE job")?.execute([])?;
+    outcome
+}
+
+/// A commit's error, for each write it held.
+fn copy(e: &rusqlite::Error) -> StoreError {
+    StoreError::Sqlite(copy_sqlite(e))
+}
+
+fn copy_sqlite(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_is_rolled_back_alone_and_the_rest_of_its_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("w.db")).unwrap();
+        store
+            .write(|c| {
+                Ok(c.execute_batch(
+                    "CREATE TABLE t (k INTEGER PRIMARY KEY); INSERT INTO t VALUES (0);",
+                )?)
+            })
+            .await
+            .unwrap();
+        // 200 writes queued at once land in few batches; every tenth inserts a fresh key and
+        // then a duplicate one, so it must fail and take its fresh row back with it.
+        let writes = (0..200).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(move |c| {
+                        c.execute("INSERT INTO t VALUES (?1)", [1000 + i])?;
+                        if i % 10 == 0 {
+                            c.execute("INSERT INTO t VALUES (0)", [])?;
+                        }
+                        Ok(i)
+                    })
+                    .await
+            })
+        });
+        let outcomes = futures_util::future::join_all(writes).await;
+        let failed: Vec<i64> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.as_ref().unwrap().is_err())
+            .map(|(i, _)| i as i64)
+            .collect();
+        assert_eq!(failed, (0..200).step_by(10).collect::<Vec<i64>>());
+        let rows: Vec<i64> = store
+            .read(|c| {
+                let mut s = c.prepare("SELECT k - 1000 FROM t WHERE k > 0 ORDER BY k")?;
+                let rows = s.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        let expected: Vec<i64> = (0..200).filter(|i| i % 10 != 0).collect();
+        assert_eq!(rows, expected);
+    }
+}
