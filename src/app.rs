@@ -41,7 +41,7 @@ impl App {
 
         let state = web::Data::new(http::AppState {
             auth: auth.clone(),
-            schema: Arc::new(graphql::schema(&settings.graphql)),
+            operations: graphql::OperationCache::new(Arc::new(graphql::schema(&settings.graphql))),
             secure_cookies: settings.server.public_url.is_https(),
             console: settings.graphql.console,
         });

@@ -1,5 +1,6 @@
 //! The GraphQL schema: thin resolvers that check the caller and call `auth`.
 
+mod cache;
 pub mod context;
 mod mutation;
 mod query;
@@ -10,6 +11,7 @@ use juniper::{EmptySubscription, GraphQLError, RootNode, ValidatedOperation};
 
 use crate::config::GraphqlSettings;
 
+pub use cache::{OperationCache, Prepared};
 pub use context::{Context, CookieChange, RequestInfo};
 pub use mutation::Mutation;
 pub use query::Query;

@@ -84,13 +84,11 @@ pub async fn handle(
     let ctx = Context::new(state.auth.clone(), caller, request_info);
 
     let variables = request.variables();
-    let validated = graphql::validate(
-        &state.schema,
-        &request.query,
-        request.operation_name.as_deref(),
-    );
+    let validated = state
+        .operations
+        .get(&request.query, request.operation_name.as_deref());
     let result = match validated {
-        Ok(Ok(operation)) => operation.execute(&variables, &ctx).await,
+        Ok(Ok(prepared)) => prepared.operation().execute(&variables, &ctx).await,
         Ok(Err(e)) => Err(e),
         Err(graphql::ValidatorPanicked) => {
             return json_error(

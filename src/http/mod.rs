@@ -4,16 +4,15 @@ mod forward_auth;
 mod gql;
 mod pages;
 
-use std::sync::Arc;
-
 use actix_web::{HttpResponse, http::StatusCode, web};
 
-use crate::{auth::Auth, graphql::Schema};
+use crate::{auth::Auth, graphql::OperationCache};
 
 /// Shared by every worker.
 pub struct AppState {
     pub auth: Auth,
-    pub schema: Arc<Schema>,
+    /// The schema, and the operations validated against it.
+    pub operations: OperationCache,
     pub secure_cookies: bool,
     /// Whether `/api/gql/console` is served (`graphql.console`).
     pub console: bool,

@@ -1,0 +1,159 @@
+//! Validated operations kept for reuse: a script sends the same few documents over and over, and
+//! parsing and validating one took most of the time GraphQL adds to a request.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use juniper::GraphQLError;
+
+use super::{Operation, Schema, ValidatorPanicked, validate};
+
+/// Documents kept at most; when full, the cache starts afresh (a flood of distinct documents
+/// costs what no cache would, and memory stays bounded).
+const MAX_ENTRIES: usize = 512;
+
+/// Documents longer than this are validated every time: real clients send short ones.
+const MAX_DOCUMENT: usize = 8 * 1024;
+
+struct Document {
+    schema: Arc<Schema>,
+    text: Box<str>,
+}
+
+self_cell::self_cell!(
+    /// A document and the operation validated from it, which borrows the document and the schema.
+    struct Validated {
+        owner: Document,
+        #[covariant]
+        dependent: Operation,
+    }
+);
+
+/// An operation that passed validation, shared by every request that sends the same document.
+#[derive(Clone)]
+pub struct Prepared(Arc<Validated>);
+
+impl Prepared {
+    pub fn operation(&self) -> &Operation<'_> {
+        self.0.borrow_dependent()
+    }
+}
+
+pub struct OperationCache {
+    schema: Arc<Schema>,
+    entries: Mutex<HashMap<String, Prepared>>,
+}
+
+impl OperationCache {
+    pub fn new(schema: Arc<Schema>) -> Self {
+        Self {
+            schema,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The validated operation `name` of `document`, from the cache or validated now.
+    pub fn get(
+        &self,
+        document: &str,
+        name: Option<&str>,
+    ) -> Result<Result<Prepared, GraphQLError>, ValidatorPanicked> {
+        let key = (document.len() <= MAX_DOCUMENT).then(|| cache_key(document, name));
+        if let Some(key) = &key
+            && let Some(hit) = self.entries().get(key)
+        {
+            return Ok(Ok(hit.clone()));
+        }
+        let owner = Document {
+            schema: self.schema.clone(),
+            text: document.into(),
+        };
+        let mut failure = None;
+        let validated =
+            Validated::try_new(owner, |doc| match validate(&doc.schema, &doc.text, name) {
+                Ok(Ok(operation)) => Ok(operation),
+                Ok(Err(e)) => {
+                    failure = Some(Ok(e));
+                    Err(())
+                }
+                Err(panicked) => {
+                    failure = Some(Err(panicked));
+                    Err(())
+                }
+            });
+        let Ok(validated) = validated else {
+            return match failure.expect("a failed validation says why") {
+                Ok(error) => Ok(Err(error)),
+                Err(panicked) => Err(panicked),
+            };
+        };
+        let prepared = Prepared(Arc::new(validated));
+        if let Some(key) = key {
+            let mut entries = self.entries();
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(key, prepared.clone());
+        }
+        Ok(Ok(prepared))
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Prepared>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The operation name and the document, apart by a byte no name contains.
+fn cache_key(document: &str, name: Option<&str>) -> String {
+    let name = name.unwrap_or("");
+    let mut key = String::with_capacity(name.len() + 1 + document.len());
+    key.push_str(name);
+    key.push('\n');
+    key.push_str(document);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache() -> OperationCache {
+        OperationCache::new(Arc::new(super::super::schema(&Default::default())))
+    }
+
+    fn hit(cache: &OperationCache, document: &str, name: Option<&str>) -> Prepared {
+        cache.get(document, name).unwrap().unwrap()
+    }
+
+    #[test]
+    fn the_same_document_is_validated_once() {
+        let cache = cache();
+        let first = hit(&cache, "{ __typename }", None);
+        let again = hit(&cache, "{ __typename }", None);
+        assert!(Arc::ptr_eq(&first.0, &again.0));
+
+        let two = "query A { __typename } query B { activeUser { userId } }";
+        let a = hit(&cache, two, Some("A"));
+        let b = hit(&cache, two, Some("B"));
+        assert!(
+            !Arc::ptr_eq(&a.0, &b.0),
+            "the operation name is part of the key"
+        );
+    }
+
+    #[test]
+    fn invalid_documents_are_not_kept_and_the_cache_stays_bounded() {
+        let cache = cache();
+        assert!(cache.get("{ nope }", None).unwrap().is_err());
+        assert!(cache.entries().is_empty());
+        for i in 0..MAX_ENTRIES * 3 {
+            hit(&cache, &format!("query Q{i} {{ __typename }}"), None);
+            assert!(cache.entries().len() <= MAX_ENTRIES);
+        }
+        let long = format!("# {}\n{{ __typename }}", "x".repeat(MAX_DOCUMENT));
+        hit(&cache, &long, None);
+        assert!(!cache.entries().keys().any(|k| k.len() > MAX_DOCUMENT));
+    }
+}
