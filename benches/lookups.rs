@@ -1,0 +1,158 @@
+//! Micro-benchmarks of the pieces every authenticated request runs: reading a token and its
+//! digest, and the store lookups of a token and of a session, on a real SQLite file seeded like
+//! bench/load's (1,000 users, 5 tokens each, a session each).
+//!
+//! `cargo bench --bench lookups`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use lodge::{
+    auth::secret::{ApiTokenSecret, SessionSecret},
+    store::{Store, sessions, tokens, users},
+};
+
+struct Seeded {
+    _dir: tempfile::TempDir,
+    store: Store,
+    token_texts: Vec<String>,
+    token_digests: Vec<[u8; 32]>,
+    session_digests: Vec<[u8; 32]>,
+}
+
+fn seeded() -> Seeded {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("lodge.db")).unwrap();
+    let mut token_texts = Vec::new();
+    let mut token_digests = Vec::new();
+    let mut session_digests = Vec::new();
+    let mut conn = store.conn().unwrap();
+    let tx = conn.transaction().unwrap();
+    for u in 0..1000 {
+        let name = format!("user{u:04}");
+        let user = users::insert(
+            &tx,
+            &users::NewUser {
+                user_id: &name,
+                display_name: &name,
+                role: "user",
+                enabled: true,
+                password_hash: None,
+                now: 0,
+            },
+        )
+        .unwrap();
+        for t in 0..5 {
+            let secret = ApiTokenSecret::generate();
+            let digest = secret.digest();
+            let token = tokens::insert(
+                &tx,
+                &tokens::NewToken {
+                    user,
+                    name: &format!("t{t}"),
+                    digest: &digest,
+                    now: 0,
+                    expires_at: None,
+                },
+            )
+            .unwrap();
+            if t == 0 {
+                let session = SessionSecret::generate().digest();
+                sessions::insert(
+                    &tx,
+                    &sessions::NewSession {
+                        digest: &session,
+                        user,
+                        provider: "token",
+                        token_id: Some(token),
+                        now: 0,
+                    },
+                )
+                .unwrap();
+                session_digests.push(session);
+            }
+            token_texts.push(secret.expose().to_owned());
+            token_digests.push(digest);
+        }
+    }
+    tx.commit().unwrap();
+    drop(conn);
+    Seeded {
+        _dir: dir,
+        store,
+        token_texts,
+        token_digests,
+        session_digests,
+    }
+}
+
+fn secrets(c: &mut Criterion) {
+    let text = ApiTokenSecret::generate().expose().to_owned();
+    c.bench_function("token parse and digest", |b| {
+        b.iter(|| ApiTokenSecret::parse(black_box(&text)).unwrap().digest())
+    });
+    c.bench_function("token generate", |b| b.iter(ApiTokenSecret::generate));
+    c.bench_function("session secret generate and digest", |b| {
+        b.iter(|| SessionSecret::generate().digest())
+    });
+}
+
+fn lookups(c: &mut Criterion) {
+    let s = seeded();
+    let mut i = 0;
+    c.bench_function("token lookup (parse, digest, by_digest)", |b| {
+        b.iter(|| {
+            i = (i + 7919) % s.token_texts.len();
+            let digest = ApiTokenSecret::parse(&s.token_texts[i]).unwrap().digest();
+            s.store
+                .read(|conn| tokens::by_digest(conn, &digest))
+                .unwrap()
+                .unwrap()
+        })
+    });
+    c.bench_function("session lookup (by_digest)", |b| {
+        b.iter(|| {
+            i = (i + 7919) % s.session_digests.len();
+            s.store
+                .read(|conn| sessions::by_digest(conn, &s.session_digests[i]))
+                .unwrap()
+                .unwrap()
+        })
+    });
+    // Under load the writer commits between any two lookups, and a reader then reads its pages
+    // again; this shows that cost with one small commit from another connection before each.
+    let writer = s.store.conn().unwrap();
+    // Without the flush: this measures the reader's cost, not the disk's.
+    writer.execute_batch("PRAGMA synchronous = OFF").unwrap();
+    c.bench_function("token lookup after another connection's commit", |b| {
+        b.iter(|| {
+            i = (i + 7919) % s.token_digests.len();
+            writer
+                .execute(
+                    "UPDATE sessions SET last_seen_at = last_seen_at + 1 WHERE id = 1",
+                    [],
+                )
+                .unwrap();
+            s.store
+                .read(|conn| tokens::by_digest(conn, &s.token_digests[i]))
+                .unwrap()
+                .unwrap()
+        })
+    });
+    c.bench_function(
+        "a commit of one small update, unflushed (for the line above)",
+        |b| {
+            b.iter(|| {
+                writer
+                    .execute(
+                        "UPDATE sessions SET last_seen_at = last_seen_at + 1 WHERE id = 1",
+                        [],
+                    )
+                    .unwrap()
+            })
+        },
+    );
+}
+
+criterion_group!(benches, secrets, lookups);
+criterion_main!(benches);
