@@ -175,7 +175,6 @@ fn copy_sqlite(e: &rusqlite::Error) -> rusqlite::Error {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::store::Store;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
