@@ -44,6 +44,26 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
+/// Why the database file (or, before it exists, its folder) cannot be written, if it cannot.
+/// SQLite would open such a file read-only and fail later with a vaguer error.
+fn not_writable(path: &Path) -> Option<std::io::Error> {
+    if path.exists() {
+        return std::fs::OpenOptions::new().append(true).open(path).err();
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".lodge-write-check-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(e),
+    }
+}
+
 /// Applied to every connection the pool opens.
 fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -64,6 +84,14 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+        }
+        if let Some(why) = not_writable(path) {
+            anyhow::bail!(
+                "the database at {} cannot be written ({why}): Lodge writes the file and its -wal \
+                 and -shm files beside it; make the folder and the file writable, or set \
+                 database.path to a writable place",
+                path.display()
+            );
         }
         // One plain connection first: a broken file fails here at once, where the pool would
         // retry for its whole connection timeout.

@@ -492,3 +492,37 @@ fn secrets_never_reach_the_log() {
     let body = &token["lodge_".len()..];
     assert!(!log.contains(body), "part of a token is in the log");
 }
+
+#[test]
+fn a_read_only_database_is_refused_at_start_saying_so_and_starts_once_writable() {
+    let Some(disk) = crate::helpers::Tmpfs::mount("4m") else {
+        return;
+    };
+    let created = lodge(disk.path()).args(["user", "list"]).output().unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    disk.remount("ro");
+    let refused = lodge(disk.path()).arg("serve").output().unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("lodge.db cannot be written") && message.contains("Read-only"),
+        "{message}"
+    );
+    assert!(
+        message.contains("make the folder and the file writable"),
+        "{message}"
+    );
+
+    disk.remount("rw");
+    let (mut server, url, _) = start(disk.path());
+    let (response, _) = login(&url, "admin", "binary admin password");
+    assert_eq!(
+        response["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{response}"
+    );
+    assert!(terminate(&mut server).success());
+}

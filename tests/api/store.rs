@@ -143,3 +143,58 @@ async fn a_database_locked_by_another_process_gets_a_clear_error_and_work_resume
     blocker.execute_batch("ROLLBACK").unwrap();
     assert_ok(&app.create_token("after-the-lock", "DAY").await);
 }
+
+#[tokio::test]
+async fn a_full_disk_gets_a_clear_error_loses_nothing_and_work_resumes_when_space_is_freed() {
+    use crate::helpers::*;
+    use serde_json::json;
+
+    let Some(disk) = Tmpfs::mount("4m") else {
+        return;
+    };
+    let path = disk.path().join("lodge.db");
+    let app = spawn_app_with(|s| s.database.path = path.clone()).await;
+    app.login_admin().await;
+    let before = app.new_token("before").await;
+
+    let filler = disk.fill();
+    let refused = app.create_token("while-full", "DAY").await;
+    assert_eq!(error_code(&refused), "unavailable", "{refused}");
+    let message = error_message(&refused);
+    assert!(
+        message.contains("disk holding the database is full"),
+        "{message}"
+    );
+    assert!(!message.to_lowercase().contains("sqlite"), "{message}");
+    // The server still answers what needs no write.
+    let listed = app.gql("{ tokenApiList { tokenName } }", json!({})).await;
+    assert_ok(&listed);
+    assert_eq!(listed["data"]["tokenApiList"].as_array().unwrap().len(), 1);
+    let health = reqwest::get(format!("{}/healthz", app.url)).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    std::fs::remove_file(filler).unwrap();
+    assert_ok(&app.create_token("after", "DAY").await);
+    let login = app
+        .new_client()
+        .gql(
+            "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
+            json!({ "c": { "token": before } }),
+        )
+        .await;
+    assert_ok(&login);
+
+    let db = app.db();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let names: Vec<String> = db
+        .prepare("SELECT name FROM api_tokens ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(names, ["before", "after"]);
+}
