@@ -60,6 +60,8 @@ pub struct AdminSettings {
 pub struct SessionSettings {
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
+    /// Sessions one user may hold; a login beyond ends their oldest.
+    pub max_per_user: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,12 +90,15 @@ pub struct TokenSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct AuditSettings {
     pub retention: Duration,
+    /// Events kept at most; housekeeping removes the oldest beyond.
+    pub max_events: u32,
 }
 
 impl Default for AuditSettings {
     fn default() -> Self {
         Self {
             retention: Duration(SignedDuration::from_hours(90 * 24)),
+            max_events: 1_000_000,
         }
     }
 }
@@ -296,6 +301,7 @@ impl Default for SessionSettings {
         Self {
             idle_timeout: Duration(SignedDuration::from_mins(30)),
             max_lifetime: Duration(SignedDuration::from_hours(12)),
+            max_per_user: 100,
         }
     }
 }

@@ -204,13 +204,14 @@ impl Auth {
         let opened = (now - self.settings.session.max_lifetime.0).as_microsecond();
         let expired = (now - self.settings.tokens.keep_expired.0).as_microsecond();
         let audit_before = (now - self.settings.audit.retention.0).as_microsecond();
+        let audit_kept = self.settings.audit.max_events;
         self.limits.prune(now);
         Ok(self
             .store
             .write(move |conn| {
                 let sessions = crate::store::sessions::purge(conn, idle, opened)?;
                 let tokens = crate::store::tokens::purge(conn, expired, None)?;
-                crate::store::audit::purge(conn, audit_before)?;
+                crate::store::audit::purge(conn, audit_before, audit_kept)?;
                 Ok((sessions, tokens))
             })
             .await?)

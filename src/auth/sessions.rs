@@ -328,6 +328,7 @@ impl Auth {
         let digest = secret.digest();
         let now = self.now();
         let user_row = user.id;
+        let keep = self.settings().session.max_per_user.max(1);
         let id = self
             .store()
             .write(move |tx| {
@@ -345,6 +346,7 @@ impl Auth {
                     },
                 )?;
                 audit::record(tx, now, &event)?;
+                store_sessions::trim_user(tx, user_row, keep)?;
                 if end_other_sessions {
                     let ended = store_sessions::delete_for_user(tx, user_row, Some(id))?;
                     if ended > 0 {

@@ -66,6 +66,12 @@ pub fn list(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn purge(conn: &Connection, before: i64) -> Result<usize> {
-    Ok(conn.execute("DELETE FROM audit_events WHERE time < ?1", [before])?)
+pub fn purge(conn: &Connection, before: i64, keep: u32) -> Result<usize> {
+    let old = conn.execute("DELETE FROM audit_events WHERE time < ?1", [before])?;
+    let beyond = conn.execute(
+        "DELETE FROM audit_events WHERE id <= (
+             SELECT id FROM audit_events ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+        [keep],
+    )?;
+    Ok(old + beyond)
 }

@@ -93,6 +93,16 @@ pub fn delete_for_token(conn: &Connection, token_id: i64) -> Result<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE token_id = ?1", [token_id])?)
 }
 
+/// Ends the user's oldest sessions beyond their newest `keep`.
+pub fn trim_user(conn: &Connection, user: i64, keep: u32) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM sessions WHERE user_id = ?1 AND id <= (
+                 SELECT id FROM sessions WHERE user_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )?
+        .execute(params![user, keep])?)
+}
+
 pub fn count(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?)
 }

@@ -190,3 +190,19 @@ async fn events_older_than_the_retention_are_removed() {
     assert_eq!(left.len(), 1, "only the login after the purge: {left:#?}");
     assert_eq!(left[0]["kind"], "login");
 }
+
+#[tokio::test]
+async fn beyond_the_event_limit_the_oldest_events_are_removed() {
+    let app = spawn_app_with(|s| s.audit.max_events = 4).await;
+    for _ in 0..6 {
+        app.login_admin().await;
+    }
+    app.new_token("newest").await;
+    app.auth.housekeeping().await.unwrap();
+    let left = events(&app, json!({})).await;
+    assert_eq!(left.len(), 4, "{left:#?}");
+    assert_eq!(
+        left[0]["kind"], "token.create",
+        "the newest stay: {left:#?}"
+    );
+}

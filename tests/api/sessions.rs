@@ -265,3 +265,25 @@ async fn session_state_reports_the_time_left() {
         30 * 60 * 1000
     );
 }
+
+#[tokio::test]
+async fn a_login_beyond_the_users_session_limit_ends_their_oldest_session() {
+    let app = spawn_app_with(|s| s.session.max_per_user = 3).await;
+    let clients: Vec<_> = (0..5).map(|_| app.new_client()).collect();
+    for client in &clients {
+        client.login_admin().await;
+    }
+    for (i, client) in clients.iter().enumerate() {
+        if i < 2 {
+            let response = client.gql(NEEDS_USER, json!({})).await;
+            assert_eq!(error_code(&response), "sessionExpired", "client {i}");
+        } else {
+            let response = client.gql(ME, json!({})).await;
+            assert_eq!(
+                response["data"]["activeUser"]["userId"], ADMIN,
+                "client {i}"
+            );
+        }
+    }
+    assert_eq!(app.count("sessions"), 3);
+}
