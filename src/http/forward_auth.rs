@@ -7,8 +7,9 @@ use actix_web::{
 };
 
 use super::{
-    AppState, SESSION_COOKIE,
+    AppState,
     gql::{bearer_token, client_address},
+    session_cookie_value,
 };
 use crate::{auth::Caller, graphql::types::teams};
 
@@ -28,18 +29,9 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if bearer.is_some() && !rules.allow_tokens {
         return denied();
     }
-    let cookie = req
-        .cookie(SESSION_COOKIE)
-        .filter(|_| rules.allow_sessions && bearer.is_none());
+    let cookie = session_cookie_value(&req).filter(|_| rules.allow_sessions && bearer.is_none());
     let address = client_address(&req, &state.auth.settings().server.trusted_proxies);
-    let caller = state
-        .auth
-        .caller(
-            cookie.as_ref().map(|c| c.value()),
-            bearer.as_deref(),
-            address,
-        )
-        .await;
+    let caller = state.auth.caller(cookie, bearer.as_deref(), address).await;
     let user = match &caller {
         Ok(Caller::Throttled) => {
             return HttpResponse::TooManyRequests()

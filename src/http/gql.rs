@@ -14,7 +14,7 @@ use juniper::{
     http::{GraphQLRequest, GraphQLResponse},
 };
 
-use super::{AppState, SESSION_COOKIE, json_error};
+use super::{AppState, SESSION_COOKIE, json_error, session_cookie_value};
 use crate::{
     auth::Caller,
     config::IpNet,
@@ -58,7 +58,7 @@ pub async fn handle(
         Err(message) => return json_error(StatusCode::BAD_REQUEST, &message),
     };
 
-    let cookie = req.cookie(SESSION_COOKIE);
+    let cookie = session_cookie_value(&req);
     let bearer = bearer_token(&req);
     let settings = state.auth.settings();
     let request_info = RequestInfo {
@@ -67,11 +67,7 @@ pub async fn handle(
     };
     let caller = match state
         .auth
-        .caller(
-            cookie.as_ref().map(|c| c.value()),
-            bearer.as_deref(),
-            request_info.address,
-        )
+        .caller(cookie, bearer.as_deref(), request_info.address)
         .await
     {
         Ok(caller) => caller,

@@ -43,17 +43,15 @@ pub fn insert(conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
 }
 
 pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<SessionRow>> {
-    let sql = format!(
-        "SELECT s.id, s.provider, s.token_id, s.created_at, s.last_seen_at, t.expires_at,
-                {}
-         FROM sessions s
-         JOIN users u ON u.id = s.user_id
-         LEFT JOIN api_tokens t ON t.id = s.token_id
-         WHERE s.digest = ?1",
-        users::COLUMNS
-    );
     Ok(conn
-        .prepare_cached(&sql)?
+        .prepare_cached(concat!(
+            "SELECT s.id, s.provider, s.token_id, s.created_at, s.last_seen_at, t.expires_at, ",
+            users::user_columns_without_hash!(),
+            " FROM sessions s
+             JOIN users u ON u.id = s.user_id
+             LEFT JOIN api_tokens t ON t.id = s.token_id
+             WHERE s.digest = ?1"
+        ))?
         .query_row([&digest[..]], |r| {
             Ok(SessionRow {
                 id: r.get(0)?,

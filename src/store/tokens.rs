@@ -71,14 +71,13 @@ pub fn list(conn: &Connection, user: i64, expired_after: i64) -> Result<Vec<Toke
 
 /// The token with this digest and its owner.
 pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(TokenRow, UserRow)>> {
-    let sql = format!(
-        "SELECT t.id, t.name, t.created_at, t.expires_at, t.last_used_at, {}
-         FROM api_tokens t JOIN users u ON u.id = t.user_id
-         WHERE t.digest = ?1",
-        users::COLUMNS
-    );
     Ok(conn
-        .prepare_cached(&sql)?
+        .prepare_cached(concat!(
+            "SELECT t.id, t.name, t.created_at, t.expires_at, t.last_used_at, ",
+            users::user_columns_without_hash!(),
+            " FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.digest = ?1"
+        ))?
         .query_row([&digest[..]], |r| {
             let token = TokenRow {
                 id: r.get(0)?,

@@ -15,10 +15,26 @@ pub struct UserRow {
     pub created_at: i64,
 }
 
-pub(super) const COLUMNS: &str =
-    "u.id, u.user_id, u.display_name, u.role, u.enabled, u.password_hash, u.created_at";
+/// The user columns [`from_row`] reads, as a literal for `concat!`: every query is a constant
+/// string, prepared once per connection and found in the statement cache without formatting.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.user_id, u.display_name, u.role, u.enabled, u.password_hash, u.created_at"
+    };
+}
 
-/// Reads the user columns starting at `at`, in the order of [`COLUMNS`].
+/// The same columns without the password hash, for lookups that never check a password (the
+/// session and token lookups of every request): an empty text stands for "has a password".
+macro_rules! user_columns_without_hash {
+    () => {
+        "u.id, u.user_id, u.display_name, u.role, u.enabled,
+         CASE WHEN u.password_hash IS NULL THEN NULL ELSE '' END, u.created_at"
+    };
+}
+
+pub(super) use user_columns_without_hash;
+
+/// Reads the user columns starting at `at`, in the order of [`user_columns`].
 pub(super) fn from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
         id: row.get(at)?,
@@ -62,9 +78,12 @@ pub fn insert(conn: &Connection, user: &NewUser<'_>) -> rusqlite::Result<i64> {
 }
 
 pub fn by_user_id(conn: &Connection, user_id: &str) -> Result<Option<UserRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.user_id = ?1");
     Ok(conn
-        .prepare_cached(&sql)?
+        .prepare_cached(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE u.user_id = ?1"
+        ))?
         .query_row([user_id], |r| from_row(r, 0))
         .optional()?)
 }
@@ -77,13 +96,14 @@ pub fn list(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<UserRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM users u
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users u
          WHERE (?1 IS NULL OR instr(lower(u.user_id), lower(?1)) > 0)
            AND (?2 IS NULL OR u.enabled = ?2)
          ORDER BY u.user_id COLLATE NOCASE LIMIT ?3 OFFSET ?4"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    ))?;
     let rows = stmt.query_map(params![mask, enabled, limit, offset], |r| from_row(r, 0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
