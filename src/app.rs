@@ -9,6 +9,8 @@ use crate::{auth::Auth, clock::Clock, config::Settings, graphql, http, store::St
 
 /// How often ended sessions and long-expired tokens are removed.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(300);
+/// How often the tokens' last uses held in memory are written.
+const LAST_USED_EVERY: Duration = Duration::from_secs(60);
 
 /// A bound server, ready to run.
 pub struct App {
@@ -104,8 +106,19 @@ impl App {
                 }
             }
         });
+        let auth = self.auth.clone();
+        let last_uses = tokio::spawn(async move {
+            let mut every = tokio::time::interval(LAST_USED_EVERY);
+            loop {
+                every.tick().await;
+                let _ = auth.flush_last_used().await;
+            }
+        });
         let result = self.server.await;
         housekeeping.abort();
+        last_uses.abort();
+        // What is held in memory goes to the file before the last checkpoint.
+        let _ = self.auth.flush_last_used().await;
         // Fold the write-ahead log into the database file, so a stopped server leaves one file.
         let store = self.auth.store().clone();
         match tokio::task::spawn_blocking(move || store.checkpoint()).await {

@@ -169,6 +169,10 @@ pub struct Auth {
     clock: Clock,
     settings: Arc<Settings>,
     limits: Arc<limits::Limits>,
+    /// Tokens' last uses not yet written: token row id to microseconds. Written together by
+    /// [`Auth::flush_last_used`] (every minute and at shutdown), not one commit per token and
+    /// minute, each of which made every reader read its pages again.
+    last_used: Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
 }
 
 impl Auth {
@@ -178,7 +182,35 @@ impl Auth {
             clock,
             limits: Arc::new(limits::Limits::new(settings.limits.clone())),
             settings,
+            last_used: Arc::default(),
         }
+    }
+
+    fn pending_last_used(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, i64>> {
+        self.last_used.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the tokens' last uses held in memory, in one write; gives how many.
+    pub async fn flush_last_used(&self) -> Result<usize> {
+        let pending: Vec<(i64, i64)> = self.pending_last_used().drain().collect();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let count = pending.len();
+        let written = self
+            .store
+            .write(move |conn| {
+                for (id, at) in &pending {
+                    crate::store::tokens::touch(conn, *id, *at)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!("cannot write the tokens' last uses: {e:#}");
+            return Err(e.into());
+        }
+        Ok(count)
     }
 
     pub fn now(&self) -> Timestamp {

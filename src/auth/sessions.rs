@@ -200,15 +200,12 @@ impl Auth {
         if expired || !user.enabled {
             return Ok(None);
         }
-        let stale = token
-            .last_used_at
-            .is_none_or(|t| now.duration_since(from_micros(t)) >= TOUCH_EVERY);
-        if stale {
-            let id = token.id;
-            self.store()
-                .write(move |conn| store_tokens::touch(conn, id, now.as_microsecond()))
-                .await?;
+        let mut pending = self.pending_last_used();
+        let known = token.last_used_at.max(pending.get(&token.id).copied());
+        if known.is_none_or(|t| now.duration_since(from_micros(t)) >= TOUCH_EVERY) {
+            pending.insert(token.id, now.as_microsecond());
         }
+        drop(pending);
         Ok(Some((User::from(user), token.name, token.id)))
     }
 

@@ -197,9 +197,14 @@ impl Auth {
     pub async fn list_tokens(&self, user: &User) -> Result<Vec<Token>> {
         let shown_after = (self.now() - self.settings().tokens.keep_expired.0).as_microsecond();
         let owner = user.id;
-        let rows = self
+        let mut rows = self
             .store()
             .read(|conn| store_tokens::list(conn, owner, shown_after))?;
+        let pending = self.pending_last_used();
+        for row in &mut rows {
+            row.last_used_at = row.last_used_at.max(pending.get(&row.id).copied());
+        }
+        drop(pending);
         Ok(rows.into_iter().map(Token::from).collect())
     }
 

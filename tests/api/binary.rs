@@ -155,11 +155,34 @@ fn the_binary_prints_one_listening_line_serves_and_stops_cleanly_on_sigterm() {
         "{response}"
     );
     assert!(cookie.is_some());
+    let (created, _) = post(
+        &url,
+        json!({ "query": "mutation { tokenApiCreate(tokenName: \"ci\") { token } }" }),
+        cookie.as_deref(),
+    );
+    let token = created["data"]["tokenApiCreate"]["token"].as_str().unwrap();
+    let (used, _) = post(
+        &url,
+        json!({
+            "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
+            "variables": { "c": { "token": token } }
+        }),
+        None,
+    );
+    assert_eq!(used["data"]["authLogin"]["authStatus"], "SUCCESS", "{used}");
 
     let status = terminate(&mut child);
     assert!(status.success(), "exit status {status:?}");
     let wal = std::fs::metadata(dir.path().join("lodge.db-wal")).map_or(0, |m| m.len());
     assert_eq!(wal, 0, "the write-ahead log was checkpointed at shutdown");
+    let db = rusqlite::Connection::open(dir.path().join("lodge.db")).unwrap();
+    let last_used: Option<i64> = db
+        .query_row("SELECT last_used_at FROM api_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        last_used.is_some(),
+        "the token's last use, held in memory, was written at shutdown"
+    );
 
     // A second start on the same file creates no administrator and keeps the session.
     let (mut child, url, lines) = start(dir.path());

@@ -668,6 +668,18 @@ async fn last_use_is_recorded_at_most_once_a_minute() {
     app.advance(SignedDuration::from_secs(31));
     app.new_client().login_with_token(&token).await;
     assert_eq!(time(&last_used().await), app.clock.now());
+
+    // Held in memory until the next flush (every minute and at shutdown), then in the file.
+    let stored = || -> Option<i64> {
+        app.db()
+            .query_row("SELECT last_used_at FROM api_tokens", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(stored(), None);
+    assert_eq!(app.auth.flush_last_used().await.unwrap(), 1);
+    assert_eq!(stored(), Some(app.clock.now().as_microsecond()));
+    assert_eq!(app.auth.flush_last_used().await.unwrap(), 0);
+    assert_eq!(time(&last_used().await), app.clock.now());
 }
 
 #[tokio::test]
