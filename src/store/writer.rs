@@ -149,10 +149,19 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
         // A fault ended the transaction; the batch reports it.
         return outcome;
     }
-    if outcome.is_err() {
-        conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    let rollback = outcome.is_err();
+    let ended = (|| {
+        if rollback {
+            conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+        }
+        conn.prepare_cached("RELEASE job")?.execute([])
+    })();
+    if let Err(e) = ended {
+        // The savepoint is still open, and a failed write's changes may be in it: the whole
+        // batch is rolled back, which the batch sees and reports to every write in it.
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e.into());
     }
-    conn.prepare_cached("RELEASE job")?.execute([])?;
     outcome
 }
 
