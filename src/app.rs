@@ -18,6 +18,7 @@ pub struct App {
     port: u16,
     server: Server,
     auth: Auth,
+    stop_signals: StopSignals,
     /// The first administrator when this start created one, with its password when generated.
     pub created_admin: Option<(String, Option<String>)>,
 }
@@ -53,6 +54,7 @@ impl App {
                 .configure(http::routes)
         })
         .listen(listener)?
+        .disable_signals()
         .shutdown_timeout(
             settings
                 .server
@@ -68,6 +70,7 @@ impl App {
             port,
             server,
             auth,
+            stop_signals: StopSignals::register()?,
             created_admin,
         })
     }
@@ -114,7 +117,15 @@ impl App {
                 let _ = auth.flush_last_used().await;
             }
         });
+        let handle = self.server.handle();
+        let stop_signals = self.stop_signals;
+        let stopper = tokio::spawn(async move {
+            stop_signals.received().await;
+            tracing::info!("stopping: finishing the requests in flight");
+            handle.stop(true).await;
+        });
         let result = self.server.await;
+        stopper.abort();
         housekeeping.abort();
         last_uses.abort();
         // What is held in memory goes to the file before the last checkpoint.
@@ -127,5 +138,43 @@ impl App {
             Err(e) => tracing::warn!("cannot checkpoint the database at shutdown: {e}"),
         }
         result
+    }
+}
+
+/// SIGTERM and SIGINT, registered when the server is built: a signal that comes right after the
+/// `listening on` line still stops it cleanly. (actix's own handlers are installed only once the
+/// server first runs, and a SIGTERM before that ended the process at once.)
+struct StopSignals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    #[cfg(unix)]
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn register() -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    #[cfg(unix)]
+    async fn received(mut self) {
+        let terminate = std::pin::pin!(self.terminate.recv());
+        let interrupt = std::pin::pin!(self.interrupt.recv());
+        futures_util::future::select(terminate, interrupt).await;
+    }
+
+    #[cfg(not(unix))]
+    async fn received(self) {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

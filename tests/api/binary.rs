@@ -549,3 +549,13 @@ fn a_read_only_database_is_refused_at_start_saying_so_and_starts_once_writable()
     );
     assert!(terminate(&mut server).success());
 }
+
+#[test]
+fn a_sigterm_right_after_the_listening_line_still_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..3 {
+        let (mut server, _, _) = start(dir.path());
+        let status = terminate(&mut server);
+        assert!(status.success(), "exit status {status:?}");
+    }
+}
