@@ -4,6 +4,8 @@ use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHash, Version,
     password_hash::{Output, ParamsString, SaltString},
 };
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
+
 use md5::{Digest as _, Md5};
 
 use super::Error;
@@ -11,37 +13,35 @@ use super::Error;
 /// Runs `f` on one of the hashing threads, one a core, started on first use; `None` if it
 /// panicked.
 ///
-/// Each Argon2id hash holds 19 MiB, which the allocator keeps for the thread that used it. On
-/// the blocking pool, 64 parallel password logins ran 64 hashes at once on 2 cores, each many
-/// times slower, and dozens of threads kept 19 MiB each (2.7 GB resident after the load
-/// benchmark). A few threads that take hashes in turn run each at full speed and keep at most
-/// one a core.
+/// Each Argon2id hash needs 19 MiB. On the blocking pool, 64 parallel password logins ran 64
+/// hashes at once on 2 cores, each many times slower, and dozens of threads kept their memory
+/// (2.7 GB resident after the load benchmark). A few threads that take hashes in turn run each
+/// at full speed, each with one reused buffer (`with_memory`).
 pub async fn on_hashing_thread<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     type Job = Box<dyn FnOnce() + Send>;
-    static QUEUE: std::sync::LazyLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
-        std::sync::LazyLock::new(|| {
-            let (sender, receiver) = std::sync::mpsc::channel::<Job>();
-            let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            for i in 0..threads {
-                let receiver = receiver.clone();
-                std::thread::Builder::new()
-                    .name(format!("lodge-hash-{i}"))
-                    .spawn(move || {
-                        loop {
-                            let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                            match job {
-                                Ok(job) => job(),
-                                Err(_) => return,
-                            }
+    static QUEUE: LazyLock<Mutex<mpsc::Sender<Job>>> = LazyLock::new(|| {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for i in 0..threads {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("lodge-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
                         }
-                    })
-                    .expect("cannot start a password hashing thread");
-            }
-            std::sync::Mutex::new(sender)
-        });
+                    }
+                })
+                .expect("cannot start a password hashing thread");
+        }
+        Mutex::new(sender)
+    });
     let (answer, answered) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
