@@ -108,6 +108,17 @@ fn login(url: &str, user: &str, password: &str) -> (Value, Option<String>) {
     )
 }
 
+fn token_login(url: &str, token: &str) -> (Value, Option<String>) {
+    post(
+        url,
+        json!({
+            "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus userTokens { userId } } }",
+            "variables": { "c": { "token": token } }
+        }),
+        None,
+    )
+}
+
 fn terminate(server: &mut Server) -> std::process::ExitStatus {
     let child = &mut server.0;
     let status = Command::new("kill")
@@ -161,14 +172,7 @@ fn the_binary_prints_one_listening_line_serves_and_stops_cleanly_on_sigterm() {
         cookie.as_deref(),
     );
     let token = created["data"]["tokenApiCreate"]["token"].as_str().unwrap();
-    let (used, _) = post(
-        &url,
-        json!({
-            "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
-            "variables": { "c": { "token": token } }
-        }),
-        None,
-    );
+    let (used, _) = token_login(&url, token);
     assert_eq!(used["data"]["authLogin"]["authStatus"], "SUCCESS", "{used}");
 
     let status = terminate(&mut child);
@@ -340,14 +344,7 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
     );
     let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("lodge_"), "{token}");
-    let (response, _) = post(
-        &url,
-        json!({
-            "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { userTokens { userId } } }",
-            "variables": { "c": { "token": token } }
-        }),
-        None,
-    );
+    let (response, _) = token_login(&url, &token);
     assert_eq!(
         response["data"]["authLogin"]["userTokens"][0]["userId"], "mia",
         "{response}"
@@ -368,14 +365,7 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
         .output()
         .unwrap();
     assert!(deleted.status.success());
-    let (response, _) = post(
-        &url,
-        json!({
-            "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
-            "variables": { "c": { "token": token } }
-        }),
-        None,
-    );
+    let (response, _) = token_login(&url, &token);
     assert_eq!(
         response["errors"][0]["message"],
         "User authentication failed"
@@ -469,14 +459,7 @@ fn secrets_never_reach_the_log() {
         .unwrap()
         .to_owned();
     secrets.push(token.clone());
-    let (_, token_cookie) = post(
-        &url,
-        json!({
-            "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
-            "variables": { "c": { "token": token } }
-        }),
-        None,
-    );
+    let (_, token_cookie) = token_login(&url, &token);
     secrets.push(token_cookie.unwrap());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
