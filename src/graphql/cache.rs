@@ -70,24 +70,16 @@ impl OperationCache {
             schema: self.schema.clone(),
             text: document.into(),
         };
-        let mut failure = None;
         let validated =
             Validated::try_new(owner, |doc| match validate(&doc.schema, &doc.text, name) {
                 Ok(Ok(operation)) => Ok(operation),
-                Ok(Err(e)) => {
-                    failure = Some(Ok(e));
-                    Err(())
-                }
-                Err(panicked) => {
-                    failure = Some(Err(panicked));
-                    Err(())
-                }
+                Ok(Err(error)) => Err(Ok(error)),
+                Err(panicked) => Err(Err(panicked)),
             });
-        let Ok(validated) = validated else {
-            return match failure.expect("a failed validation says why") {
-                Ok(error) => Ok(Err(error)),
-                Err(panicked) => Err(panicked),
-            };
+        let validated = match validated {
+            Ok(validated) => validated,
+            Err(Ok(error)) => return Ok(Err(error)),
+            Err(Err(panicked)) => return Err(panicked),
         };
         let prepared = Prepared(Arc::new(validated));
         if let Some(key) = key {
