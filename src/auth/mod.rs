@@ -197,6 +197,7 @@ impl Auth {
             return Ok(0);
         }
         let count = pending.len();
+        let kept = pending.clone();
         let written = self
             .store
             .write(move |conn| {
@@ -207,7 +208,12 @@ impl Auth {
             })
             .await;
         if let Err(e) = written {
-            tracing::warn!("cannot write the tokens' last uses: {e:#}");
+            tracing::warn!("cannot write the tokens' last uses; kept for the next try: {e:#}");
+            let mut held = self.pending_last_used();
+            for (id, at) in kept {
+                let at = held.get(&id).map_or(at, |&later| later.max(at));
+                held.insert(id, at);
+            }
             return Err(e.into());
         }
         Ok(count)
