@@ -1,0 +1,97 @@
+"""What bench/load and bench/soak share: the release binary, its environment, a running server."""
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BINARY = ROOT / "target" / "release" / "lodge"
+TOKEN_LOGIN = ('query authLogin($credentials: Object) { authLogin(provider: "token", '
+               'credentials: $credentials) { authId userTokens { userId } authStatus } }')
+
+
+def lodge_env(db, **settings):
+    """This process's environment without its LODGE_* variables, with the database at `db`,
+    warnings only in the log, and `settings` as LODGE_ variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LODGE_")}
+    env.update({"LODGE_DATABASE__PATH": str(db), "LODGE_LOG": "warn", **settings})
+    return env
+
+
+def lodge(env, *args, stdin=None):
+    """Runs a `lodge` command; gives its standard output."""
+    out = subprocess.run([BINARY, "--config", os.devnull, *args], env=env, input=stdin,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"lodge {' '.join(args)}: {out.stderr}")
+    return out.stdout
+
+
+def db_size(folder):
+    """The database with its -wal and -shm files, in bytes."""
+    return sum(f.stat().st_size for f in Path(folder).glob("lodge.db*"))
+
+
+class Server:
+    """A release lodge serving on port 0 with the database at `db`."""
+
+    def __init__(self, db, cwd, **settings):
+        env = lodge_env(db, LODGE_SERVER__PORT="0", LODGE_ADMIN__PASSWORD="bench-admin-password",
+                        **settings)
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen([BINARY, "--config", os.devnull, "serve"], cwd=cwd, env=env,
+                                        stdout=subprocess.PIPE, text=True)
+        for line in self.process.stdout:
+            if line.startswith("listening on "):
+                self.url = line.split()[-1]
+                break
+        else:
+            sys.exit("lodge stopped before listening")
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def post(self, body, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("POST", "/api/gql", body=json.dumps(body),
+                     headers={"Content-Type": "application/json", **(headers or {})})
+        response = conn.getresponse()
+        data = json.loads(response.read())
+        conn.close()
+        return response, data
+
+    def login(self, token):
+        """Logs in with an API token; gives the session cookie's value."""
+        response, data = self.post({"query": TOKEN_LOGIN, "variables": {"credentials": {"token": token}}})
+        if response.status != 200 or "errors" in data:
+            raise RuntimeError(f"token login failed: {response.status} {data}")
+        cookie = response.getheader("Set-Cookie").split(";")[0]
+        return cookie.split("=", 1)[1]
+
+    def first_login(self, token):
+        """Milliseconds from starting the process to the first answered token login."""
+        self.login(token)
+        return (time.perf_counter() - self.started) * 1000
+
+    def cpu_ticks(self):
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    def status(self, key):
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        raise KeyError(key)
+
+    def rss(self):
+        return self.status("VmRSS")
+
+    def peak_rss(self):
+        return self.status("VmHWM")
+
+    def stop(self):
+        """SIGTERM; gives the exit code."""
+        self.process.terminate()
+        return self.process.wait(timeout=60)
