@@ -9,7 +9,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use lodge::{
     auth::secret::{ApiTokenSecret, SessionSecret},
-    store::{Store, sessions, tokens, users},
+    store::{Store, generation, sessions, tokens, users},
 };
 
 struct Seeded {
@@ -17,7 +17,7 @@ struct Seeded {
     store: Store,
     token_texts: Vec<String>,
     token_digests: Vec<[u8; 32]>,
-    session_digests: Vec<[u8; 32]>,
+    session_ids: Vec<i64>,
 }
 
 fn seeded() -> Seeded {
@@ -25,7 +25,7 @@ fn seeded() -> Seeded {
     let store = Store::open(&dir.path().join("lodge.db")).unwrap();
     let mut token_texts = Vec::new();
     let mut token_digests = Vec::new();
-    let mut session_digests = Vec::new();
+    let mut session_ids = Vec::new();
     let mut conn = store.conn().unwrap();
     let tx = conn.transaction().unwrap();
     for u in 0..1000 {
@@ -58,10 +58,10 @@ fn seeded() -> Seeded {
             .unwrap();
             if t == 0 {
                 let session = SessionSecret::generate().digest();
-                sessions::insert(
+                let id = sessions::insert(
                     &tx,
                     &sessions::NewSession {
-                        digest: &session,
+                        secret_digest: &session,
                         user,
                         provider: "token",
                         token_id: Some(token),
@@ -69,7 +69,7 @@ fn seeded() -> Seeded {
                     },
                 )
                 .unwrap();
-                session_digests.push(session);
+                session_ids.push(id);
             }
             token_texts.push(secret.expose().to_owned());
             token_digests.push(digest);
@@ -82,7 +82,7 @@ fn seeded() -> Seeded {
         store,
         token_texts,
         token_digests,
-        session_digests,
+        session_ids,
     }
 }
 
@@ -110,14 +110,18 @@ fn lookups(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    c.bench_function("session lookup (by_digest)", |b| {
+    c.bench_function("session lookup (by_id)", |b| {
         b.iter(|| {
-            i = (i + 7919) % s.session_digests.len();
+            i = (i + 7919) % s.session_ids.len();
             s.store
-                .read(|conn| sessions::by_digest(conn, &s.session_digests[i]))
+                .read(|conn| sessions::by_id(conn, s.session_ids[i]))
                 .unwrap()
                 .unwrap()
         })
+    });
+    // What a request reads before it trusts a remembered session or token.
+    c.bench_function("change counter read", |b| {
+        b.iter(|| s.store.read(generation::current).unwrap())
     });
     // Under load the writer commits between any two lookups, and a reader then reads its pages
     // again; this shows that cost with one small commit from another connection before each.

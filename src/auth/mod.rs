@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod limits;
 pub mod password;
+mod remembered;
 pub mod return_to;
 pub mod secret;
 mod sessions;
@@ -17,7 +18,7 @@ use jiff::Timestamp;
 use crate::{
     clock::Clock,
     config::Settings,
-    store::{Store, StoreError, users::UserRow},
+    store::{Result as StoreResult, Store, StoreError, generation, users::UserRow},
 };
 
 pub use audit::{Actor, AuditEvent, AuditFilter, AuditRecord};
@@ -173,6 +174,8 @@ pub struct Auth {
     /// [`Auth::flush_last_used`] (every minute and at shutdown), not one commit per token and
     /// minute, each of which made every reader read its pages again.
     last_used: Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
+    /// Sessions and tokens looked up, kept while the database says nothing changed.
+    remembered: Arc<remembered::Remembered>,
 }
 
 impl Auth {
@@ -183,7 +186,36 @@ impl Auth {
             limits: Arc::new(limits::Limits::new(settings.limits.clone())),
             settings,
             last_used: Arc::default(),
+            remembered: Arc::default(),
         }
+    }
+
+    /// A write of sessions by this server: `f` lists what it changed of them, so that what is
+    /// remembered is updated in commit order instead of forgotten.
+    async fn write_sessions<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection, &mut Vec<remembered::SessionChange>) -> StoreResult<T>
+            + Send
+            + 'static,
+    {
+        let remembered = self.remembered.clone();
+        let (value, ..) = self
+            .store
+            .write_then(
+                move |tx| {
+                    let before = generation::current(tx)?;
+                    let mut changes = Vec::new();
+                    let value = f(tx, &mut changes)?;
+                    let after = generation::current(tx)?;
+                    Ok((value, before, after, changes))
+                },
+                move |(_, before, after, changes)| {
+                    remembered.committed(*before, *after, changes);
+                },
+            )
+            .await?;
+        Ok(value)
     }
 
     fn pending_last_used(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, i64>> {

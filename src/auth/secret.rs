@@ -75,23 +75,13 @@ impl fmt::Debug for ApiTokenSecret {
     }
 }
 
-/// The value of a `cb-session-id` cookie.
+/// The random part of a session cookie; only its digest is stored.
 pub struct SessionSecret(String);
 
 impl SessionSecret {
     pub fn generate() -> Self {
-        // 256 bits, as for tokens: a session id must not be guessable either.
+        // 256 bits, as for tokens: a session cookie must not be guessable either.
         Self(encode_fixed(&random_bytes(), BODY_LEN))
-    }
-
-    /// Any value this server could have issued; anything else names no session.
-    pub fn parse(text: &str) -> Option<Self> {
-        (text.len() == BODY_LEN && text.bytes().all(|b| b.is_ascii_alphanumeric()))
-            .then(|| Self(text.to_owned()))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
     }
 
     pub fn digest(&self) -> Digest {
@@ -102,6 +92,47 @@ impl SessionSecret {
 impl fmt::Debug for SessionSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SessionSecret(<redacted>)")
+    }
+}
+
+/// The value of a `cb-session-id` cookie: `<session id>.<secret>`. The id finds the session's row
+/// (ids grow, so new rows append); the secret proves the cookie was issued for it.
+pub struct SessionCookie {
+    pub id: i64,
+    pub secret: SessionSecret,
+}
+
+impl SessionCookie {
+    /// Any value this server could have issued; anything else names no session.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (id, secret) = text.split_once('.')?;
+        let id_ok = !id.is_empty() && id.len() <= 18 && id.bytes().all(|b| b.is_ascii_digit());
+        let secret_ok =
+            secret.len() == BODY_LEN && secret.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !(id_ok && secret_ok) {
+            return None;
+        }
+        Some(Self {
+            id: id.parse().ok()?,
+            secret: SessionSecret(secret.to_owned()),
+        })
+    }
+
+    /// The cookie's value: to be sent once, in `Set-Cookie`.
+    pub fn expose(&self) -> String {
+        format!("{}.{}", self.id, self.secret.0)
+    }
+
+    /// Whether `stored` is the digest of this cookie's secret, in time that does not depend on
+    /// where they differ.
+    pub fn proves(&self, stored: &Digest) -> bool {
+        blake3::Hash::from(self.secret.digest()) == blake3::Hash::from(*stored)
+    }
+}
+
+impl fmt::Debug for SessionCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionCookie({}.<redacted>)", self.id)
     }
 }
 
@@ -202,6 +233,30 @@ mod tests {
         }
         for edge in [[0u8; 32], [0xff; 32]] {
             assert_eq!(encode_fixed(&edge, 43), one_digit_at_a_time(&edge, 43));
+        }
+    }
+
+    #[test]
+    fn a_session_cookie_parses_back_and_proves_only_its_own_secret() {
+        let secret = SessionSecret::generate();
+        let digest = secret.digest();
+        let cookie = SessionCookie { id: 42, secret };
+        let text = cookie.expose();
+        let parsed = SessionCookie::parse(&text).unwrap();
+        assert_eq!(parsed.id, 42);
+        assert!(parsed.proves(&digest));
+        assert!(!parsed.proves(&SessionSecret::generate().digest()));
+        let body = text.split_once('.').unwrap().1;
+        for bad in [
+            body.to_owned(),
+            format!(".{body}"),
+            format!("-1.{body}"),
+            format!("4x.{body}"),
+            format!("99999999999999999999.{body}"),
+            format!("42.{}", &body[1..]),
+            format!("42.{body}!"),
+        ] {
+            assert!(SessionCookie::parse(&bad).is_none(), "{bad} was accepted");
         }
     }
 

@@ -11,9 +11,11 @@ use super::{
     limits::Attempt,
     off_thread,
     password::{self, ClientHash},
-    secret::{ApiTokenSecret, SessionSecret, random_id},
+    remembered::{SessionChange, TokenEntry},
+    secret::{ApiTokenSecret, Digest, SessionCookie, SessionSecret, random_id},
 };
 use crate::store::{
+    generation,
     sessions::{self as store_sessions, NewSession, SessionRow},
     tokens as store_tokens,
     users::{self as store_users, UserRow},
@@ -95,10 +97,10 @@ pub struct LoginOptions {
     pub end_other_sessions: bool,
 }
 
-/// A successful login: the new cookie value and its session.
+/// A successful login: the new cookie and its session.
 #[derive(Debug)]
 pub struct LoginOutcome {
-    pub secret: SessionSecret,
+    pub cookie: SessionCookie,
     pub session: Session,
     pub auth_id: String,
 }
@@ -138,42 +140,77 @@ impl Auth {
         let Some(cookie) = cookie else {
             return Ok(Caller::Anonymous);
         };
-        let Some(secret) = SessionSecret::parse(cookie) else {
+        let Some(cookie) = SessionCookie::parse(cookie) else {
             return Ok(Caller::Expired);
         };
-        let digest = secret.digest();
         let now = self.now();
         let (idle, max) = self.session_limits();
-        let Some(mut row) = self
-            .store()
-            .read(|conn| store_sessions::by_digest(conn, &digest))?
-        else {
+        let Some(mut row) = self.session_row(cookie.id)? else {
             return Ok(Caller::Expired);
         };
+        if !cookie.proves(&row.secret_digest) {
+            return Ok(Caller::Expired);
+        }
         if let Some(reason) = session_end(&row, now, idle, max) {
             let (id, user_id) = (row.id, row.user.user_id.clone());
-            self.store()
-                .write(move |conn| {
-                    // Another request may have ended it first; only the one that did records it.
-                    if store_sessions::delete(conn, id)? {
-                        let event = AuditEvent::new(kind::SESSION_END, true)
-                            .user(user_id)
-                            .detail(reason);
-                        audit::record(conn, now, &event)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+            self.write_sessions(move |conn, changes| {
+                // Another request may have ended it first; only the one that did records it.
+                if store_sessions::delete(conn, id)? {
+                    changes.push(SessionChange::Ended(id));
+                    let event = AuditEvent::new(kind::SESSION_END, true)
+                        .user(user_id)
+                        .detail(reason);
+                    audit::record(conn, now, &event)?;
+                }
+                Ok(())
+            })
+            .await?;
             return Ok(Caller::Expired);
         }
         if now.duration_since(from_micros(row.last_seen_at)) >= touch_every(idle) {
-            let id = row.id;
-            self.store()
-                .write(move |conn| store_sessions::touch(conn, id, now.as_microsecond()))
-                .await?;
-            row.last_seen_at = now.as_microsecond();
+            let (id, at) = (row.id, now.as_microsecond());
+            self.write_sessions(move |conn, changes| {
+                if store_sessions::touch(conn, id, at)? {
+                    changes.push(SessionChange::Seen { id, at });
+                }
+                Ok(())
+            })
+            .await?;
+            row.last_seen_at = at;
         }
         Ok(Caller::Session(session_from_row(row)))
+    }
+
+    /// The session with this id: remembered when nothing changed since, else read and kept.
+    fn session_row(&self, id: i64) -> Result<Option<SessionRow>> {
+        Ok(self.store().read(|conn| {
+            let now_at = generation::current(conn)?;
+            if let Some(row) = self.remembered.session(now_at, id) {
+                return Ok(Some(row));
+            }
+            Ok(store_sessions::by_id(conn, id)?.map(|(read_at, row)| {
+                self.remembered.keep_session(read_at, row.clone());
+                row
+            }))
+        })?)
+    }
+
+    /// The token with this digest and its owner, remembered or read and kept, as
+    /// [`Auth::session_row`].
+    fn token_entry(&self, digest: &Digest) -> Result<Option<TokenEntry>> {
+        Ok(self.store().read(|conn| {
+            let now_at = generation::current(conn)?;
+            if let Some(entry) = self.remembered.token(now_at, digest) {
+                return Ok(Some(entry));
+            }
+            Ok(
+                store_tokens::by_digest(conn, digest)?.map(|(read_at, token, user)| {
+                    let entry = TokenEntry { token, user };
+                    self.remembered.keep_token(read_at, *digest, entry.clone());
+                    entry
+                }),
+            )
+        })?)
     }
 
     async fn bearer(&self, text: &str) -> Result<Caller> {
@@ -190,10 +227,7 @@ impl Auth {
     async fn token_owner(&self, secret: &ApiTokenSecret) -> Result<Option<(User, String, i64)>> {
         let digest = secret.digest();
         let now = self.now();
-        let Some((token, user)) = self
-            .store()
-            .read(|conn| store_tokens::by_digest(conn, &digest))?
-        else {
+        let Some(TokenEntry { token, user }) = self.token_entry(&digest)? else {
             return Ok(None);
         };
         let expired = token.expires_at.is_some_and(|t| t <= now.as_microsecond());
@@ -204,6 +238,7 @@ impl Auth {
         let known = token.last_used_at.max(pending.get(&token.id).copied());
         if known.is_none_or(|t| now.duration_since(from_micros(t)) >= TOUCH_EVERY) {
             pending.insert(token.id, now.as_microsecond());
+            self.remembered.token_used(&digest, now.as_microsecond());
         }
         drop(pending);
         Ok(Some((User::from(user), token.name, token.id)))
@@ -322,20 +357,21 @@ impl Auth {
         }
         let user_id = user.user_id.clone();
         let secret = SessionSecret::generate();
-        let digest = secret.digest();
+        let secret_digest = secret.digest();
         let now = self.now();
         let user_row = user.id;
         let keep = self.settings().session.max_per_user.max(1);
         let id = self
-            .store()
-            .write(move |tx| {
-                if let Some(old) = replaces {
-                    store_sessions::delete(tx, old)?;
+            .write_sessions(move |tx, changes| {
+                if let Some(old) = replaces
+                    && store_sessions::delete(tx, old)?
+                {
+                    changes.push(SessionChange::Ended(old));
                 }
                 let id = store_sessions::insert(
                     tx,
                     &NewSession {
-                        digest: &digest,
+                        secret_digest: &secret_digest,
                         user: user_row,
                         provider,
                         token_id,
@@ -343,8 +379,10 @@ impl Auth {
                     },
                 )?;
                 audit::record(tx, now, &event)?;
-                store_sessions::trim_user(tx, user_row, keep)?;
+                let trimmed = store_sessions::trim_user(tx, user_row, keep)?;
+                changes.extend(trimmed.into_iter().map(SessionChange::Ended));
                 if end_other_sessions {
+                    // Not listed one by one: what is remembered is forgotten after this write.
                     let ended = store_sessions::delete_for_user(tx, user_row, Some(id))?;
                     if ended > 0 {
                         let ended = AuditEvent::new(kind::SESSION_END, true)
@@ -358,7 +396,7 @@ impl Auth {
             })
             .await?;
         Ok(LoginOutcome {
-            secret,
+            cookie: SessionCookie { id, secret },
             session: Session {
                 id,
                 user,
@@ -378,12 +416,13 @@ impl Auth {
             .user(session.user.user_id.clone())
             .provider(provider_name(&session.provider))
             .address(address);
-        self.store()
-            .write(move |conn| {
-                store_sessions::delete(conn, id)?;
-                audit::record(conn, now, &event)
-            })
-            .await?;
+        self.write_sessions(move |conn, changes| {
+            if store_sessions::delete(conn, id)? {
+                changes.push(SessionChange::Ended(id));
+            }
+            audit::record(conn, now, &event)
+        })
+        .await?;
         Ok(())
     }
 

@@ -57,7 +57,7 @@ impl Query {
                 )));
             }
         };
-        ctx.set_cookie(CookieChange::Set(outcome.secret.expose().to_owned()));
+        ctx.set_cookie(CookieChange::Set(outcome.cookie.expose()));
         Ok(AuthInfo {
             redirect_link: None,
             auth_id: Some(outcome.auth_id),

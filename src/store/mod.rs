@@ -1,6 +1,7 @@
 //! SQLite only: the pool, the connection policy, the migrations and one module per table family.
 
 pub mod audit;
+pub mod generation;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
@@ -41,6 +42,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("migrations/001_initial.sql")),
         M::up(include_str!("migrations/002_audit.sql")),
+        M::up(include_str!("migrations/003_sessions_by_id.sql")),
     ])
 }
 
@@ -197,7 +199,18 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.writer.write(f).await
+        self.writer.write(f, |_| ()).await
+    }
+
+    /// [`Store::write`], and `committed` with `f`'s value once the batch is on disk: on the
+    /// writer thread, in the order of the commits, before the caller is answered.
+    pub async fn write_then<T, F, C>(&self, f: F, committed: C) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        C: FnOnce(&T) + Send + 'static,
+    {
+        self.writer.write(f, committed).await
     }
 
     /// Runs a short read (an indexed lookup) with a pooled connection on this thread: a few

@@ -1,4 +1,5 @@
-//! The `sessions` table: one row per login, found by the digest of its cookie value.
+//! The `sessions` table: one row per login, found by the id its cookie names and proven by the
+//! digest of the cookie's secret.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -10,6 +11,7 @@ use super::{
 #[derive(Debug, Clone)]
 pub struct SessionRow {
     pub id: i64,
+    pub secret_digest: [u8; 32],
     pub provider: String,
     pub token_id: Option<i64>,
     pub created_at: i64,
@@ -20,7 +22,7 @@ pub struct SessionRow {
 }
 
 pub struct NewSession<'a> {
-    pub digest: &'a [u8; 32],
+    pub secret_digest: &'a [u8; 32],
     pub user: i64,
     pub provider: &'a str,
     pub token_id: Option<i64>,
@@ -29,11 +31,11 @@ pub struct NewSession<'a> {
 
 pub fn insert(conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO sessions (digest, user_id, provider, token_id, created_at, last_seen_at)
+        "INSERT INTO sessions (secret_digest, user_id, provider, token_id, created_at, last_seen_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
     )?
     .execute(params![
-        &session.digest[..],
+        &session.secret_digest[..],
         session.user,
         session.provider,
         session.token_id,
@@ -42,34 +44,40 @@ pub fn insert(conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
-pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<SessionRow>> {
+/// The session with this id, and the change counter of the snapshot it was read in.
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(i64, SessionRow)>> {
     Ok(conn
         .prepare_cached(concat!(
-            "SELECT s.id, s.provider, s.token_id, s.created_at, s.last_seen_at, t.expires_at, ",
+            "SELECT (SELECT n FROM generation), s.id, s.secret_digest, s.provider, s.token_id, ",
+            "s.created_at, s.last_seen_at, t.expires_at, ",
             users::user_columns_without_hash!(),
             " FROM sessions s
              JOIN users u ON u.id = s.user_id
              LEFT JOIN api_tokens t ON t.id = s.token_id
-             WHERE s.digest = ?1"
+             WHERE s.id = ?1"
         ))?
-        .query_row([&digest[..]], |r| {
-            Ok(SessionRow {
-                id: r.get(0)?,
-                provider: r.get(1)?,
-                token_id: r.get(2)?,
-                created_at: r.get(3)?,
-                last_seen_at: r.get(4)?,
-                token_expires_at: r.get(5)?,
-                user: users::from_row(r, 6)?,
-            })
+        .query_row([id], |r| {
+            let row = SessionRow {
+                id: r.get(1)?,
+                secret_digest: r.get(2)?,
+                provider: r.get(3)?,
+                token_id: r.get(4)?,
+                created_at: r.get(5)?,
+                last_seen_at: r.get(6)?,
+                token_expires_at: r.get(7)?,
+                user: users::from_row(r, 8)?,
+            };
+            Ok((r.get(0)?, row))
         })
         .optional()?)
 }
 
-pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<()> {
-    conn.prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1")?
-        .execute(params![id, now])?;
-    Ok(())
+/// Records the session's last access; whether it still exists.
+pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?
+        > 0)
 }
 
 pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
@@ -91,14 +99,15 @@ pub fn delete_for_token(conn: &Connection, token_id: i64) -> Result<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE token_id = ?1", [token_id])?)
 }
 
-/// Ends the user's oldest sessions beyond their newest `keep`.
-pub fn trim_user(conn: &Connection, user: i64, keep: u32) -> Result<usize> {
-    Ok(conn
-        .prepare_cached(
-            "DELETE FROM sessions WHERE user_id = ?1 AND id <= (
-                 SELECT id FROM sessions WHERE user_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-        )?
-        .execute(params![user, keep])?)
+/// Ends the user's oldest sessions beyond their newest `keep`; gives the ids it ended.
+pub fn trim_user(conn: &Connection, user: i64, keep: u32) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM sessions WHERE user_id = ?1 AND id <= (
+             SELECT id FROM sessions WHERE user_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)
+         RETURNING id",
+    )?;
+    let ended = stmt.query_map(params![user, keep], |r| r.get(0))?;
+    Ok(ended.collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn count(conn: &Connection) -> Result<i64> {

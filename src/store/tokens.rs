@@ -69,24 +69,26 @@ pub fn list(conn: &Connection, user: i64, expired_after: i64) -> Result<Vec<Toke
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The token with this digest and its owner.
-pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(TokenRow, UserRow)>> {
+/// The token with this digest and its owner, and the change counter of the snapshot they were
+/// read in.
+pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, TokenRow, UserRow)>> {
     Ok(conn
         .prepare_cached(concat!(
-            "SELECT t.id, t.name, t.created_at, t.expires_at, t.last_used_at, ",
+            "SELECT (SELECT n FROM generation), t.id, t.name, t.created_at, t.expires_at, ",
+            "t.last_used_at, ",
             users::user_columns_without_hash!(),
             " FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.digest = ?1"
         ))?
         .query_row([&digest[..]], |r| {
             let token = TokenRow {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                created_at: r.get(2)?,
-                expires_at: r.get(3)?,
-                last_used_at: r.get(4)?,
+                id: r.get(1)?,
+                name: r.get(2)?,
+                created_at: r.get(3)?,
+                expires_at: r.get(4)?,
+                last_used_at: r.get(5)?,
             };
-            Ok((token, users::from_row(r, 5)?))
+            Ok((r.get(0)?, token, users::from_row(r, 6)?))
         })
         .optional()?)
 }

@@ -10,7 +10,7 @@
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     path::Path,
-    sync::mpsc,
+    sync::{Arc, mpsc},
     thread,
 };
 
@@ -31,7 +31,27 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> Finish + Send>;
 
 #[derive(Clone)]
 pub(super) struct Writer {
-    jobs: mpsc::Sender<Job>,
+    thread: Arc<Thread>,
+}
+
+/// The writer thread, stopped and waited for when the last `Writer` is dropped: its connection
+/// is then closed, so the last process to close the file folds the write-ahead log into it and
+/// removes it (a command-line run left `lodge.db-wal` behind before).
+struct Thread {
+    jobs: Option<mpsc::Sender<Job>>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has committed what was queued.
+        self.jobs.take();
+        if let Some(handle) = self.handle.take()
+            && handle.thread().id() != thread::current().id()
+        {
+            let _ = handle.join();
+        }
+    }
 }
 
 impl Writer {
@@ -39,17 +59,25 @@ impl Writer {
     pub(super) fn start(conn: Connection, path: &Path) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let path = path.display().to_string();
-        thread::Builder::new()
+        let handle = thread::Builder::new()
             .name("lodge-writer".into())
             .spawn(move || run(&conn, &queue, &path))?;
-        Ok(Self { jobs })
+        Ok(Self {
+            thread: Arc::new(Thread {
+                jobs: Some(jobs),
+                handle: Some(handle),
+            }),
+        })
     }
 
-    /// Runs `f` in the next batch and answers once that batch is committed.
-    pub(super) async fn write<T, F>(&self, f: F) -> Result<T>
+    /// Runs `f` in the next batch and answers once that batch is committed. `committed` runs on
+    /// the writer thread right after the commit, before the answer and before any later batch,
+    /// so what it does follows the order of the commits.
+    pub(super) async fn write<T, F, C>(&self, f: F, committed: C) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        C: FnOnce(&T) + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -58,14 +86,20 @@ impl Writer {
                 let result = match (outcome, batch_failed) {
                     (Some(Err(e)), _) => Err(e),
                     (_, Some(e)) => Err(copy(e)),
-                    (Some(Ok(value)), None) => Ok(value),
+                    (Some(Ok(value)), None) => {
+                        committed(&value);
+                        Ok(value)
+                    }
                     (None, None) => Err(StoreError::Task("a write was not run".into())),
                 };
                 // The caller may have gone away (a dropped request); the write stands.
                 let _ = answer.send(result);
             })
         });
-        self.jobs
+        self.thread
+            .jobs
+            .as_ref()
+            .expect("the queue is open while a Writer exists")
             .send(job)
             .map_err(|_| StoreError::Task("the database writer has stopped".into()))?;
         answered

@@ -23,6 +23,30 @@ pub(crate) fn lodge(dir: &Path) -> Command {
     command
 }
 
+/// Runs `lodge ARGS` in `dir` with `stdin`, to its end; gives its output, its status checked.
+pub(crate) fn run_command(
+    mut command: Command,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    let mut child = command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "lodge {args:?}: {output:?}");
+    output
+}
+
 /// A running `lodge`, killed if a test ends without stopping it.
 pub(crate) struct Server(pub(crate) Child);
 
@@ -278,19 +302,11 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url, _) = start(dir.path());
 
-    let mut add = lodge(dir.path())
-        .args(["user", "add", "mia", "--admin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"mia's password\n")
-        .unwrap();
-    let added = add.wait_with_output().unwrap();
-    assert!(added.status.success());
+    let added = run_command(
+        lodge(dir.path()),
+        &["user", "add", "mia", "--admin"],
+        "mia's password\n",
+    );
     assert!(String::from_utf8_lossy(&added.stdout).contains("added admin `mia`"));
     let (response, _) = login(&url, "mia", "mia's password");
     assert_eq!(
@@ -305,27 +321,20 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
         "{listed}"
     );
 
-    let mut passwd = lodge(dir.path())
-        .args(["user", "passwd", "mia"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    passwd
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"mia's new password\n")
-        .unwrap();
-    assert!(passwd.wait().unwrap().success());
+    run_command(
+        lodge(dir.path()),
+        &["user", "passwd", "mia"],
+        "mia's new password\n",
+    );
     let (response, _) = login(&url, "mia", "mia's new password");
     assert_eq!(
         response["data"]["authLogin"]["authStatus"], "SUCCESS",
         "{response}"
     );
 
-    let created = lodge(dir.path())
-        .args([
+    let created = run_command(
+        lodge(dir.path()),
+        &[
             "token",
             "create",
             "--user",
@@ -334,13 +343,8 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
             "deploy",
             "--lifetime",
             "week",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
+        ],
+        "",
     );
     let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("lodge_"), "{token}");
@@ -360,11 +364,11 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
         "{listed}"
     );
 
-    let deleted = lodge(dir.path())
-        .args(["token", "delete", "--user", "mia", "--name", "deploy"])
-        .output()
-        .unwrap();
-    assert!(deleted.status.success());
+    run_command(
+        lodge(dir.path()),
+        &["token", "delete", "--user", "mia", "--name", "deploy"],
+        "",
+    );
     let (response, _) = token_login(&url, &token);
     assert_eq!(
         response["errors"][0]["message"],
@@ -372,26 +376,15 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
     );
 
     // tokens.admins_only (the default) binds GraphQL callers; the operator may give anyone one.
-    let mut add = lodge(dir.path())
-        .args(["user", "add", "ned"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"ned's password\n")
-        .unwrap();
-    assert!(add.wait().unwrap().success());
-    let for_ned = lodge(dir.path())
-        .args(["token", "create", "--user", "ned", "--name", "ci"])
-        .output()
-        .unwrap();
-    assert!(
-        for_ned.status.success(),
-        "{}",
-        String::from_utf8_lossy(&for_ned.stderr)
+    run_command(
+        lodge(dir.path()),
+        &["user", "add", "ned"],
+        "ned's password\n",
+    );
+    run_command(
+        lodge(dir.path()),
+        &["token", "create", "--user", "ned", "--name", "ci"],
+        "",
     );
 
     let refused = lodge(dir.path())
@@ -435,6 +428,31 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
     assert!(audit.contains("by the command line"), "{audit}");
 
     assert!(terminate(&mut child).success());
+}
+
+#[test]
+fn a_command_line_run_leaves_everything_in_the_database_file_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    run_command(
+        lodge(dir.path()),
+        &["user", "add", "ida"],
+        "ida's password\n",
+    );
+    run_command(
+        lodge(dir.path()),
+        &["token", "create", "--user", "ida", "--name", "ci"],
+        "",
+    );
+    // The last connection to close folds the write-ahead log into the file and removes it, so a
+    // copy of lodge.db alone (the file an operator sees) holds every change.
+    assert!(!dir.path().join("lodge.db-wal").exists());
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(dir.path().join("lodge.db"), &copy).unwrap();
+    let tokens: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT count(*) FROM api_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tokens, 1);
 }
 
 #[test]

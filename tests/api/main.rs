@@ -9,6 +9,7 @@ mod helpers;
 mod http;
 mod login;
 mod proxy;
+mod remembered;
 mod sessions;
 mod store;
 mod tokens;

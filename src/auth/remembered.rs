@@ -1,0 +1,204 @@
+//! Sessions and tokens the server has looked up, kept while the database's change counter
+//! (`store::generation`) has not moved past what they were read at.
+//!
+//! Every update or delete of a user, token or session moves the counter on in its own
+//! transaction, whichever process makes it. A request reads the counter (one small read) before
+//! it trusts anything kept here, so `lodge token delete` in another process takes effect for the
+//! next request as it would without this memory. The server's own session writes (a login's
+//! trimming, a logout, a last-access update) say what they changed, so they update what is kept
+//! instead of forgetting everything.
+//!
+//! The counter only grows; a database file swapped under a running server is not supported.
+
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::{Mutex, MutexGuard},
+};
+
+use super::secret::Digest;
+use crate::store::{sessions::SessionRow, tokens::TokenRow, users::UserRow};
+
+/// Entries kept at most of each kind; a full map starts afresh, so memory stays bounded.
+const MAX_ENTRIES: usize = 16 * 1024;
+
+/// A token and its owner as read together.
+#[derive(Debug, Clone)]
+pub(super) struct TokenEntry {
+    pub token: TokenRow,
+    pub user: UserRow,
+}
+
+/// What one of the server's own writes changed of the kept sessions.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SessionChange {
+    Ended(i64),
+    Seen { id: i64, at: i64 },
+}
+
+#[derive(Default)]
+pub(super) struct Remembered {
+    kept: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    /// The counter everything kept is valid at.
+    generation: i64,
+    tokens: HashMap<Digest, TokenEntry>,
+    sessions: HashMap<i64, SessionRow>,
+}
+
+impl Kept {
+    /// Makes the counter at least `generation`, forgetting everything when it moves on.
+    fn advance(&mut self, generation: i64) {
+        if generation > self.generation {
+            self.tokens.clear();
+            self.sessions.clear();
+            self.generation = generation;
+        }
+    }
+}
+
+impl Remembered {
+    fn kept(&self) -> MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The token with this digest, if kept and the database's counter is still `generation`.
+    pub fn token(&self, generation: i64, digest: &Digest) -> Option<TokenEntry> {
+        let mut kept = self.kept();
+        kept.advance(generation);
+        kept.tokens.get(digest).cloned()
+    }
+
+    /// Keeps a token read in a snapshot at `generation`.
+    pub fn keep_token(&self, generation: i64, digest: Digest, entry: TokenEntry) {
+        let mut kept = self.kept();
+        kept.advance(generation);
+        if kept.generation == generation {
+            insert_bounded(&mut kept.tokens, digest, entry);
+        }
+    }
+
+    /// Notes a token's last use written later, so that it is not noted again for a while.
+    pub fn token_used(&self, digest: &Digest, at: i64) {
+        if let Some(entry) = self.kept().tokens.get_mut(digest) {
+            entry.token.last_used_at = Some(at);
+        }
+    }
+
+    /// The session with this id, if kept and the database's counter is still `generation`.
+    pub fn session(&self, generation: i64, id: i64) -> Option<SessionRow> {
+        let mut kept = self.kept();
+        kept.advance(generation);
+        kept.sessions.get(&id).cloned()
+    }
+
+    /// Keeps a session read in a snapshot at `generation`.
+    pub fn keep_session(&self, generation: i64, row: SessionRow) {
+        let mut kept = self.kept();
+        kept.advance(generation);
+        if kept.generation == generation {
+            insert_bounded(&mut kept.sessions, row.id, row);
+        }
+    }
+
+    /// After one of the server's own writes, committed, that moved the counter from `before` to
+    /// `after` (it held the write lock, so nothing else moved it). Each of `changes` moved it by
+    /// one; when the write changed more than it lists, everything is forgotten.
+    pub fn committed(&self, before: i64, after: i64, changes: &[SessionChange]) {
+        let mut kept = self.kept();
+        let all_listed = usize::try_from(after - before).is_ok_and(|n| n == changes.len());
+        if kept.generation == before && all_listed {
+            for change in changes {
+                match *change {
+                    SessionChange::Ended(id) => {
+                        kept.sessions.remove(&id);
+                    }
+                    SessionChange::Seen { id, at } => {
+                        if let Some(row) = kept.sessions.get_mut(&id) {
+                            row.last_seen_at = at;
+                        }
+                    }
+                }
+            }
+            kept.generation = after;
+        } else if kept.generation <= before {
+            // Behind: something else changed the database before this write, and what is kept
+            // may predate it; or this write changed more than it says.
+            kept.tokens.clear();
+            kept.sessions.clear();
+            kept.generation = after;
+        }
+        // Ahead: everything kept was read after this write.
+    }
+}
+
+fn insert_bounded<K: Eq + Hash, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::users::UserRow;
+
+    fn session(id: i64) -> SessionRow {
+        SessionRow {
+            id,
+            secret_digest: [0; 32],
+            provider: "token".into(),
+            token_id: None,
+            created_at: 0,
+            last_seen_at: 0,
+            token_expires_at: None,
+            user: UserRow {
+                id: 1,
+                user_id: "alice".into(),
+                display_name: "Alice".into(),
+                role: "user".into(),
+                enabled: true,
+                password_hash: None,
+                created_at: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_moved_counter_forgets_everything_and_an_older_read_is_not_kept() {
+        let r = Remembered::default();
+        r.keep_session(5, session(1));
+        assert!(r.session(5, 1).is_some());
+        // Another process changed something: generation 6 is read before the next lookup.
+        assert!(r.session(6, 1).is_none());
+        // A read from before that change must not come back.
+        r.keep_session(5, session(1));
+        assert!(r.session(6, 1).is_none());
+        r.keep_session(6, session(1));
+        assert!(r.session(6, 1).is_some());
+        // A lookup that read the counter just before the last keep may use what is kept.
+        assert!(r.session(5, 1).is_some());
+    }
+
+    #[test]
+    fn own_writes_update_what_is_kept_in_commit_order() {
+        let r = Remembered::default();
+        r.keep_session(3, session(1));
+        r.keep_session(3, session(2));
+        r.committed(3, 4, &[SessionChange::Seen { id: 1, at: 99 }]);
+        r.committed(4, 6, &[SessionChange::Ended(2), SessionChange::Ended(3)]);
+        assert_eq!(r.session(6, 1).unwrap().last_seen_at, 99);
+        assert!(r.session(6, 2).is_none());
+        // A write that changed more than it lists: everything is forgotten.
+        r.committed(6, 8, &[SessionChange::Ended(2)]);
+        assert!(r.session(8, 1).is_none());
+        // A write that began after a change nobody here saw: everything is forgotten too.
+        r.keep_session(8, session(1));
+        r.committed(9, 10, &[SessionChange::Ended(7)]);
+        assert!(r.session(10, 1).is_none());
+    }
+}

@@ -1,0 +1,180 @@
+//! The server remembers the sessions and tokens it looked up. A change made anywhere else (the
+//! command line in another process, another connection to the file) must take effect on the very
+//! next request, as it would if nothing were remembered.
+
+use serde_json::json;
+
+use crate::{
+    binary::{lodge, run_command},
+    helpers::*,
+};
+
+const ME: &str = "{ activeUser { userId } }";
+const NEEDS_USER: &str = "{ tokenApiList { tokenName } }";
+
+/// Runs `lodge ARGS` in another process on the test server's database.
+fn command_line(app: &TestApp, args: &[&str], stdin: &str) {
+    let mut command = lodge(app.db_path.parent().unwrap());
+    command.env("LODGE_DATABASE__PATH", &app.db_path);
+    run_command(command, args, stdin);
+}
+
+async fn verify_status(app: &TestApp, token: &str) -> u16 {
+    app.client
+        .get(format!("{}/api/auth/verify", app.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_token_deleted_by_the_command_line_stops_working_at_once() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("ci").await;
+    let session = app.new_client();
+    assert_ok(&session.login_with_token(&token).await);
+    // Each used twice: looked up once, then answered from memory.
+    for _ in 0..2 {
+        assert_ok(&app.gql_bearer(&token, NEEDS_USER, json!({})).await);
+        assert_eq!(verify_status(&app, &token).await, 200);
+        assert_ok(&session.gql(ME, json!({})).await);
+    }
+
+    command_line(
+        &app,
+        &["token", "delete", "--user", ADMIN, "--name", "ci"],
+        "",
+    );
+
+    let bearer = app.gql_bearer(&token, NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&bearer), "authFailed", "{bearer}");
+    assert_eq!(verify_status(&app, &token).await, 401);
+    let login = app.new_client().login_with_token(&token).await;
+    assert_eq!(error_code(&login), "authFailed", "{login}");
+    // The session the token opened ended with it.
+    let me = session.gql(NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&me), "sessionExpired", "{me}");
+}
+
+#[tokio::test]
+async fn a_password_set_by_the_command_line_ends_remembered_sessions_at_once() {
+    let app = spawn_app().await;
+    app.add_user("carol", "carol's first password", "user")
+        .await;
+    let carol = app.new_client();
+    assert_ok(&carol.login("carol", "carol's first password").await);
+    for _ in 0..2 {
+        let me = carol.gql(ME, json!({})).await;
+        assert_eq!(me["data"]["activeUser"]["userId"], "carol", "{me}");
+    }
+
+    command_line(
+        &app,
+        &["user", "passwd", "carol"],
+        "carol's second password\n",
+    );
+
+    let me = carol.gql(NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&me), "sessionExpired", "{me}");
+}
+
+#[tokio::test]
+async fn a_user_disabled_through_another_connection_is_refused_at_once() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("ci").await;
+    for _ in 0..2 {
+        assert_ok(&app.gql_bearer(&token, NEEDS_USER, json!({})).await);
+        assert_ok(&app.gql(ME, json!({})).await);
+    }
+
+    let changed = app
+        .db()
+        .execute("UPDATE users SET enabled = 0 WHERE user_id = ?1", [ADMIN])
+        .unwrap();
+    assert_eq!(changed, 1);
+
+    let bearer = app.gql_bearer(&token, NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&bearer), "authFailed", "{bearer}");
+    let me = app.gql(NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&me), "sessionExpired", "{me}");
+}
+
+#[tokio::test]
+async fn a_session_deleted_through_another_connection_ends_at_once() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let other = app.new_client();
+    other.login_admin().await;
+    for _ in 0..2 {
+        assert_ok(&app.gql(ME, json!({})).await);
+        assert_ok(&other.gql(ME, json!({})).await);
+    }
+    let id: i64 = app
+        .cookie()
+        .unwrap()
+        .split_once('.')
+        .unwrap()
+        .0
+        .parse()
+        .unwrap();
+    app.db()
+        .execute("DELETE FROM sessions WHERE id = ?1", [id])
+        .unwrap();
+
+    let me = app.gql(NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&me), "sessionExpired", "{me}");
+    // The other session, forgotten with everything else, is read again and still works.
+    assert_ok(&other.gql(ME, json!({})).await);
+}
+
+#[tokio::test]
+async fn sessions_the_server_ends_itself_end_although_remembered() {
+    let app = spawn_app_with(|s| s.session.max_per_user = 2).await;
+    let clients: Vec<_> = (0..4).map(|_| app.new_client()).collect();
+    for client in &clients[..2] {
+        client.login_admin().await;
+        assert_ok(&client.gql(ME, json!({})).await);
+        assert_ok(&client.gql(ME, json!({})).await);
+    }
+    // Two more logins end the two remembered sessions, in the logins' own writes.
+    for client in &clients[2..] {
+        client.login_admin().await;
+    }
+    for (i, client) in clients.iter().enumerate() {
+        let me = client.gql(NEEDS_USER, json!({})).await;
+        if i < 2 {
+            assert_eq!(error_code(&me), "sessionExpired", "client {i}: {me}");
+        } else {
+            assert_ok(&me);
+        }
+    }
+    // A logout of a remembered session ends it too: its cookie, replayed, names no session.
+    let cookie = clients[3].cookie().unwrap();
+    assert_ok(&clients[3].gql(ME, json!({})).await);
+    let out = clients[3].gql("{ authLogout }", json!({})).await;
+    assert_eq!(out["data"]["authLogout"], true, "{out}");
+    clients[3].set_cookie(Some(&cookie));
+    let me = clients[3].gql(NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&me), "sessionExpired", "{me}");
+}
+
+#[tokio::test]
+async fn a_cookie_with_a_wrong_secret_for_a_live_session_id_names_no_session() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    assert_ok(&app.gql(ME, json!({})).await);
+    let cookie = app.cookie().unwrap();
+    let (id, secret) = cookie.split_once('.').unwrap();
+    let flipped = if secret.starts_with('a') { "b" } else { "a" };
+    let forged = format!("{id}.{flipped}{}", &secret[1..]);
+    let thief = app.new_client();
+    thief.set_cookie(Some(&forged));
+    let me = thief.gql(NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&me), "sessionExpired", "{me}");
+    assert_ok(&app.gql(ME, json!({})).await);
+}
