@@ -8,6 +8,10 @@
 //! trimming, a logout, a last-access update) say what they changed, so they update what is kept
 //! instead of forgetting everything.
 //!
+//! Reading the counter is a read transaction, whose locks cost more than the rest of a lookup.
+//! So the counter read last is reused while the write-ahead log's header (`Store::log_header`)
+//! is byte for byte what it was before that read: no process has committed anything since.
+//!
 //! The counter only grows; a database file swapped under a running server is not supported.
 
 use std::{
@@ -17,7 +21,7 @@ use std::{
 };
 
 use super::secret::Digest;
-use crate::store::{sessions::SessionRow, tokens::TokenRow, users::UserRow};
+use crate::store::{LogHeader, sessions::SessionRow, tokens::TokenRow, users::UserRow};
 
 /// Entries kept at most of each kind; a full map starts afresh, so memory stays bounded.
 const MAX_ENTRIES: usize = 16 * 1024;
@@ -45,6 +49,9 @@ pub(super) struct Remembered {
 struct Kept {
     /// The counter everything kept is valid at.
     generation: i64,
+    /// The write-ahead log's header and the counter read after it: while the header stays the
+    /// same, nothing was committed and the counter has not moved.
+    log: Option<(LogHeader, i64)>,
     tokens: HashMap<Digest, TokenEntry>,
     sessions: HashMap<i64, SessionRow>,
 }
@@ -63,6 +70,19 @@ impl Kept {
 impl Remembered {
     fn kept(&self) -> MutexGuard<'_, Kept> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The counter, without reading it, when the log's header is what it was when it was read.
+    pub fn generation_at(&self, header: &LogHeader) -> Option<i64> {
+        match &self.kept().log {
+            Some((seen, generation)) if seen == header => Some(*generation),
+            _ => None,
+        }
+    }
+
+    /// Notes the counter read after the log's header was `header`.
+    pub fn note_log(&self, header: LogHeader, generation: i64) {
+        self.kept().log = Some((header, generation));
     }
 
     /// The token with this digest, if kept and the database's counter is still `generation`.

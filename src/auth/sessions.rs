@@ -181,36 +181,50 @@ impl Auth {
         Ok(Caller::Session(session_from_row(row)))
     }
 
+    /// The database's change counter now: the one read last while the write-ahead log's header
+    /// shows no commit since, else read (after the header, so that the pair noted is never newer
+    /// on the header's side).
+    fn generation(&self) -> Result<i64> {
+        let header = self.store().log_header();
+        if let Some(known) = header
+            .as_ref()
+            .and_then(|h| self.remembered.generation_at(h))
+        {
+            return Ok(known);
+        }
+        let now_at = self.store().read(generation::current)?;
+        if let Some(header) = header {
+            self.remembered.note_log(header, now_at);
+        }
+        Ok(now_at)
+    }
+
     /// The session with this id: remembered when nothing changed since, else read and kept.
     fn session_row(&self, id: i64) -> Result<Option<SessionRow>> {
-        Ok(self.store().read(|conn| {
-            let now_at = generation::current(conn)?;
-            if let Some(row) = self.remembered.session(now_at, id) {
-                return Ok(Some(row));
-            }
-            Ok(store_sessions::by_id(conn, id)?.map(|(read_at, row)| {
-                self.remembered.keep_session(read_at, row.clone());
-                row
-            }))
-        })?)
+        if let Some(row) = self.remembered.session(self.generation()?, id) {
+            return Ok(Some(row));
+        }
+        let found = self.store().read(|conn| store_sessions::by_id(conn, id))?;
+        Ok(found.map(|(read_at, row)| {
+            self.remembered.keep_session(read_at, row.clone());
+            row
+        }))
     }
 
     /// The token with this digest and its owner, remembered or read and kept, as
     /// [`Auth::session_row`].
     fn token_entry(&self, digest: &Digest) -> Result<Option<TokenEntry>> {
-        Ok(self.store().read(|conn| {
-            let now_at = generation::current(conn)?;
-            if let Some(entry) = self.remembered.token(now_at, digest) {
-                return Ok(Some(entry));
-            }
-            Ok(
-                store_tokens::by_digest(conn, digest)?.map(|(read_at, token, user)| {
-                    let entry = TokenEntry { token, user };
-                    self.remembered.keep_token(read_at, *digest, entry.clone());
-                    entry
-                }),
-            )
-        })?)
+        if let Some(entry) = self.remembered.token(self.generation()?, digest) {
+            return Ok(Some(entry));
+        }
+        let found = self
+            .store()
+            .read(|conn| store_tokens::by_digest(conn, digest))?;
+        Ok(found.map(|(read_at, token, user)| {
+            let entry = TokenEntry { token, user };
+            self.remembered.keep_token(read_at, *digest, entry.clone());
+            entry
+        }))
     }
 
     async fn bearer(&self, text: &str) -> Result<Caller> {

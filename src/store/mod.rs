@@ -7,7 +7,7 @@ pub mod tokens;
 pub mod users;
 mod writer;
 
-use std::{path::Path, time::Duration};
+use std::{os::unix::fs::FileExt as _, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -33,7 +33,14 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: writer::Writer,
+    /// The write-ahead log's shared index (`lodge.db-shm`), read for [`Store::log_header`].
+    log_index: Option<Arc<std::fs::File>>,
 }
+
+/// The two copies of the write-ahead log index's header, as SQLite's file format documents them
+/// (walformat.html): every commit of any process changes them (a counter, the last frame, the
+/// checksums), and each process that uses the file reads them before every transaction.
+pub type LogHeader = [u8; 96];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -131,12 +138,32 @@ impl Store {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
-        Ok(Self { pool, writer })
+        // The writer's connection made it when it read the file in WAL mode.
+        let mut index_path = path.as_os_str().to_owned();
+        index_path.push("-shm");
+        let log_index = std::fs::File::open(&index_path).ok().map(Arc::new);
+        Ok(Self {
+            pool,
+            writer,
+            log_index,
+        })
     }
 
     /// A pooled connection for synchronous callers (the command line, tests).
     pub fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
         Ok(self.pool.get()?)
+    }
+
+    /// The write-ahead log index's header now, when both its copies agree (they differ while a
+    /// commit is writing them). Equal headers at two moments mean no commit in between, by this
+    /// or any other process (a checkpoint may change them too, without a commit): one `pread`,
+    /// where a read transaction takes and drops a lock with two `fcntl` calls.
+    pub fn log_header(&self) -> Option<LogHeader> {
+        let index = self.log_index.as_ref()?;
+        let mut header = [0u8; 96];
+        index.read_exact_at(&mut header, 0).ok()?;
+        let (first, second) = header.split_at(48);
+        (first == second).then_some(header)
     }
 
     /// Whether the database takes writes now: the writer takes the write lock and commits an
@@ -240,8 +267,48 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn migrations_are_valid() {
         super::migrations().validate().unwrap();
+    }
+
+    /// What the remembered lookups rely on: any commit of any connection changes the header, and
+    /// reads do not.
+    #[test]
+    fn the_log_header_changes_with_every_commit_of_any_connection_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let store = Store::open(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        let mut seen = store.log_header().expect("a header");
+        for round in 0..50 {
+            let count: i64 = other
+                .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(count, 0);
+            store.read(generation::current).unwrap();
+            assert_eq!(
+                store.log_header(),
+                Some(seen),
+                "round {round}: nothing committed"
+            );
+            if round % 10 == 0 {
+                // A checkpoint restarts the log and may rewrite the header: never a reason to
+                // trust a stale counter, at most a needless read.
+                store.checkpoint().unwrap();
+                seen = store.log_header().expect("a header");
+            }
+            other
+                .execute("UPDATE generation SET n = n + 1", [])
+                .unwrap();
+            let now = store.log_header().expect("a header");
+            assert_ne!(
+                now, seen,
+                "round {round}: a commit left the header as it was"
+            );
+            seen = now;
+        }
     }
 }
