@@ -200,6 +200,7 @@ impl Auth {
             + 'static,
     {
         let remembered = self.remembered.clone();
+        let own_write = self.remembered.own_write();
         let (value, ..) = self
             .store
             .write_then(
@@ -210,8 +211,12 @@ impl Auth {
                     let after = generation::current(tx)?;
                     Ok((value, before, after, changes))
                 },
-                move |(_, before, after, changes)| {
-                    remembered.committed(*before, *after, changes);
+                move |committed| {
+                    if let Some((_, before, after, changes)) = committed {
+                        remembered.committed(*before, *after, changes);
+                    }
+                    // Only now: until what it changed is applied, a moved counter is its own.
+                    drop(own_write);
                 },
             )
             .await?;

@@ -17,7 +17,7 @@
 use std::{
     collections::HashMap,
     hash::Hash,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use super::secret::Digest;
@@ -52,18 +52,44 @@ struct Kept {
     /// The write-ahead log's header and the counter read after it: while the header stays the
     /// same, nothing was committed and the counter has not moved.
     log: Option<(LogHeader, i64)>,
+    /// The server's own session writes queued or being committed (see [`OwnWrite`]).
+    own_writes: usize,
     tokens: HashMap<Digest, TokenEntry>,
     sessions: HashMap<i64, SessionRow>,
 }
 
 impl Kept {
-    /// Makes the counter at least `generation`, forgetting everything when it moves on.
-    fn advance(&mut self, generation: i64) {
-        if generation > self.generation {
-            self.tokens.clear();
-            self.sessions.clear();
-            self.generation = generation;
+    /// Brings what is kept up to the counter `generation`, just read from the database: false
+    /// when it cannot be used at that counter now.
+    fn advance(&mut self, generation: i64) -> bool {
+        if generation <= self.generation {
+            // Valid at a counter at least as new as the caller saw.
+            return true;
         }
+        if self.own_writes > 0 {
+            // Most likely one of the server's own writes, committed but not yet applied here (it
+            // is, in a moment, on the writer thread). Forgetting everything then would forget it
+            // at every commit under a login flood; the caller reads the database instead.
+            return false;
+        }
+        self.forget(generation);
+        true
+    }
+
+    fn forget(&mut self, generation: i64) {
+        self.tokens.clear();
+        self.sessions.clear();
+        self.generation = generation;
+    }
+}
+
+/// One of the server's own session writes, from before it is queued until what it changed is
+/// applied (or it failed): while one exists, a counter that moved is not a reason to forget.
+pub(super) struct OwnWrite(Arc<Remembered>);
+
+impl Drop for OwnWrite {
+    fn drop(&mut self) {
+        self.0.kept().own_writes -= 1;
     }
 }
 
@@ -88,15 +114,16 @@ impl Remembered {
     /// The token with this digest, if kept and the database's counter is still `generation`.
     pub fn token(&self, generation: i64, digest: &Digest) -> Option<TokenEntry> {
         let mut kept = self.kept();
-        kept.advance(generation);
+        if !kept.advance(generation) {
+            return None;
+        }
         kept.tokens.get(digest).cloned()
     }
 
     /// Keeps a token read in a snapshot at `generation`.
     pub fn keep_token(&self, generation: i64, digest: Digest, entry: TokenEntry) {
         let mut kept = self.kept();
-        kept.advance(generation);
-        if kept.generation == generation {
+        if kept.advance(generation) && kept.generation == generation {
             insert_bounded(&mut kept.tokens, digest, entry);
         }
     }
@@ -111,17 +138,24 @@ impl Remembered {
     /// The session with this id, if kept and the database's counter is still `generation`.
     pub fn session(&self, generation: i64, id: i64) -> Option<SessionRow> {
         let mut kept = self.kept();
-        kept.advance(generation);
+        if !kept.advance(generation) {
+            return None;
+        }
         kept.sessions.get(&id).cloned()
     }
 
     /// Keeps a session read in a snapshot at `generation`.
     pub fn keep_session(&self, generation: i64, row: SessionRow) {
         let mut kept = self.kept();
-        kept.advance(generation);
-        if kept.generation == generation {
+        if kept.advance(generation) && kept.generation == generation {
             insert_bounded(&mut kept.sessions, row.id, row);
         }
+    }
+
+    /// Marks one of the server's own session writes, to be dropped once it has settled.
+    pub fn own_write(self: &Arc<Self>) -> OwnWrite {
+        self.kept().own_writes += 1;
+        OwnWrite(self.clone())
     }
 
     /// After one of the server's own writes, committed, that moved the counter from `before` to
@@ -147,9 +181,7 @@ impl Remembered {
         } else if kept.generation <= before {
             // Behind: something else changed the database before this write, and what is kept
             // may predate it; or this write changed more than it says.
-            kept.tokens.clear();
-            kept.sessions.clear();
-            kept.generation = after;
+            kept.forget(after);
         }
         // Ahead: everything kept was read after this write.
     }
@@ -202,6 +234,27 @@ mod tests {
         assert!(r.session(6, 1).is_some());
         // A lookup that read the counter just before the last keep may use what is kept.
         assert!(r.session(5, 1).is_some());
+    }
+
+    #[test]
+    fn a_counter_moved_while_an_own_write_settles_is_neither_trusted_nor_a_reason_to_forget() {
+        let r = Arc::new(Remembered::default());
+        r.keep_session(3, session(1));
+        let write = r.own_write();
+        // The write committed 3 -> 4; a lookup reads 4 before the writer thread applies it.
+        assert!(r.session(4, 1).is_none());
+        r.keep_session(4, session(2));
+        assert!(
+            r.session(3, 2).is_none(),
+            "kept at a counter not yet reached here"
+        );
+        r.committed(3, 4, &[SessionChange::Seen { id: 1, at: 7 }]);
+        drop(write);
+        assert_eq!(r.session(4, 1).unwrap().last_seen_at, 7);
+        // No own write pending: a moved counter forgets everything.
+        assert!(r.session(5, 1).is_none());
+        r.committed(4, 5, &[]);
+        assert!(r.session(5, 1).is_none());
     }
 
     #[test]

@@ -229,15 +229,16 @@ impl Store {
         self.writer.write(f, |_| ()).await
     }
 
-    /// [`Store::write`], and `committed` with `f`'s value once the batch is on disk: on the
-    /// writer thread, in the order of the commits, before the caller is answered.
-    pub async fn write_then<T, F, C>(&self, f: F, committed: C) -> Result<T>
+    /// [`Store::write`], and then `settled`, once, with `f`'s value if its batch was committed
+    /// (on disk) or `None` if it was not: on the writer thread, in the order of the commits,
+    /// before the caller is answered.
+    pub async fn write_then<T, F, C>(&self, f: F, settled: C) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-        C: FnOnce(&T) + Send + 'static,
+        C: FnOnce(Option<&T>) + Send + 'static,
     {
-        self.writer.write(f, committed).await
+        self.writer.write(f, settled).await
     }
 
     /// Runs a short read (an indexed lookup) with a pooled connection on this thread: a few

@@ -101,12 +101,21 @@ pub fn delete_for_token(conn: &Connection, token_id: i64) -> Result<usize> {
 
 /// Ends the user's oldest sessions beyond their newest `keep`; gives the ids it ended.
 pub fn trim_user(conn: &Connection, user: i64, keep: u32) -> Result<Vec<i64>> {
+    let held: i64 = conn
+        .prepare_cached("SELECT n FROM session_counts WHERE user_id = ?1")?
+        .query_row([user], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let over = held - i64::from(keep);
+    if over <= 0 {
+        return Ok(Vec::new());
+    }
     let mut stmt = conn.prepare_cached(
-        "DELETE FROM sessions WHERE user_id = ?1 AND id <= (
-             SELECT id FROM sessions WHERE user_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)
+        "DELETE FROM sessions WHERE id IN (
+             SELECT id FROM sessions WHERE user_id = ?1 ORDER BY id LIMIT ?2)
          RETURNING id",
     )?;
-    let ended = stmt.query_map(params![user, keep], |r| r.get(0))?;
+    let ended = stmt.query_map(params![user, over], |r| r.get(0))?;
     Ok(ended.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -120,4 +129,75 @@ pub fn purge(conn: &Connection, idle_before: i64, opened_before: i64) -> Result<
         "DELETE FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2",
         params![idle_before, opened_before],
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, users};
+
+    type PerUser = Vec<(i64, i64)>;
+
+    /// Each user's number of sessions as the triggers of migration 003 keep it, and as counted.
+    fn counts(conn: &Connection) -> (PerUser, PerUser) {
+        let read = |sql: &str| -> PerUser {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            rows.collect::<rusqlite::Result<_>>().unwrap()
+        };
+        (
+            read("SELECT user_id, n FROM session_counts WHERE n > 0 ORDER BY user_id"),
+            read("SELECT user_id, count(*) FROM sessions GROUP BY user_id ORDER BY user_id"),
+        )
+    }
+
+    #[test]
+    fn session_counts_follow_inserts_trims_deletes_and_cascades() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).unwrap();
+        let mut conn = store.conn().unwrap();
+        let tx = conn.transaction().unwrap();
+        let user = |name: &str| {
+            users::insert(
+                &tx,
+                &users::NewUser {
+                    user_id: name,
+                    display_name: name,
+                    role: "user",
+                    enabled: true,
+                    password_hash: None,
+                    now: 0,
+                },
+            )
+            .unwrap()
+        };
+        let (ann, bob) = (user("ann"), user("bob"));
+        let open = |user: i64| {
+            insert(
+                &tx,
+                &NewSession {
+                    secret_digest: &[7; 32],
+                    user,
+                    provider: "local",
+                    token_id: None,
+                    now: 0,
+                },
+            )
+            .unwrap()
+        };
+        let ann_sessions: Vec<i64> = (0..5).map(|_| open(ann)).collect();
+        open(bob);
+        open(bob);
+        assert_eq!(trim_user(&tx, ann, 3).unwrap(), ann_sessions[..2]);
+        assert!(trim_user(&tx, ann, 3).unwrap().is_empty());
+        delete(&tx, ann_sessions[4]).unwrap();
+        let (kept, counted) = counts(&tx);
+        assert_eq!(kept, counted);
+        assert_eq!(kept, vec![(ann, 2), (bob, 2)]);
+        tx.execute("DELETE FROM users WHERE id = ?1", [bob])
+            .unwrap();
+        let (kept, counted) = counts(&tx);
+        assert_eq!(kept, counted);
+        assert_eq!(kept, vec![(ann, 2)]);
+    }
 }

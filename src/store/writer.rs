@@ -70,14 +70,15 @@ impl Writer {
         })
     }
 
-    /// Runs `f` in the next batch and answers once that batch is committed. `committed` runs on
-    /// the writer thread right after the commit, before the answer and before any later batch,
-    /// so what it does follows the order of the commits.
-    pub(super) async fn write<T, F, C>(&self, f: F, committed: C) -> Result<T>
+    /// Runs `f` in the next batch and answers once that batch is committed. `settled` runs once
+    /// on the writer thread when the batch has ended, with `f`'s value if it was committed:
+    /// before the answer and before any later batch, so what it does follows the order of the
+    /// commits.
+    pub(super) async fn write<T, F, C>(&self, f: F, settled: C) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-        C: FnOnce(&T) + Send + 'static,
+        C: FnOnce(Option<&T>) + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -86,12 +87,10 @@ impl Writer {
                 let result = match (outcome, batch_failed) {
                     (Some(Err(e)), _) => Err(e),
                     (_, Some(e)) => Err(copy(e)),
-                    (Some(Ok(value)), None) => {
-                        committed(&value);
-                        Ok(value)
-                    }
+                    (Some(Ok(value)), None) => Ok(value),
                     (None, None) => Err(StoreError::Task("a write was not run".into())),
                 };
+                settled(result.as_ref().ok());
                 // The caller may have gone away (a dropped request); the write stands.
                 let _ = answer.send(result);
             })

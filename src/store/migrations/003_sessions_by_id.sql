@@ -17,6 +17,30 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_by_user ON sessions (user_id);
 CREATE INDEX sessions_by_token ON sessions (token_id);
 
+-- Each user's number of sessions, kept by the triggers below (foreign-key cascades fire them
+-- too), so that a login finds out whether the user is over `session.max_per_user` without
+-- counting: counting walked up to that many index entries on every login.
+CREATE TABLE session_counts (
+    user_id INTEGER PRIMARY KEY,
+    n       INTEGER NOT NULL
+) STRICT;
+
+CREATE TRIGGER sessions_counted AFTER INSERT ON sessions
+BEGIN
+    INSERT INTO session_counts (user_id, n) VALUES (NEW.user_id, 1)
+        ON CONFLICT (user_id) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER sessions_uncounted AFTER DELETE ON sessions
+BEGIN
+    UPDATE session_counts SET n = n - 1 WHERE user_id = OLD.user_id;
+END;
+
+CREATE TRIGGER session_counts_of_deleted_users AFTER DELETE ON users
+BEGIN
+    DELETE FROM session_counts WHERE user_id = OLD.id;
+END;
+
 -- A counter that every change able to make a remembered session, token or user wrong moves on,
 -- in the same transaction as the change, whichever process makes it (the server, the command
 -- line). A server keeps what it looked up only while the counter stays where it was.
