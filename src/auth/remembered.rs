@@ -1,4 +1,4 @@
-//! Sessions and tokens the server has looked up, kept while the database's change counter
+//! Sessions, tokens and users' token lists the server has looked up, kept while the database's change counter
 //! (`store::generation`) has not moved past what they were read at.
 //!
 //! Every update or delete of a user, token or session moves the counter on in its own
@@ -56,6 +56,8 @@ struct Kept {
     own_writes: usize,
     tokens: HashMap<Digest, TokenEntry>,
     sessions: HashMap<i64, SessionRow>,
+    /// Each user's tokens, all of them, oldest first: by user row id.
+    token_lists: HashMap<i64, Arc<Vec<TokenRow>>>,
 }
 
 impl Kept {
@@ -79,6 +81,7 @@ impl Kept {
     fn forget(&mut self, generation: i64) {
         self.tokens.clear();
         self.sessions.clear();
+        self.token_lists.clear();
         self.generation = generation;
     }
 }
@@ -149,6 +152,23 @@ impl Remembered {
         let mut kept = self.kept();
         if kept.advance(generation) && kept.generation == generation {
             insert_bounded(&mut kept.sessions, row.id, row);
+        }
+    }
+
+    /// A user's tokens, if kept and the database's counter is still `generation`.
+    pub fn token_list(&self, generation: i64, user: i64) -> Option<Arc<Vec<TokenRow>>> {
+        let mut kept = self.kept();
+        if !kept.advance(generation) {
+            return None;
+        }
+        kept.token_lists.get(&user).cloned()
+    }
+
+    /// Keeps a user's tokens read in a snapshot at `generation`.
+    pub fn keep_token_list(&self, generation: i64, user: i64, tokens: Arc<Vec<TokenRow>>) {
+        let mut kept = self.kept();
+        if kept.advance(generation) && kept.generation == generation {
+            insert_bounded(&mut kept.token_lists, user, tokens);
         }
     }
 

@@ -184,7 +184,7 @@ impl Auth {
     /// The database's change counter now: the one read last while the write-ahead log's header
     /// shows no commit since, else read (after the header, so that the pair noted is never newer
     /// on the header's side).
-    fn generation(&self) -> Result<i64> {
+    pub(super) fn generation(&self) -> Result<i64> {
         let header = self.store().log_header();
         if let Some(known) = header
             .as_ref()

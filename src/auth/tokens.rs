@@ -1,5 +1,7 @@
 //! API tokens: created by their owner, shown once, stored as digests, deleted by name.
 
+use std::sync::Arc;
+
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 
 use super::{
@@ -197,15 +199,28 @@ impl Auth {
     pub async fn list_tokens(&self, user: &User) -> Result<Vec<Token>> {
         let shown_after = (self.now() - self.settings().tokens.keep_expired.0).as_microsecond();
         let owner = user.id;
-        let mut rows = self
-            .store()
-            .read(|conn| store_tokens::list(conn, owner, shown_after))?;
+        let all = match self.remembered.token_list(self.generation()?, owner) {
+            Some(all) => all,
+            None => {
+                let (read_at, all) = self
+                    .store()
+                    .read(|conn| store_tokens::all_of_user(conn, owner))?;
+                let all = Arc::new(all);
+                self.remembered
+                    .keep_token_list(read_at, owner, Arc::clone(&all));
+                all
+            }
+        };
         let pending = self.pending_last_used();
-        for row in &mut rows {
-            row.last_used_at = row.last_used_at.max(pending.get(&row.id).copied());
-        }
-        drop(pending);
-        Ok(rows.into_iter().map(Token::from).collect())
+        Ok(all
+            .iter()
+            .filter(|row| row.expires_at.is_none_or(|at| at >= shown_after))
+            .map(|row| {
+                let mut row = row.clone();
+                row.last_used_at = row.last_used_at.max(pending.get(&row.id).copied());
+                Token::from(row)
+            })
+            .collect())
     }
 
     /// Deletes the user's token by name; it fails at once, and its sessions end when configured.

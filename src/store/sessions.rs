@@ -106,17 +106,21 @@ pub fn trim_user(conn: &Connection, user: i64, keep: u32) -> Result<Vec<i64>> {
         .query_row([user], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
-    let over = held - i64::from(keep);
-    if over <= 0 {
-        return Ok(Vec::new());
+    // One at a time (one, unless the limit was lowered): SQLite prepares a statement with
+    // `LIMIT ?` again at every run, which cost more than the delete.
+    let mut ended = Vec::new();
+    for _ in 0..held - i64::from(keep) {
+        let oldest: Option<i64> = conn
+            .prepare_cached(
+                "DELETE FROM sessions WHERE id = (
+                     SELECT id FROM sessions WHERE user_id = ?1 ORDER BY id LIMIT 1)
+                 RETURNING id",
+            )?
+            .query_row([user], |r| r.get(0))
+            .optional()?;
+        ended.extend(oldest);
     }
-    let mut stmt = conn.prepare_cached(
-        "DELETE FROM sessions WHERE id IN (
-             SELECT id FROM sessions WHERE user_id = ?1 ORDER BY id LIMIT ?2)
-         RETURNING id",
-    )?;
-    let ended = stmt.query_map(params![user, over], |r| r.get(0))?;
-    Ok(ended.collect::<rusqlite::Result<_>>()?)
+    Ok(ended)
 }
 
 pub fn count(conn: &Connection) -> Result<i64> {

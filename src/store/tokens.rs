@@ -50,14 +50,17 @@ pub fn insert(conn: &Connection, token: &NewToken<'_>) -> rusqlite::Result<i64> 
     Ok(conn.last_insert_rowid())
 }
 
-/// A user's tokens, but those that expired before `expired_after`.
-pub fn list(conn: &Connection, user: i64, expired_after: i64) -> Result<Vec<TokenRow>> {
-    let mut stmt = conn.prepare_cached(
+/// All of a user's tokens, oldest first, and the change counter of the snapshot they were read
+/// in.
+pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)> {
+    // One read transaction for both reads, so that the list is the one at that counter.
+    let tx = conn.unchecked_transaction()?;
+    let read_at = super::generation::current(&tx)?;
+    let mut stmt = tx.prepare_cached(
         "SELECT id, name, created_at, expires_at, last_used_at FROM api_tokens
-         WHERE user_id = ?1 AND (expires_at IS NULL OR expires_at >= ?2)
-         ORDER BY created_at, id",
+         WHERE user_id = ?1 ORDER BY created_at, id",
     )?;
-    let rows = stmt.query_map(params![user, expired_after], |r| {
+    let rows = stmt.query_map([user], |r| {
         Ok(TokenRow {
             id: r.get(0)?,
             name: r.get(1)?,
@@ -66,7 +69,10 @@ pub fn list(conn: &Connection, user: i64, expired_after: i64) -> Result<Vec<Toke
             last_used_at: r.get(4)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let tokens = rows.collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
+    tx.commit()?;
+    Ok((read_at, tokens))
 }
 
 /// The token with this digest and its owner, and the change counter of the snapshot they were

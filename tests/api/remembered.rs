@@ -178,3 +178,37 @@ async fn a_cookie_with_a_wrong_secret_for_a_live_session_id_names_no_session() {
     assert_eq!(error_code(&me), "sessionExpired", "{me}");
     assert_ok(&app.gql(ME, json!({})).await);
 }
+
+#[tokio::test]
+async fn a_token_list_shows_tokens_the_command_line_creates_and_deletes_at_once() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("ci").await;
+    let names = || async {
+        let listed = app.gql_bearer(&token, NEEDS_USER, json!({})).await;
+        assert_ok(&listed);
+        listed["data"]["tokenApiList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tokenName"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names().await, ["ci"]);
+    assert_eq!(names().await, ["ci"]);
+
+    command_line(
+        &app,
+        &["token", "create", "--user", ADMIN, "--name", "deploy"],
+        "",
+    );
+    assert_eq!(names().await, ["ci", "deploy"]);
+    assert_eq!(names().await, ["ci", "deploy"]);
+
+    command_line(
+        &app,
+        &["token", "delete", "--user", ADMIN, "--name", "deploy"],
+        "",
+    );
+    assert_eq!(names().await, ["ci"]);
+}

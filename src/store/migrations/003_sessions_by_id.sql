@@ -41,7 +41,8 @@ BEGIN
     DELETE FROM session_counts WHERE user_id = OLD.id;
 END;
 
--- A counter that every change able to make a remembered session, token or user wrong moves on,
+-- A counter that every change able to make a remembered session, token, token list or user wrong
+-- moves on,
 -- in the same transaction as the change, whichever process makes it (the server, the command
 -- line). A server keeps what it looked up only while the counter stays where it was.
 CREATE TABLE generation (
@@ -61,7 +62,14 @@ BEGIN
     UPDATE generation SET n = n + 1;
 END;
 
-CREATE TRIGGER tokens_changed AFTER UPDATE OF id, user_id, name, digest, expires_at ON api_tokens
+-- Inserts and last uses too: a server also remembers each user's list of tokens. Last uses are
+-- written once a minute in one write, so that costs one forgetting a minute.
+CREATE TRIGGER tokens_created AFTER INSERT ON api_tokens
+BEGIN
+    UPDATE generation SET n = n + 1;
+END;
+
+CREATE TRIGGER tokens_changed AFTER UPDATE ON api_tokens
 BEGIN
     UPDATE generation SET n = n + 1;
 END;
