@@ -1,8 +1,8 @@
-//! Sessions, tokens and users' token lists the server has looked up, kept while the database's change counter
-//! (`store::generation`) has not moved past what they were read at.
+//! Sessions, tokens and users' token lists the server has looked up, kept while the database's
+//! change counter (`store::generation`) has not moved past what they were read at.
 //!
-//! Every update or delete of a user, token or session moves the counter on in its own
-//! transaction, whichever process makes it. A request reads the counter (one small read) before
+//! Every update or delete of a user, token or session, and every new token, moves the counter on
+//! in its own transaction, whichever process makes it. A request reads the counter (one small read) before
 //! it trusts anything kept here, so `lodge token delete` in another process takes effect for the
 //! next request as it would without this memory. The server's own session writes (a login's
 //! trimming, a logout, a last-access update) say what they changed, so they update what is kept
