@@ -3,7 +3,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-async fn verify(app: &TestApp, headers: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn verify(app: &TestApp, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut request = app.client.get(format!("{}/api/auth/verify", app.url));
     for (name, value) in headers {
         request = request.header(*name, *value);

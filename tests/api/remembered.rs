@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::{
     binary::{lodge, run_command},
+    forward_auth::verify,
     helpers::*,
 };
 
@@ -20,12 +21,9 @@ fn command_line(app: &TestApp, args: &[&str], stdin: &str) {
 }
 
 async fn verify_status(app: &TestApp, token: &str) -> u16 {
-    app.client
-        .get(format!("{}/api/auth/verify", app.url))
-        .bearer_auth(token)
-        .send()
+    let bearer = format!("Bearer {token}");
+    verify(app, &[("Authorization", &bearer)])
         .await
-        .unwrap()
         .status()
         .as_u16()
 }
