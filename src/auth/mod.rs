@@ -174,7 +174,7 @@ pub struct Auth {
     /// [`Auth::flush_last_used`] (every minute and at shutdown), not one commit per token and
     /// minute, each of which made every reader read its pages again.
     last_used: Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
-    /// Sessions and tokens looked up, kept while the database says nothing changed.
+    /// Sessions, tokens and token lists looked up, kept while the database says nothing changed.
     remembered: Arc<remembered::Remembered>,
 }
 

@@ -1,5 +1,6 @@
 //! The change counter: moved on by triggers (migration 003) with every update or delete of a
-//! user, token or session, in the transaction that makes it, whichever process that is.
+//! user, token or session and every new token, in the transaction that makes it, whichever
+//! process that is.
 
 use rusqlite::Connection;
 

@@ -41,10 +41,9 @@ BEGIN
     DELETE FROM session_counts WHERE user_id = OLD.id;
 END;
 
--- A counter that every change able to make a remembered session, token, token list or user wrong
--- moves on,
--- in the same transaction as the change, whichever process makes it (the server, the command
--- line). A server keeps what it looked up only while the counter stays where it was.
+-- A counter that every change able to make a remembered session, token, token list or user
+-- wrong moves on, in the same transaction as the change, whichever process makes it (the server,
+-- the command line). A server keeps what it looked up only while the counter stays where it was.
 CREATE TABLE generation (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     n  INTEGER NOT NULL
