@@ -207,9 +207,13 @@ impl TestApp {
         self.clock.advance(by);
     }
 
-    /// A connection of the test's own to the server's database file.
+    /// A connection of the test's own to the server's database file; it waits for the server's
+    /// writer as another process would.
     pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.db_path).unwrap()
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        conn
     }
 
     pub fn count(&self, table: &str) -> i64 {
