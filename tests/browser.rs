@@ -126,14 +126,18 @@ async fn type_into(client: &Client, id: &str, value: &str) {
     field.send_keys(value).await.unwrap();
 }
 
+/// Clicks the element, found again when the page redrew it between the find and the click (the
+/// token list is redrawn whenever it is fetched, as after a dialog closes).
 async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    for _ in 0..50 {
+        match client.find(Locator::Css(css)).await.unwrap().click().await {
+            Err(e) if e.is_stale_element_reference() => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            clicked => return clicked.unwrap(),
+        }
+    }
+    panic!("{css} was redrawn before every click");
 }
 
 async fn active_id(client: &Client) -> String {
