@@ -199,7 +199,6 @@ impl Auth {
             + Send
             + 'static,
     {
-        let remembered = self.remembered.clone();
         let own_write = self.remembered.own_write();
         let (value, ..) = self
             .store
@@ -211,12 +210,12 @@ impl Auth {
                     let after = generation::current(tx)?;
                     Ok((value, before, after, changes))
                 },
+                // Until what the write changed is applied, a moved counter is its own: the mark
+                // goes with this closure, after.
                 move |committed| {
                     if let Some((_, before, after, changes)) = committed {
-                        remembered.committed(*before, *after, changes);
+                        own_write.committed(*before, *after, changes);
                     }
-                    // Only now: until what it changed is applied, a moved counter is its own.
-                    drop(own_write);
                 },
             )
             .await?;

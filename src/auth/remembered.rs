@@ -86,9 +86,19 @@ impl Kept {
     }
 }
 
+/// Which of the maps of [`Kept`] a lookup is in.
+type Map<K, V> = fn(&mut Kept) -> &mut HashMap<K, V>;
+
 /// One of the server's own session writes, from before it is queued until what it changed is
 /// applied (or it failed): while one exists, a counter that moved is not a reason to forget.
 pub(super) struct OwnWrite(Arc<Remembered>);
+
+impl OwnWrite {
+    /// The write committed: [`Remembered::committed`], and only then the mark goes.
+    pub fn committed(self, before: i64, after: i64, changes: &[SessionChange]) {
+        self.0.committed(before, after, changes);
+    }
+}
 
 impl Drop for OwnWrite {
     fn drop(&mut self) {
@@ -116,59 +126,46 @@ impl Remembered {
 
     /// The token with this digest, if kept and the database's counter is still `generation`.
     pub fn token(&self, generation: i64, digest: &Digest) -> Option<TokenEntry> {
-        let mut kept = self.kept();
-        if !kept.advance(generation) {
-            return None;
-        }
-        kept.tokens.get(digest).cloned()
+        self.get(generation, |k| &mut k.tokens, digest)
     }
 
     /// Keeps a token read in a snapshot at `generation`.
     pub fn keep_token(&self, generation: i64, digest: Digest, entry: TokenEntry) {
-        let mut kept = self.kept();
-        if kept.advance(generation) && kept.generation == generation {
-            insert_bounded(&mut kept.tokens, digest, entry);
-        }
-    }
-
-    /// Notes a token's last use written later, so that it is not noted again for a while.
-    pub fn token_used(&self, digest: &Digest, at: i64) {
-        if let Some(entry) = self.kept().tokens.get_mut(digest) {
-            entry.token.last_used_at = Some(at);
-        }
+        self.keep(generation, |k| &mut k.tokens, digest, entry);
     }
 
     /// The session with this id, if kept and the database's counter is still `generation`.
     pub fn session(&self, generation: i64, id: i64) -> Option<SessionRow> {
-        let mut kept = self.kept();
-        if !kept.advance(generation) {
-            return None;
-        }
-        kept.sessions.get(&id).cloned()
+        self.get(generation, |k| &mut k.sessions, &id)
     }
 
     /// Keeps a session read in a snapshot at `generation`.
     pub fn keep_session(&self, generation: i64, row: SessionRow) {
-        let mut kept = self.kept();
-        if kept.advance(generation) && kept.generation == generation {
-            insert_bounded(&mut kept.sessions, row.id, row);
-        }
+        self.keep(generation, |k| &mut k.sessions, row.id, row);
     }
 
     /// A user's tokens, if kept and the database's counter is still `generation`.
     pub fn token_list(&self, generation: i64, user: i64) -> Option<Arc<Vec<TokenRow>>> {
-        let mut kept = self.kept();
-        if !kept.advance(generation) {
-            return None;
-        }
-        kept.token_lists.get(&user).cloned()
+        self.get(generation, |k| &mut k.token_lists, &user)
     }
 
     /// Keeps a user's tokens read in a snapshot at `generation`.
     pub fn keep_token_list(&self, generation: i64, user: i64, tokens: Arc<Vec<TokenRow>>) {
+        self.keep(generation, |k| &mut k.token_lists, user, tokens);
+    }
+
+    fn get<K: Eq + Hash, V: Clone>(&self, generation: i64, map: Map<K, V>, key: &K) -> Option<V> {
+        let mut kept = self.kept();
+        if !kept.advance(generation) {
+            return None;
+        }
+        map(&mut kept).get(key).cloned()
+    }
+
+    fn keep<K: Eq + Hash, V>(&self, generation: i64, map: Map<K, V>, key: K, value: V) {
         let mut kept = self.kept();
         if kept.advance(generation) && kept.generation == generation {
-            insert_bounded(&mut kept.token_lists, user, tokens);
+            insert_bounded(map(&mut kept), key, value);
         }
     }
 

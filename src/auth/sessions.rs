@@ -252,7 +252,6 @@ impl Auth {
         let known = token.last_used_at.max(pending.get(&token.id).copied());
         if known.is_none_or(|t| now.duration_since(from_micros(t)) >= TOUCH_EVERY) {
             pending.insert(token.id, now.as_microsecond());
-            self.remembered.token_used(&digest, now.as_microsecond());
         }
         drop(pending);
         Ok(Some((User::from(user), token.name, token.id)))
