@@ -6,6 +6,11 @@ use lodge::{
     cli::{Cli, Command},
 };
 
+/// mimalloc instead of glibc's allocator: under a login flood glibc's `malloc` and `free` took
+/// 15 % of the request threads' CPU, and a token login cost 10-15 % more CPU (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
