@@ -148,10 +148,28 @@ pub fn random_id() -> String {
     id
 }
 
+/// 32 bytes from the operating system's random generator.
+///
+/// Each thread fetches 512 bytes at a time and hands each out once, wiping it: a system call
+/// for every secret was two calls in each token login.
 fn random_bytes() -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random generator failed");
-    bytes
+    const POOL: usize = 512;
+    thread_local! {
+        static UNUSED: std::cell::RefCell<([u8; POOL], usize)> =
+            const { std::cell::RefCell::new(([0; POOL], POOL)) };
+    }
+    UNUSED.with_borrow_mut(|(pool, next)| {
+        if *next == POOL {
+            getrandom::fill(pool).expect("the operating system's random generator failed");
+            *next = 0;
+        }
+        let taken = &mut pool[*next..*next + 32];
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(taken);
+        taken.fill(0);
+        *next += 32;
+        bytes
+    })
 }
 
 /// Big-endian bytes as exactly `len` base62 digits, most significant first.
@@ -197,6 +215,15 @@ fn encode_fixed(bytes: &[u8], len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_bytes_are_never_handed_out_twice() {
+        // Many times the pool, so that it is refilled several times.
+        let taken: std::collections::HashSet<[u8; 32]> =
+            (0..1000).map(|_| random_bytes()).collect();
+        assert_eq!(taken.len(), 1000);
+        assert!(!taken.contains(&[0; 32]));
+    }
 
     #[test]
     fn encoding_matches_known_values() {
