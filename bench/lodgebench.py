@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BINARY = ROOT / "target" / "release" / "lodge"
+BINARY = Path(os.environ.get("LODGE_BENCH_BINARY", ROOT / "target" / "release" / "lodge"))
 TOKEN_LOGIN = ('query authLogin($credentials: Object) { authLogin(provider: "token", '
                'credentials: $credentials) { authId userTokens { userId } authStatus } }')
 
