@@ -144,6 +144,11 @@ impl Store {
         index_path.push("-shm");
         let log_index = std::fs::File::open(&index_path)
             .and_then(|file| {
+                // A shorter file (never seen: SQLite sizes it before its first read) would make
+                // reading the mapping fault; without it, the counter is read in a transaction.
+                if file.metadata()?.len() < size_of::<LogHeader>() as u64 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
                 // SAFETY: the mapping only outlives this store's connections if another process
                 // truncates the file, which SQLite does only when it is the first to open the
                 // database: never while the writer's connection (this store's) holds it open.
