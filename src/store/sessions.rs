@@ -123,10 +123,6 @@ pub fn trim_user(conn: &Connection, user: i64, keep: u32) -> Result<Vec<i64>> {
     Ok(ended)
 }
 
-pub fn count(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?)
-}
-
 /// Removes sessions idle since before `idle_before` or opened before `opened_before`.
 pub fn purge(conn: &Connection, idle_before: i64, opened_before: i64) -> Result<usize> {
     Ok(conn.execute(
