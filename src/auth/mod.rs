@@ -11,19 +11,22 @@ mod sessions;
 mod tokens;
 mod users;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
 
 use crate::{
     clock::Clock,
     config::Settings,
-    store::{Result as StoreResult, Store, StoreError, generation, users::UserRow},
+    store::{
+        Result as StoreResult, Store, StoreError, generation, sessions::UserSessions,
+        users::UserRow,
+    },
 };
 
 pub use audit::{Actor, AuditEvent, AuditFilter, AuditRecord};
 pub use password::NewPassword;
-pub use sessions::{Caller, LoginOptions, LoginOutcome, Session, SessionState};
+pub use sessions::{Caller, LoginOptions, LoginOutcome, Session, SessionKey, SessionState};
 pub use tokens::{Expiry, NewToken, Token, TokenName};
 pub use users::{UserFilter, UserId};
 
@@ -176,6 +179,18 @@ pub struct Auth {
     last_used: Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
     /// Sessions, tokens and token lists looked up, kept while the database says nothing changed.
     remembered: Arc<remembered::Remembered>,
+    /// Each user's sessions, used and changed only by session writes on the writer thread.
+    user_sessions: Arc<Mutex<UserSessions>>,
+}
+
+/// The lists of sessions; after a write that panicked holding them, read again from the table.
+fn lock_lists(lists: &Mutex<UserSessions>) -> MutexGuard<'_, UserSessions> {
+    lists.lock().unwrap_or_else(|poisoned| {
+        lists.clear_poison();
+        let mut lists = poisoned.into_inner();
+        lists.settle(None);
+        lists
+    })
 }
 
 impl Auth {
@@ -187,35 +202,50 @@ impl Auth {
             settings,
             last_used: Arc::default(),
             remembered: Arc::default(),
+            user_sessions: Arc::default(),
         }
     }
 
     /// A write of sessions by this server: `f` lists what it changed of them, so that what is
-    /// remembered is updated in commit order instead of forgotten.
+    /// remembered is updated in commit order instead of forgotten, and opens and ends them
+    /// through each user's list of sessions (made exact before it runs).
     async fn write_sessions<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection, &mut Vec<remembered::SessionChange>) -> StoreResult<T>
+        F: FnOnce(
+                &rusqlite::Connection,
+                &mut UserSessions,
+                &mut Vec<remembered::SessionChange>,
+            ) -> StoreResult<T>
             + Send
             + 'static,
     {
         let own_write = self.remembered.own_write();
+        let lists = self.user_sessions.clone();
+        let on_failure = self.user_sessions.clone();
         let (value, ..) = self
             .store
             .write_then(
                 move |tx| {
-                    let before = generation::current(tx)?;
+                    let before = generation::counters(tx)?;
+                    let mut lists = lock_lists(&lists);
+                    lists.sync(tx, before.sessions_ended)?;
+                    // Read again after a failure below, so that nothing half done is kept.
+                    lists.settle(None);
                     let mut changes = Vec::new();
-                    let value = f(tx, &mut changes)?;
-                    let after = generation::current(tx)?;
-                    Ok((value, before, after, changes))
+                    let value = f(tx, &mut lists, &mut changes)?;
+                    let after = generation::counters(tx)?;
+                    lists.settle(Some(after.sessions_ended));
+                    Ok((value, before.changes, after.changes, changes))
                 },
                 // Until what the write changed is applied, a moved counter is its own: the mark
                 // goes with this closure, after.
-                move |committed| {
-                    if let Some((_, before, after, changes)) = committed {
+                move |committed| match committed {
+                    Some((_, before, after, changes)) => {
                         own_write.committed(*before, *after, changes);
                     }
+                    // Rolled back after the lists took its changes.
+                    None => lock_lists(&on_failure).settle(None),
                 },
             )
             .await?;

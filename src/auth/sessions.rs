@@ -92,9 +92,16 @@ pub struct LoginOptions {
     /// The client's address, for throttling.
     pub address: Option<IpAddr>,
     /// The session the caller had, which the new one replaces.
-    pub replaces: Option<i64>,
+    pub replaces: Option<SessionKey>,
     /// `forceSessionsLogout`: end the user's other sessions.
     pub end_other_sessions: bool,
+}
+
+/// A session and its user's row id: what ending it takes.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionKey {
+    pub id: i64,
+    pub user: i64,
 }
 
 /// A successful login: the new cookie and its session.
@@ -152,10 +159,10 @@ impl Auth {
             return Ok(Caller::Expired);
         }
         if let Some(reason) = session_end(&row, now, idle, max) {
-            let (id, user_id) = (row.id, row.user.user_id.clone());
-            self.write_sessions(move |conn, changes| {
+            let (id, user, user_id) = (row.id, row.user.id, row.user.user_id.clone());
+            self.write_sessions(move |conn, lists, changes| {
                 // Another request may have ended it first; only the one that did records it.
-                if store_sessions::delete(conn, id)? {
+                if lists.delete(conn, user, id)? {
                     changes.push(SessionChange::Ended(id));
                     let event = AuditEvent::new(kind::SESSION_END, true)
                         .user(user_id)
@@ -169,7 +176,7 @@ impl Auth {
         }
         if now.duration_since(from_micros(row.last_seen_at)) >= touch_every(idle) {
             let (id, at) = (row.id, now.as_microsecond());
-            self.write_sessions(move |conn, changes| {
+            self.write_sessions(move |conn, _, changes| {
                 if store_sessions::touch(conn, id, at)? {
                     changes.push(SessionChange::Seen { id, at });
                 }
@@ -375,13 +382,13 @@ impl Auth {
         let user_row = user.id;
         let keep = self.settings().session.max_per_user.max(1);
         let id = self
-            .write_sessions(move |tx, changes| {
+            .write_sessions(move |tx, lists, changes| {
                 if let Some(old) = replaces
-                    && store_sessions::delete(tx, old)?
+                    && lists.delete(tx, old.user, old.id)?
                 {
-                    changes.push(SessionChange::Ended(old));
+                    changes.push(SessionChange::Ended(old.id));
                 }
-                let id = store_sessions::insert(
+                let id = lists.insert(
                     tx,
                     &NewSession {
                         secret_digest: &secret_digest,
@@ -392,11 +399,12 @@ impl Auth {
                     },
                 )?;
                 audit::record(tx, now, &event)?;
-                let trimmed = store_sessions::trim_user(tx, user_row, keep)?;
+                let trimmed = lists.trim(tx, user_row, keep)?;
                 changes.extend(trimmed.into_iter().map(SessionChange::Ended));
                 if end_other_sessions {
-                    // Not listed one by one: what is remembered is forgotten after this write.
-                    let ended = store_sessions::delete_for_user(tx, user_row, Some(id))?;
+                    let ended = lists.end_user(tx, user_row, id)?;
+                    changes.extend(ended.iter().copied().map(SessionChange::Ended));
+                    let ended = ended.len();
                     if ended > 0 {
                         let ended = AuditEvent::new(kind::SESSION_END, true)
                             .user(user_id)
@@ -423,14 +431,14 @@ impl Auth {
 
     /// Ends one session on the server.
     pub async fn logout(&self, session: &Session, address: Option<IpAddr>) -> Result<()> {
-        let id = session.id;
+        let (id, user) = (session.id, session.user.id);
         let now = self.now();
         let event = AuditEvent::new(kind::LOGOUT, true)
             .user(session.user.user_id.clone())
             .provider(provider_name(&session.provider))
             .address(address);
-        self.write_sessions(move |conn, changes| {
-            if store_sessions::delete(conn, id)? {
+        self.write_sessions(move |conn, lists, changes| {
+            if lists.delete(conn, user, id)? {
                 changes.push(SessionChange::Ended(id));
             }
             audit::record(conn, now, &event)

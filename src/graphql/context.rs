@@ -10,7 +10,7 @@ use std::{
 
 use juniper::{FieldError, IntoFieldError, ScalarValue, graphql_value};
 
-use crate::auth::{Actor, Auth, Caller, Error, Result, User};
+use crate::auth::{Actor, Auth, Caller, Error, Result, SessionKey, User};
 
 /// What the response must do with the session cookie.
 #[derive(Debug, Clone)]
@@ -77,8 +77,15 @@ impl Context {
 
     /// The id of the caller's session, when it came with one.
     pub fn session_id(&self) -> Option<i64> {
+        self.session().map(|s| s.id)
+    }
+
+    pub fn session(&self) -> Option<SessionKey> {
         match &self.caller {
-            Caller::Session(s) => Some(s.id),
+            Caller::Session(s) => Some(SessionKey {
+                id: s.id,
+                user: s.user.id,
+            }),
             _ => None,
         }
     }

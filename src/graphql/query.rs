@@ -31,7 +31,7 @@ impl Query {
         let credentials = credentials.unwrap_or_default();
         let login = LoginOptions {
             address: ctx.request.address,
-            replaces: ctx.session_id(),
+            replaces: ctx.session(),
             end_other_sessions: force_sessions_logout.unwrap_or(false),
         };
         let outcome = match &*provider {

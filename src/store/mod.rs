@@ -51,6 +51,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/001_initial.sql")),
         M::up(include_str!("migrations/002_audit.sql")),
         M::up(include_str!("migrations/003_sessions_by_id.sql")),
+        M::up(include_str!("migrations/004_sessions_unindexed.sql")),
     ])
 }
 

@@ -1,6 +1,8 @@
 //! The `sessions` table: one row per login, found by the id its cookie names and proven by the
 //! digest of the cookie's secret.
 
+use std::collections::{HashMap, VecDeque};
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
@@ -80,6 +82,7 @@ pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<bool> {
         > 0)
 }
 
+/// Ends one session; whether it existed.
 pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM sessions WHERE id = ?1")?
@@ -87,7 +90,8 @@ pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
         > 0)
 }
 
-/// Ends every session of a user but `keep`.
+/// Ends every session of a user but `keep`. It reads the whole table (sessions have no index by
+/// user): for the rare writes that are not the server's logins and logouts.
 pub fn delete_for_user(conn: &Connection, user: i64, keep: Option<i64>) -> Result<usize> {
     Ok(conn.execute(
         "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)",
@@ -95,32 +99,100 @@ pub fn delete_for_user(conn: &Connection, user: i64, keep: Option<i64>) -> Resul
     )?)
 }
 
+/// Ends every session opened with a token; reads the whole table, as [`delete_for_user`].
 pub fn delete_for_token(conn: &Connection, token_id: i64) -> Result<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE token_id = ?1", [token_id])?)
 }
 
-/// Ends the user's oldest sessions beyond their newest `keep`; gives the ids it ended.
-pub fn trim_user(conn: &Connection, user: i64, keep: u32) -> Result<Vec<i64>> {
-    let held: i64 = conn
-        .prepare_cached("SELECT n FROM session_counts WHERE user_id = ?1")?
-        .query_row([user], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
-    // One at a time (one, unless the limit was lowered): SQLite prepares a statement with
-    // `LIMIT ?` again at every run, which cost more than the delete.
-    let mut ended = Vec::new();
-    for _ in 0..held - i64::from(keep) {
-        let oldest: Option<i64> = conn
-            .prepare_cached(
-                "DELETE FROM sessions WHERE id = (
-                     SELECT id FROM sessions WHERE user_id = ?1 ORDER BY id LIMIT 1)
-                 RETURNING id",
-            )?
-            .query_row([user], |r| r.get(0))
-            .optional()?;
-        ended.extend(oldest);
+/// Each user's sessions, oldest first, as the server's writer last left them: how a login finds
+/// the sessions beyond `session.max_per_user` to end, and `forceSessionsLogout` the user's
+/// others, without an index on disk (migration 004 says why there is none).
+///
+/// Only the server opens sessions; any process may end them. (Two servers on one file would each
+/// hold a user to the limit among the sessions it opened itself.) The lists are exact while the
+/// count of ended sessions (`generation.sessions_ended`) is where the server's own writes left
+/// it, and are read again from the table, in the writing transaction, when it has moved. A write
+/// that changed the lists and then failed leaves them to be read again too.
+#[derive(Debug, Default)]
+pub struct UserSessions {
+    /// The count of ended sessions the lists are exact at; `None`: to be read again.
+    exact_at: Option<i64>,
+    by_user: HashMap<i64, VecDeque<i64>>,
+}
+
+impl UserSessions {
+    /// Makes the lists exact in the transaction `conn` holds, where `sessions_ended` is the
+    /// count of ended sessions just read in it.
+    pub fn sync(&mut self, conn: &Connection, sessions_ended: i64) -> Result<()> {
+        if self.exact_at == Some(sessions_ended) {
+            return Ok(());
+        }
+        self.by_user.clear();
+        let mut stmt = conn.prepare("SELECT id, user_id FROM sessions ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            self.by_user
+                .entry(row.get(1)?)
+                .or_default()
+                .push_back(row.get(0)?);
+        }
+        self.exact_at = Some(sessions_ended);
+        Ok(())
     }
-    Ok(ended)
+
+    /// After a write of the server's own that left the count of ended sessions at
+    /// `sessions_ended`, or failed (`None`).
+    pub fn settle(&mut self, sessions_ended: Option<i64>) {
+        self.exact_at = sessions_ended;
+    }
+
+    /// Opens a session in the table and in the lists.
+    pub fn insert(&mut self, conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
+        let id = insert(conn, session)?;
+        self.by_user.entry(session.user).or_default().push_back(id);
+        Ok(id)
+    }
+
+    /// Ends one session of `user`'s (the caller read it with its session: `RETURNING user_id`
+    /// made the delete half as fast again); whether it existed.
+    pub fn delete(&mut self, conn: &Connection, user: i64, id: i64) -> Result<bool> {
+        if !delete(conn, id)? {
+            return Ok(false);
+        }
+        if let Some(held) = self.by_user.get_mut(&user) {
+            held.retain(|&other| other != id);
+            if held.is_empty() {
+                self.by_user.remove(&user);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Ends the user's oldest sessions beyond their newest `keep`; gives the ids it ended.
+    pub fn trim(&mut self, conn: &Connection, user: i64, keep: u32) -> Result<Vec<i64>> {
+        let Some(held) = self.by_user.get_mut(&user) else {
+            return Ok(Vec::new());
+        };
+        let beyond = held.len().saturating_sub(keep as usize);
+        let ended: Vec<i64> = held.drain(..beyond).collect();
+        for &id in &ended {
+            delete(conn, id)?;
+        }
+        Ok(ended)
+    }
+
+    /// Ends every session of the user but `keep`; gives the ids it ended.
+    pub fn end_user(&mut self, conn: &Connection, user: i64, keep: i64) -> Result<Vec<i64>> {
+        let Some(held) = self.by_user.get_mut(&user) else {
+            return Ok(Vec::new());
+        };
+        let ended: Vec<i64> = held.iter().copied().filter(|&id| id != keep).collect();
+        held.retain(|&id| id == keep);
+        for &id in &ended {
+            delete(conn, id)?;
+        }
+        Ok(ended)
+    }
 }
 
 /// Removes sessions idle since before `idle_before` or opened before `opened_before`.
@@ -134,25 +206,17 @@ pub fn purge(conn: &Connection, idle_before: i64, opened_before: i64) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, users};
+    use crate::store::{Store, generation, users};
 
-    type PerUser = Vec<(i64, i64)>;
-
-    /// Each user's number of sessions as the triggers of migration 003 keep it, and as counted.
-    fn counts(conn: &Connection) -> (PerUser, PerUser) {
-        let read = |sql: &str| -> PerUser {
-            let mut stmt = conn.prepare(sql).unwrap();
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-            rows.collect::<rusqlite::Result<_>>().unwrap()
-        };
-        (
-            read("SELECT user_id, n FROM session_counts WHERE n > 0 ORDER BY user_id"),
-            read("SELECT user_id, count(*) FROM sessions GROUP BY user_id ORDER BY user_id"),
-        )
+    /// The lists as one more server would read them from the table now.
+    fn read_afresh(conn: &Connection) -> HashMap<i64, VecDeque<i64>> {
+        let mut fresh = UserSessions::default();
+        fresh.sync(conn, -1).unwrap();
+        fresh.by_user
     }
 
     #[test]
-    fn session_counts_follow_inserts_trims_deletes_and_cascades() {
+    fn the_lists_follow_opens_trims_and_ends_and_are_read_again_after_ends_elsewhere() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("c.db")).unwrap();
         let mut conn = store.conn().unwrap();
@@ -172,32 +236,39 @@ mod tests {
             .unwrap()
         };
         let (ann, bob) = (user("ann"), user("bob"));
-        let open = |user: i64| {
-            insert(
-                &tx,
-                &NewSession {
-                    secret_digest: &[7; 32],
-                    user,
-                    provider: "local",
-                    token_id: None,
-                    now: 0,
-                },
-            )
-            .unwrap()
+        let ended = || generation::counters(&tx).unwrap().sessions_ended;
+        let mut lists = UserSessions::default();
+        lists.sync(&tx, ended()).unwrap();
+        let open = |lists: &mut UserSessions, user: i64| {
+            let session = NewSession {
+                secret_digest: &[7; 32],
+                user,
+                provider: "local",
+                token_id: None,
+                now: 0,
+            };
+            lists.insert(&tx, &session).unwrap()
         };
-        let ann_sessions: Vec<i64> = (0..5).map(|_| open(ann)).collect();
-        open(bob);
-        open(bob);
-        assert_eq!(trim_user(&tx, ann, 3).unwrap(), ann_sessions[..2]);
-        assert!(trim_user(&tx, ann, 3).unwrap().is_empty());
-        delete(&tx, ann_sessions[4]).unwrap();
-        let (kept, counted) = counts(&tx);
-        assert_eq!(kept, counted);
-        assert_eq!(kept, vec![(ann, 2), (bob, 2)]);
+        let ann_sessions: Vec<i64> = (0..5).map(|_| open(&mut lists, ann)).collect();
+        let bob_sessions: Vec<i64> = (0..3).map(|_| open(&mut lists, bob)).collect();
+        assert_eq!(lists.trim(&tx, ann, 3).unwrap(), ann_sessions[..2]);
+        assert!(lists.trim(&tx, ann, 3).unwrap().is_empty());
+        assert!(lists.delete(&tx, ann, ann_sessions[3]).unwrap());
+        assert!(!lists.delete(&tx, ann, ann_sessions[3]).unwrap());
+        assert_eq!(
+            lists.end_user(&tx, bob, bob_sessions[1]).unwrap(),
+            [bob_sessions[0], bob_sessions[2]]
+        );
+        lists.settle(Some(ended()));
+        assert_eq!(lists.by_user, read_afresh(&tx));
+        assert_eq!(lists.by_user[&ann], [ann_sessions[2], ann_sessions[4]]);
+
+        // Another process deletes a user: their sessions go by the cascade, the count moves, and
+        // the lists are read again.
         tx.execute("DELETE FROM users WHERE id = ?1", [bob])
             .unwrap();
-        let (kept, counted) = counts(&tx);
-        assert_eq!(kept, counted);
-        assert_eq!(kept, vec![(ann, 2)]);
+        lists.sync(&tx, ended()).unwrap();
+        assert!(!lists.by_user.contains_key(&bob));
+        assert_eq!(lists.by_user, read_afresh(&tx));
     }
 }

@@ -20,6 +20,12 @@ fn command_line(app: &TestApp, args: &[&str], stdin: &str) {
     run_command(command, args, stdin);
 }
 
+/// The session id a cookie (`id.secret`) names.
+fn session_id(cookie: Option<String>) -> i64 {
+    let cookie = cookie.expect("a session cookie");
+    cookie.split_once('.').unwrap().0.parse().unwrap()
+}
+
 async fn verify_status(app: &TestApp, token: &str) -> u16 {
     let bearer = format!("Bearer {token}");
     verify(app, &[("Authorization", &bearer)])
@@ -112,14 +118,7 @@ async fn a_session_deleted_through_another_connection_ends_at_once() {
         assert_ok(&app.gql(ME, json!({})).await);
         assert_ok(&other.gql(ME, json!({})).await);
     }
-    let id: i64 = app
-        .cookie()
-        .unwrap()
-        .split_once('.')
-        .unwrap()
-        .0
-        .parse()
-        .unwrap();
+    let id = session_id(app.cookie());
     app.db()
         .execute("DELETE FROM sessions WHERE id = ?1", [id])
         .unwrap();
@@ -128,6 +127,29 @@ async fn a_session_deleted_through_another_connection_ends_at_once() {
     assert_eq!(error_code(&me), "sessionExpired", "{me}");
     // The other session, forgotten with everything else, is read again and still works.
     assert_ok(&other.gql(ME, json!({})).await);
+}
+
+#[tokio::test]
+async fn the_session_limit_counts_only_sessions_still_open_after_ends_elsewhere() {
+    let app = spawn_app_with(|s| s.session.max_per_user = 2).await;
+    let clients: Vec<_> = (0..3).map(|_| app.new_client()).collect();
+    clients[0].login_admin().await;
+    clients[1].login_admin().await;
+    // The server's list of the user's sessions holds both; another connection ends the newer.
+    let newer = session_id(clients[1].cookie());
+    app.db()
+        .execute("DELETE FROM sessions WHERE id = ?1", [newer])
+        .unwrap();
+    // A third login makes two open sessions: within the limit, so the oldest stays open.
+    clients[2].login_admin().await;
+    assert_ok(&clients[0].gql(ME, json!({})).await);
+    assert_ok(&clients[2].gql(ME, json!({})).await);
+    assert_eq!(app.count("sessions"), 2);
+    // And the limit still holds: one more login ends the oldest.
+    clients[1].login_admin().await;
+    let me = clients[0].gql(NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&me), "sessionExpired", "{me}");
+    assert_eq!(app.count("sessions"), 2);
 }
 
 #[tokio::test]
