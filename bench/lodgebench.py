@@ -27,7 +27,7 @@ def lodge(env, *args, stdin=None):
     out = subprocess.run([BINARY, "--config", os.devnull, *args], env=env, input=stdin,
                          capture_output=True, text=True)
     if out.returncode != 0:
-        raise RuntimeError(f"lodge {' '.join(args)}: {out.stderr}")
+        raise RuntimeError(f"lodge {' '.join(args)} exited with {out.returncode}: {out.stderr}")
     return out.stdout
 
 

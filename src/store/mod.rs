@@ -75,6 +75,13 @@ fn not_writable(path: &Path) -> Option<std::io::Error> {
     }
 }
 
+/// The write-ahead log's shared index (`lodge.db-shm`), opened once for the store's life.
+fn open_log_index(path: &Path) -> Option<Arc<std::fs::File>> {
+    let mut index_path = path.as_os_str().to_owned();
+    index_path.push("-shm");
+    std::fs::File::open(index_path).ok().map(Arc::new)
+}
+
 /// Applied to every connection the pool opens.
 fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -128,9 +135,20 @@ impl Store {
                 path.display()
             )),
         })?;
-        let writer =
-            writer::Writer::start(conn, path).context("cannot start the database writer thread")?;
-        let manager = SqliteConnectionManager::file(path).with_init(init_connection);
+        // The writer's connection made the shared index when it read the file in WAL mode.
+        let index_file = open_log_index(path);
+        // POSIX drops every lock a process holds on a file when it closes any descriptor of it:
+        // closing this one while a connection is open would drop SQLite's locks on the index,
+        // and the next process to open the database would take itself for the first, empty the
+        // index and rebuild it under this one. So the writer thread and the pool's connection
+        // manager each hold it, and it closes after the last connection.
+        let writer = writer::Writer::start(conn, path, index_file.clone())
+            .context("cannot start the database writer thread")?;
+        let keep_open = index_file.clone();
+        let manager = SqliteConnectionManager::file(path).with_init(move |conn| {
+            let _ = &keep_open;
+            init_connection(conn)
+        });
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(2))
@@ -140,28 +158,24 @@ impl Store {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
-        // The writer's connection made it when it read the file in WAL mode.
-        let mut index_path = path.as_os_str().to_owned();
-        index_path.push("-shm");
-        let log_index = std::fs::File::open(&index_path)
-            .and_then(|file| {
-                // A shorter file (never seen: SQLite sizes it before its first read) would make
-                // reading the mapping fault; without it, the counter is read in a transaction.
-                if file.metadata()?.len() < size_of::<LogHeader>() as u64 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                // SAFETY: the mapping only outlives this store's connections if another process
-                // truncates the file, which SQLite does only when it is the first to open the
-                // database: never while the writer's connection (this store's) holds it open.
-                // Its bytes change under it; `log_header` reads them with volatile copies.
-                unsafe {
-                    memmap2::MmapOptions::new()
-                        .len(size_of::<LogHeader>())
-                        .map(&file)
-                }
-            })
-            .ok()
-            .map(Arc::new);
+        let log_index = index_file.and_then(|file| {
+            // A shorter file (never seen: SQLite sizes it before its first read) would make
+            // reading the mapping fault; without it, the counter is read in a transaction.
+            if file.metadata().ok()?.len() < size_of::<LogHeader>() as u64 {
+                return None;
+            }
+            // SAFETY: the mapping only outlives this store's connections if another process
+            // truncates the file, which SQLite does only when it is the first to open the
+            // database: never while this process holds its lock on the file, which it does
+            // while the writer's connection is open (see above). Its bytes change under it;
+            // `log_header` reads them with volatile copies.
+            let map = unsafe {
+                memmap2::MmapOptions::new()
+                    .len(size_of::<LogHeader>())
+                    .map(&*file)
+            };
+            map.ok().map(Arc::new)
+        });
         Ok(Self {
             pool,
             writer,
@@ -301,6 +315,51 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         super::migrations().validate().unwrap();
+    }
+
+    /// POSIX drops every lock a process holds on a file when the process closes any descriptor
+    /// of it. The store once opened `lodge.db-shm` to map it and closed it at once: SQLite's lock
+    /// on the file went with it, so the next process to open the database took itself for the
+    /// first, emptied the shared index and rebuilt it under the running server, which died of
+    /// SIGBUS reading the emptied mapping (two `lodge user add` run together showed it).
+    #[test]
+    fn the_store_keeps_sqlites_lock_on_the_shared_index_for_its_whole_life() {
+        use std::os::fd::AsRawFd;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let store = Store::open(&path).unwrap();
+        store.read(generation::current).unwrap();
+        let mut index_path = path.as_os_str().to_owned();
+        index_path.push("-shm");
+        // Kept open until the store is gone, so that closing it drops nothing that matters.
+        let probe = std::fs::File::open(index_path).unwrap();
+        // What a process opening the database asks first: may it lock SQLite's "dead man
+        // switch" byte of the index (offset 128 on Unix) for itself alone? An open file
+        // description's lock conflicts with this process's own locks, so it can ask here.
+        let held_by_this_process = || {
+            let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+            lock.l_type = libc::F_WRLCK as _;
+            lock.l_whence = libc::SEEK_SET as _;
+            lock.l_start = 128;
+            lock.l_len = 1;
+            // SAFETY: a valid descriptor and a `flock` the call fills in.
+            let r = unsafe { libc::fcntl(probe.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
+            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+            i32::from(lock.l_type) != libc::F_UNLCK
+        };
+        assert!(held_by_this_process(), "after opening");
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime
+            .block_on(store.write(|c| Ok(c.execute("UPDATE generation SET n = n + 1", [])?)))
+            .unwrap();
+        for _ in 0..3 {
+            store.read(generation::current).unwrap();
+            let _ = store.log_header();
+        }
+        assert!(held_by_this_process(), "after reads and a write");
+        drop(store);
+        assert!(!held_by_this_process(), "after the store closed");
     }
 
     /// What the remembered lookups rely on: any commit of any connection changes the header, and

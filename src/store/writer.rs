@@ -55,13 +55,22 @@ impl Drop for Thread {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`; it stops when the last `Writer` is dropped.
-    pub(super) fn start(conn: Connection, path: &Path) -> std::io::Result<Self> {
+    /// Starts the writer thread on `conn`; it stops when the last `Writer` is dropped, and
+    /// drops `keep` after closing `conn`.
+    pub(super) fn start<K: Send + 'static>(
+        conn: Connection,
+        path: &Path,
+        keep: K,
+    ) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let path = path.display().to_string();
         let handle = thread::Builder::new()
             .name("lodge-writer".into())
-            .spawn(move || run(&conn, &queue, &path))?;
+            .spawn(move || {
+                run(&conn, &queue, &path);
+                drop(conn);
+                drop(keep);
+            })?;
         Ok(Self {
             thread: Arc::new(Thread {
                 jobs: Some(jobs),
