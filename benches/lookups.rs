@@ -20,6 +20,19 @@ struct Seeded {
     session_ids: Vec<i64>,
 }
 
+fn add_user(tx: &rusqlite::Transaction<'_>, number: usize) -> i64 {
+    let name = format!("user{number:04}");
+    let user = users::NewUser {
+        user_id: &name,
+        display_name: &name,
+        role: "user",
+        enabled: true,
+        password_hash: None,
+        now: 0,
+    };
+    users::insert(tx, &user).unwrap()
+}
+
 fn seeded() -> Seeded {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("lodge.db")).unwrap();
@@ -29,19 +42,7 @@ fn seeded() -> Seeded {
     let mut conn = store.conn().unwrap();
     let tx = conn.transaction().unwrap();
     for u in 0..1000 {
-        let name = format!("user{u:04}");
-        let user = users::insert(
-            &tx,
-            &users::NewUser {
-                user_id: &name,
-                display_name: &name,
-                role: "user",
-                enabled: true,
-                password_hash: None,
-                now: 0,
-            },
-        )
-        .unwrap();
+        let user = add_user(&tx, u);
         for t in 0..5 {
             let secret = ApiTokenSecret::generate();
             let digest = secret.digest();
@@ -162,5 +163,60 @@ fn lookups(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, secrets, lookups);
+/// What the server's first login after a start (or after sessions ended elsewhere) reads: every
+/// user's list of sessions, at the cap of 100 sessions for each of 1,000 users.
+fn session_lists(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("lists.db")).unwrap();
+    let mut conn = store.conn().unwrap();
+    let tx = conn.transaction().unwrap();
+    let digest = SessionSecret::generate().digest();
+    for u in 0..1000 {
+        let user = add_user(&tx, u);
+        for _ in 0..100 {
+            let session = sessions::NewSession {
+                secret_digest: &digest,
+                user,
+                provider: "local",
+                token_id: None,
+                now: 0,
+            };
+            sessions::insert(&tx, &session).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    drop(conn);
+    let mut group = c.benchmark_group("sessions");
+    group.sample_size(10);
+    group.bench_function("every user's list read (100,000 sessions, in parts)", |b| {
+        b.iter(|| {
+            store
+                .read(|conn| {
+                    let mut lists = sessions::UserSessions::default();
+                    while !lists.read_whole() {
+                        lists.sync(conn, 0, u32::MAX)?;
+                    }
+                    Ok(lists)
+                })
+                .unwrap()
+        })
+    });
+    group.bench_function(
+        "the first part read (what the first login waits for)",
+        |b| {
+            b.iter(|| {
+                store
+                    .read(|conn| {
+                        let mut lists = sessions::UserSessions::default();
+                        lists.sync(conn, 0, u32::MAX)?;
+                        Ok(lists)
+                    })
+                    .unwrap()
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, secrets, lookups, session_lists);
 criterion_main!(benches);

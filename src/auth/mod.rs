@@ -14,6 +14,7 @@ mod users;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
+use remembered::SessionChange;
 
 use crate::{
     clock::Clock,
@@ -215,12 +216,13 @@ impl Auth {
         F: FnOnce(
                 &rusqlite::Connection,
                 &mut UserSessions,
-                &mut Vec<remembered::SessionChange>,
+                &mut Vec<SessionChange>,
             ) -> StoreResult<T>
             + Send
             + 'static,
     {
         let own_write = self.remembered.own_write();
+        let keep = self.session_cap();
         let lists = self.user_sessions.clone();
         let on_failure = self.user_sessions.clone();
         let (value, ..) = self
@@ -229,10 +231,10 @@ impl Auth {
                 move |tx| {
                     let before = generation::counters(tx)?;
                     let mut lists = lock_lists(&lists);
-                    lists.sync(tx, before.sessions_ended)?;
+                    let ended = lists.sync(tx, before.sessions_ended, keep)?;
                     // Read again after a failure below, so that nothing half done is kept.
                     lists.settle(None);
-                    let mut changes = Vec::new();
+                    let mut changes: Vec<_> = ended.into_iter().map(SessionChange::Ended).collect();
                     let value = f(tx, &mut lists, &mut changes)?;
                     let after = generation::counters(tx)?;
                     lists.settle(Some(after.sessions_ended));
@@ -250,6 +252,11 @@ impl Auth {
             )
             .await?;
         Ok(value)
+    }
+
+    /// `session.max_per_user`: the sessions a user keeps at most.
+    fn session_cap(&self) -> u32 {
+        self.settings.session.max_per_user.max(1)
     }
 
     fn pending_last_used(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, i64>> {

@@ -380,7 +380,7 @@ impl Auth {
         let secret_digest = secret.digest();
         let now = self.now();
         let user_row = user.id;
-        let keep = self.settings().session.max_per_user.max(1);
+        let keep = self.session_cap();
         let id = self
             .write_sessions(move |tx, lists, changes| {
                 if let Some(old) = replaces

@@ -104,6 +104,17 @@ pub fn delete_for_token(conn: &Connection, token_id: i64) -> Result<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE token_id = ?1", [token_id])?)
 }
 
+/// Removes sessions idle since before `idle_before` or opened before `opened_before`.
+pub fn purge(conn: &Connection, idle_before: i64, opened_before: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2",
+        params![idle_before, opened_before],
+    )?)
+}
+
+/// Sessions read from the table at most at once while the lists are read: about a millisecond.
+const READ_AT_ONCE: usize = 4096;
+
 /// Each user's sessions, oldest first, as the server's writer last left them: how a login finds
 /// the sessions beyond `session.max_per_user` to end, and `forceSessionsLogout` the user's
 /// others, without an index on disk (migration 004 says why there is none).
@@ -111,33 +122,80 @@ pub fn delete_for_token(conn: &Connection, token_id: i64) -> Result<usize> {
 /// Only the server opens sessions; any process may end them. (Two servers on one file would each
 /// hold a user to the limit among the sessions it opened itself.) The lists are exact while the
 /// count of ended sessions (`generation.sessions_ended`) is where the server's own writes left
-/// it, and are read again from the table, in the writing transaction, when it has moved. A write
-/// that changed the lists and then failed leaves them to be read again too.
-#[derive(Debug, Default)]
+/// it, and are read again from the table when it has moved. A write that changed the lists and
+/// then failed leaves them to be read again too.
+///
+/// The table is read in parts of [`READ_AT_ONCE`] sessions, one part in each session write,
+/// so that the first login after a start waits for one part, not for 100,000 sessions (40 ms).
+/// Until the last part, logins end no session for the limit; the write that reads the last part
+/// ends what is then beyond it.
+#[derive(Debug)]
 pub struct UserSessions {
     /// The count of ended sessions the lists are exact at; `None`: to be read again.
     exact_at: Option<i64>,
+    /// While the table is being read: the last session id read so far. Sessions opened
+    /// meanwhile come later in the table and are read with it.
+    reading_after: Option<i64>,
+    read_at_once: usize,
     by_user: HashMap<i64, VecDeque<i64>>,
 }
 
+impl Default for UserSessions {
+    fn default() -> Self {
+        Self {
+            exact_at: None,
+            reading_after: None,
+            read_at_once: READ_AT_ONCE,
+            by_user: HashMap::new(),
+        }
+    }
+}
+
 impl UserSessions {
-    /// Makes the lists exact in the transaction `conn` holds, where `sessions_ended` is the
-    /// count of ended sessions just read in it.
-    pub fn sync(&mut self, conn: &Connection, sessions_ended: i64) -> Result<()> {
-        if self.exact_at == Some(sessions_ended) {
-            return Ok(());
+    /// Brings the lists up to the transaction `conn` holds, where `sessions_ended` is the count
+    /// of ended sessions just read in it: reads the next part of the table if it is being read
+    /// (from the start when the count moved), and once it is read whole, ends each user's
+    /// sessions beyond their newest `keep`. Gives the ids it ended.
+    pub fn sync(&mut self, conn: &Connection, sessions_ended: i64, keep: u32) -> Result<Vec<i64>> {
+        if self.exact_at != Some(sessions_ended) {
+            self.by_user.clear();
+            self.reading_after = Some(0);
+            self.exact_at = Some(sessions_ended);
         }
-        self.by_user.clear();
-        let mut stmt = conn.prepare("SELECT id, user_id FROM sessions ORDER BY id")?;
-        let mut rows = stmt.query([])?;
+        let Some(after) = self.reading_after else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, user_id FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![after, self.read_at_once as i64])?;
+        let (mut read, mut last) = (0, after);
         while let Some(row) = rows.next()? {
-            self.by_user
-                .entry(row.get(1)?)
-                .or_default()
-                .push_back(row.get(0)?);
+            last = row.get(0)?;
+            self.by_user.entry(row.get(1)?).or_default().push_back(last);
+            read += 1;
         }
-        self.exact_at = Some(sessions_ended);
-        Ok(())
+        if read == self.read_at_once {
+            self.reading_after = Some(last);
+            return Ok(Vec::new());
+        }
+        self.reading_after = None;
+        let over: Vec<i64> = self
+            .by_user
+            .iter()
+            .filter(|(_, held)| held.len() > keep as usize)
+            .map(|(&user, _)| user)
+            .collect();
+        let mut ended = Vec::new();
+        for user in over {
+            ended.extend(self.trim(conn, user, keep)?);
+        }
+        Ok(ended)
+    }
+
+    /// Whether the table has been read whole (the limit is kept).
+    pub fn read_whole(&self) -> bool {
+        self.exact_at.is_some() && self.reading_after.is_none()
     }
 
     /// After a write of the server's own that left the count of ended sessions at
@@ -149,7 +207,9 @@ impl UserSessions {
     /// Opens a session in the table and in the lists.
     pub fn insert(&mut self, conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
         let id = insert(conn, session)?;
-        self.by_user.entry(session.user).or_default().push_back(id);
+        if self.reading_after.is_none() {
+            self.by_user.entry(session.user).or_default().push_back(id);
+        }
         Ok(id)
     }
 
@@ -169,7 +229,11 @@ impl UserSessions {
     }
 
     /// Ends the user's oldest sessions beyond their newest `keep`; gives the ids it ended.
+    /// While the table is being read, ends none: the write that reads its end does.
     pub fn trim(&mut self, conn: &Connection, user: i64, keep: u32) -> Result<Vec<i64>> {
+        if self.reading_after.is_some() {
+            return Ok(Vec::new());
+        }
         let Some(held) = self.by_user.get_mut(&user) else {
             return Ok(Vec::new());
         };
@@ -183,24 +247,26 @@ impl UserSessions {
 
     /// Ends every session of the user but `keep`; gives the ids it ended.
     pub fn end_user(&mut self, conn: &Connection, user: i64, keep: i64) -> Result<Vec<i64>> {
-        let Some(held) = self.by_user.get_mut(&user) else {
-            return Ok(Vec::new());
-        };
-        let ended: Vec<i64> = held.iter().copied().filter(|&id| id != keep).collect();
-        held.retain(|&id| id == keep);
+        let mut ended = Vec::new();
+        if let Some(held) = self.by_user.get_mut(&user) {
+            ended.extend(held.iter().copied().filter(|&id| id != keep));
+            held.retain(|&id| id == keep);
+        }
         for &id in &ended {
             delete(conn, id)?;
         }
+        if let Some(after) = self.reading_after {
+            // Those not read yet: found by reading the rest of the table.
+            let mut stmt = conn.prepare_cached(
+                "DELETE FROM sessions WHERE user_id = ?1 AND id > ?2 AND id <> ?3 RETURNING id",
+            )?;
+            let rows = stmt.query_map(params![user, after, keep], |r| r.get(0))?;
+            for id in rows {
+                ended.push(id?);
+            }
+        }
         Ok(ended)
     }
-}
-
-/// Removes sessions idle since before `idle_before` or opened before `opened_before`.
-pub fn purge(conn: &Connection, idle_before: i64, opened_before: i64) -> Result<usize> {
-    Ok(conn.execute(
-        "DELETE FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2",
-        params![idle_before, opened_before],
-    )?)
 }
 
 #[cfg(test)]
@@ -208,11 +274,41 @@ mod tests {
     use super::*;
     use crate::store::{Store, generation, users};
 
+    /// No limit in these tests but where one is given.
+    const NO_LIMIT: u32 = u32::MAX;
+
     /// The lists as one more server would read them from the table now.
     fn read_afresh(conn: &Connection) -> HashMap<i64, VecDeque<i64>> {
         let mut fresh = UserSessions::default();
-        fresh.sync(conn, -1).unwrap();
+        assert!(fresh.sync(conn, -1, NO_LIMIT).unwrap().is_empty());
+        assert!(fresh.read_whole(), "read in one part");
         fresh.by_user
+    }
+
+    fn add_user(conn: &Connection, name: &str) -> i64 {
+        let user = users::NewUser {
+            user_id: name,
+            display_name: name,
+            role: "user",
+            enabled: true,
+            password_hash: None,
+            now: 0,
+        };
+        users::insert(conn, &user).unwrap()
+    }
+
+    fn session(user: i64) -> NewSession<'static> {
+        NewSession {
+            secret_digest: &[7; 32],
+            user,
+            provider: "local",
+            token_id: None,
+            now: 0,
+        }
+    }
+
+    fn ended(conn: &Connection) -> i64 {
+        generation::counters(conn).unwrap().sessions_ended
     }
 
     #[test]
@@ -221,36 +317,12 @@ mod tests {
         let store = Store::open(&dir.path().join("c.db")).unwrap();
         let mut conn = store.conn().unwrap();
         let tx = conn.transaction().unwrap();
-        let user = |name: &str| {
-            users::insert(
-                &tx,
-                &users::NewUser {
-                    user_id: name,
-                    display_name: name,
-                    role: "user",
-                    enabled: true,
-                    password_hash: None,
-                    now: 0,
-                },
-            )
-            .unwrap()
-        };
-        let (ann, bob) = (user("ann"), user("bob"));
-        let ended = || generation::counters(&tx).unwrap().sessions_ended;
+        let (ann, bob) = (add_user(&tx, "ann"), add_user(&tx, "bob"));
         let mut lists = UserSessions::default();
-        lists.sync(&tx, ended()).unwrap();
-        let open = |lists: &mut UserSessions, user: i64| {
-            let session = NewSession {
-                secret_digest: &[7; 32],
-                user,
-                provider: "local",
-                token_id: None,
-                now: 0,
-            };
-            lists.insert(&tx, &session).unwrap()
-        };
-        let ann_sessions: Vec<i64> = (0..5).map(|_| open(&mut lists, ann)).collect();
-        let bob_sessions: Vec<i64> = (0..3).map(|_| open(&mut lists, bob)).collect();
+        lists.sync(&tx, ended(&tx), NO_LIMIT).unwrap();
+        let mut open = |user: i64| lists.insert(&tx, &session(user)).unwrap();
+        let ann_sessions: Vec<i64> = (0..5).map(|_| open(ann)).collect();
+        let bob_sessions: Vec<i64> = (0..3).map(|_| open(bob)).collect();
         assert_eq!(lists.trim(&tx, ann, 3).unwrap(), ann_sessions[..2]);
         assert!(lists.trim(&tx, ann, 3).unwrap().is_empty());
         assert!(lists.delete(&tx, ann, ann_sessions[3]).unwrap());
@@ -259,7 +331,7 @@ mod tests {
             lists.end_user(&tx, bob, bob_sessions[1]).unwrap(),
             [bob_sessions[0], bob_sessions[2]]
         );
-        lists.settle(Some(ended()));
+        lists.settle(Some(ended(&tx)));
         assert_eq!(lists.by_user, read_afresh(&tx));
         assert_eq!(lists.by_user[&ann], [ann_sessions[2], ann_sessions[4]]);
 
@@ -267,8 +339,65 @@ mod tests {
         // the lists are read again.
         tx.execute("DELETE FROM users WHERE id = ?1", [bob])
             .unwrap();
-        lists.sync(&tx, ended()).unwrap();
+        lists.sync(&tx, ended(&tx), NO_LIMIT).unwrap();
         assert!(!lists.by_user.contains_key(&bob));
         assert_eq!(lists.by_user, read_afresh(&tx));
+    }
+
+    #[test]
+    fn the_table_is_read_in_parts_and_the_limit_applies_once_it_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        let mut conn = store.conn().unwrap();
+        let tx = conn.transaction().unwrap();
+        let (ann, bob, cy) = (
+            add_user(&tx, "ann"),
+            add_user(&tx, "bob"),
+            add_user(&tx, "cy"),
+        );
+        // As a server found them at its start: ann 4, bob 3, cy 2 sessions.
+        let held = |user: i64, n: usize| -> Vec<i64> {
+            (0..n)
+                .map(|_| insert(&tx, &session(user)).unwrap())
+                .collect()
+        };
+        let (ann_held, bob_held, cy_held) = (held(ann, 4), held(bob, 3), held(cy, 2));
+        let mut lists = UserSessions {
+            read_at_once: 3,
+            ..UserSessions::default()
+        };
+        let keep = 2;
+        let at = ended(&tx);
+
+        // First part: ann's first three. A login of ann's opens a session the reading will
+        // reach, and ends none for the limit yet.
+        assert!(lists.sync(&tx, at, keep).unwrap().is_empty());
+        let ann_new = lists.insert(&tx, &session(ann)).unwrap();
+        assert!(lists.trim(&tx, ann, keep).unwrap().is_empty());
+        // Second part: ann's fourth, bob's first two. bob's forceSessionsLogout ends the two
+        // read and the one not read yet.
+        assert!(lists.sync(&tx, at, keep).unwrap().is_empty());
+        let bob_new = lists.insert(&tx, &session(bob)).unwrap();
+        let mut bob_ended = lists.end_user(&tx, bob, bob_new).unwrap();
+        bob_ended.sort_unstable();
+        assert_eq!(bob_ended, bob_held);
+        // As the server's write does after each of its own: the count moved by its own ends.
+        let at = ended(&tx);
+        lists.settle(Some(at));
+        // Third part: cy's two and ann's new one: a full part, so one more to see the end.
+        assert!(lists.sync(&tx, at, keep).unwrap().is_empty());
+        // The last part (bob's new one), and then the limit: ann's three oldest end.
+        let mut ended_for_limit = lists.sync(&tx, at, keep).unwrap();
+        ended_for_limit.sort_unstable();
+        assert_eq!(ended_for_limit, ann_held[..3]);
+        assert_eq!(lists.by_user[&ann], [ann_held[3], ann_new]);
+        assert_eq!(lists.by_user[&bob], [bob_new]);
+        assert_eq!(lists.by_user[&cy], cy_held);
+        lists.settle(Some(ended(&tx)));
+        assert_eq!(lists.by_user, read_afresh(&tx));
+        // Read whole: a login is listed at once and trims its user at once.
+        let ann_newest = lists.insert(&tx, &session(ann)).unwrap();
+        assert_eq!(lists.trim(&tx, ann, keep).unwrap(), [ann_held[3]]);
+        assert_eq!(lists.by_user[&ann], [ann_new, ann_newest]);
     }
 }
