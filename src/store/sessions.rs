@@ -104,11 +104,19 @@ pub fn delete_for_token(conn: &Connection, token_id: i64) -> Result<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE token_id = ?1", [token_id])?)
 }
 
-/// Removes sessions idle since before `idle_before` or opened before `opened_before`.
-pub fn purge(conn: &Connection, idle_before: i64, opened_before: i64) -> Result<usize> {
+/// Removes up to `at_most` sessions idle since before `idle_before` or opened before
+/// `opened_before`, oldest first; gives how many.
+pub fn purge(
+    conn: &Connection,
+    idle_before: i64,
+    opened_before: i64,
+    at_most: usize,
+) -> Result<usize> {
     Ok(conn.execute(
-        "DELETE FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2",
-        params![idle_before, opened_before],
+        "DELETE FROM sessions WHERE id IN (
+             SELECT id FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2
+             ORDER BY id LIMIT ?3)",
+        params![idle_before, opened_before, at_most as i64],
     )?)
 }
 
@@ -157,6 +165,15 @@ impl UserSessions {
     /// (from the start when the count moved), and once it is read whole, ends each user's
     /// sessions beyond their newest `keep`. Gives the ids it ended.
     pub fn sync(&mut self, conn: &Connection, sessions_ended: i64, keep: u32) -> Result<Vec<i64>> {
+        let outcome = self.read_part(conn, sessions_ended, keep);
+        if outcome.is_err() {
+            // A part read halfway, or ends rolled back with the write: read again.
+            self.exact_at = None;
+        }
+        outcome
+    }
+
+    fn read_part(&mut self, conn: &Connection, sessions_ended: i64, keep: u32) -> Result<Vec<i64>> {
         if self.exact_at != Some(sessions_ended) {
             self.by_user.clear();
             self.reading_after = Some(0);

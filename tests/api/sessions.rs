@@ -287,3 +287,25 @@ async fn a_login_beyond_the_users_session_limit_ends_their_oldest_session() {
     }
     assert_eq!(app.count("sessions"), 3);
 }
+
+#[tokio::test]
+async fn housekeeping_removes_every_ended_session_across_parts_and_no_live_one() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    // 2,500 sessions ended by their idle timeout an hour ago: more than one part (1,000).
+    let hour_ago = (app.clock.now() - SignedDuration::from_hours(1)).as_microsecond();
+    app.db()
+        .execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
+             INSERT INTO sessions (secret_digest, user_id, provider, created_at, last_seen_at)
+             SELECT zeroblob(32), (SELECT id FROM users WHERE user_id = ?1), 'local', ?2, ?2
+             FROM n",
+            rusqlite::params![ADMIN, hour_ago],
+        )
+        .unwrap();
+    assert_eq!(app.count("sessions"), 2501);
+    let (sessions, _) = app.auth.housekeeping().await.unwrap();
+    assert_eq!(sessions, 2500);
+    assert_eq!(app.count("sessions"), 1);
+    assert_ok(&app.gql("{ activeUser { userId } }", json!({})).await);
+}
