@@ -80,6 +80,7 @@ impl Context {
         self.session().map(|s| s.id)
     }
 
+    /// The caller's session and its user, when it came with one: what a new login replaces.
     pub fn session(&self) -> Option<SessionKey> {
         match &self.caller {
             Caller::Session(s) => Some(SessionKey {

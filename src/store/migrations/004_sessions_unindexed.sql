@@ -1,8 +1,8 @@
 -- A login wrote three b-tree pages besides the table's: an entry in each of the two session
 -- indexes and its user's count, each on a page of its own, and trimming the user's oldest session
 -- as many again. Under a flood of logins every commit carried those pages to the write-ahead log.
--- The server now keeps each user's sessions in memory (`store::sessions::UserSessions`), built
--- from one scan of this table; the rare deletes by user or by token scan the table instead.
+-- The server now keeps each user's sessions in memory (`store::sessions::UserSessions`), read
+-- from this table; the rare deletes by user or by token scan the table instead.
 DROP TRIGGER sessions_counted;
 DROP TRIGGER sessions_uncounted;
 DROP TRIGGER session_counts_of_deleted_users;
