@@ -359,7 +359,13 @@ mod tests {
         }
         assert!(held_by_this_process(), "after reads and a write");
         drop(store);
-        assert!(!held_by_this_process(), "after the store closed");
+        // The pool opens its idle connections on a background thread, which may still be
+        // finishing one: the lock goes when it has.
+        let released = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            !held_by_this_process()
+        });
+        assert!(released, "the lock outlived the store");
     }
 
     /// What the remembered lookups rely on: any commit of any connection changes the header, and
