@@ -330,10 +330,8 @@ mod tests {
         let path = dir.path().join("l.db");
         let store = Store::open(&path).unwrap();
         store.read(generation::current).unwrap();
-        let mut index_path = path.as_os_str().to_owned();
-        index_path.push("-shm");
         // Kept open until the store is gone, so that closing it drops nothing that matters.
-        let probe = std::fs::File::open(index_path).unwrap();
+        let probe = open_log_index(&path).expect("the shared index");
         // What a process opening the database asks first: may it lock SQLite's "dead man
         // switch" byte of the index (offset 128 on Unix) for itself alone? An open file
         // description's lock conflicts with this process's own locks, so it can ask here.
