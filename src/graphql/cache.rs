@@ -6,9 +6,13 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use juniper::GraphQLError;
+use juniper::{GraphQLError, Variables};
 
-use super::{Operation, Schema, ValidatorPanicked, validate};
+use super::{
+    Context, Operation, Schema, ValidatorPanicked,
+    direct::{Outcome, Plan},
+    validate,
+};
 
 /// Documents kept at most; when full, the cache starts afresh (a flood of distinct documents
 /// costs what no cache would, and memory stays bounded).
@@ -22,12 +26,18 @@ struct Document {
     text: Box<str>,
 }
 
+/// An operation validated from a document, and how to run it without juniper when it can be.
+struct Compiled<'a> {
+    operation: Operation<'a>,
+    direct: Option<Plan<'a>>,
+}
+
 self_cell::self_cell!(
-    /// A document and the operation validated from it, which borrows the document and the schema.
+    /// A document and the operation compiled from it, which borrows the document and the schema.
     struct Validated {
         owner: Document,
         #[covariant]
-        dependent: Operation,
+        dependent: Compiled,
     }
 );
 
@@ -36,8 +46,23 @@ self_cell::self_cell!(
 pub struct Prepared(Arc<Validated>);
 
 impl Prepared {
-    pub fn operation(&self) -> &Operation<'_> {
-        self.0.borrow_dependent()
+    /// Runs the operation: directly when it has a plan and the variables suit it, else with
+    /// juniper.
+    pub async fn execute(&self, variables: &Variables, ctx: &Context) -> Outcome {
+        let compiled = self.0.borrow_dependent();
+        if let Some(plan) = &compiled.direct
+            && let Some(outcome) = plan
+                .execute(&self.0.borrow_owner().schema, variables, ctx)
+                .await
+        {
+            return outcome;
+        }
+        compiled.operation.execute(variables, ctx).await
+    }
+
+    #[cfg(test)]
+    fn is_direct(&self) -> bool {
+        self.0.borrow_dependent().direct.is_some()
     }
 }
 
@@ -70,9 +95,16 @@ impl OperationCache {
             schema: self.schema.clone(),
             text: document.into(),
         };
+        // A document too long to keep is not worth a second parse for a plan.
+        let plan = key.is_some();
         let validated =
             Validated::try_new(owner, |doc| match validate(&doc.schema, &doc.text, name) {
-                Ok(Ok(operation)) => Ok(operation),
+                Ok(Ok(operation)) => Ok(Compiled {
+                    operation,
+                    direct: plan
+                        .then(|| Plan::new(&doc.schema, &doc.text, name))
+                        .flatten(),
+                }),
                 Ok(Err(error)) => Err(Ok(error)),
                 Err(panicked) => Err(Err(panicked)),
             });
@@ -133,6 +165,16 @@ mod tests {
             !Arc::ptr_eq(&a.0, &b.0),
             "the operation name is part of the key"
         );
+    }
+
+    #[test]
+    fn a_kept_login_document_gets_a_plan_to_run_directly() {
+        let cache = cache();
+        let reference = "query authLogin($credentials: Object) { authLogin(provider: \"token\", credentials: $credentials) { authId userTokens { userId } authStatus } }";
+        assert!(hit(&cache, reference, None).is_direct());
+        assert!(!hit(&cache, "{ __typename }", None).is_direct());
+        let long = format!("# {}\n{reference}", "x".repeat(MAX_DOCUMENT));
+        assert!(!hit(&cache, &long, None).is_direct());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod cache;
 pub mod context;
+mod direct;
 mod mutation;
 mod query;
 pub mod scalars;

@@ -27,43 +27,7 @@ impl Query {
         force_sessions_logout: Option<bool>,
     ) -> Result<AuthInfo> {
         let _ = (configuration, link_user);
-        ctx.count_login()?;
-        let credentials = credentials.unwrap_or_default();
-        let login = LoginOptions {
-            address: ctx.request.address,
-            replaces: ctx.session(),
-            end_other_sessions: force_sessions_logout.unwrap_or(false),
-        };
-        let outcome = match &*provider {
-            "local" => {
-                let (Some(user), Some(password)) = (credentials.user, credentials.password) else {
-                    return Err(Error::InvalidInput(
-                        "provider `local` needs credentials {user, password}".into(),
-                    ));
-                };
-                ctx.auth.login_local(&user, &password, login).await?
-            }
-            "token" => {
-                let Some(token) = credentials.token else {
-                    return Err(Error::InvalidInput(
-                        "provider `token` needs credentials {token}".into(),
-                    ));
-                };
-                ctx.auth.login_token(&token, login).await?
-            }
-            other => {
-                return Err(Error::InvalidInput(format!(
-                    "unknown auth provider `{other}`: use `local` or `token`"
-                )));
-            }
-        };
-        ctx.set_cookie(CookieChange::Set(outcome.cookie.expose()));
-        Ok(AuthInfo {
-            redirect_link: None,
-            auth_id: Some(outcome.auth_id),
-            auth_status: AuthStatus::Success,
-            user_tokens: Some(vec![UserAuthToken::of_session(&outcome.session)]),
-        })
+        login(ctx, &provider, credentials, force_sessions_logout).await
     }
 
     /// Ends the session on the server and clears its cookie.
@@ -293,6 +257,53 @@ impl Query {
         ctx.auth.set_role(&ctx.actor(), &user_id, role).await?;
         Ok(Some(true))
     }
+}
+
+/// `authLogin`: what the field does, shared by juniper's resolver and the direct path
+/// ([`super::direct`]), so the two cannot differ.
+pub(super) async fn login(
+    ctx: &Context,
+    provider: &str,
+    credentials: Option<Credentials>,
+    force_sessions_logout: Option<bool>,
+) -> Result<AuthInfo> {
+    ctx.count_login()?;
+    let credentials = credentials.unwrap_or_default();
+    let login = LoginOptions {
+        address: ctx.request.address,
+        replaces: ctx.session(),
+        end_other_sessions: force_sessions_logout.unwrap_or(false),
+    };
+    let outcome = match provider {
+        "local" => {
+            let (Some(user), Some(password)) = (credentials.user, credentials.password) else {
+                return Err(Error::InvalidInput(
+                    "provider `local` needs credentials {user, password}".into(),
+                ));
+            };
+            ctx.auth.login_local(&user, &password, login).await?
+        }
+        "token" => {
+            let Some(token) = credentials.token else {
+                return Err(Error::InvalidInput(
+                    "provider `token` needs credentials {token}".into(),
+                ));
+            };
+            ctx.auth.login_token(&token, login).await?
+        }
+        other => {
+            return Err(Error::InvalidInput(format!(
+                "unknown auth provider `{other}`: use `local` or `token`"
+            )));
+        }
+    };
+    ctx.set_cookie(CookieChange::Set(outcome.cookie.expose()));
+    Ok(AuthInfo {
+        redirect_link: None,
+        auth_id: Some(outcome.auth_id),
+        auth_status: AuthStatus::Success,
+        user_tokens: Some(vec![UserAuthToken::of_session(&outcome.session)]),
+    })
 }
 
 fn role_or_user(role: Option<&str>) -> Result<Role> {

@@ -84,7 +84,7 @@ pub async fn handle(
         .operations
         .get(&request.query, request.operation_name.as_deref());
     let result = match validated {
-        Ok(Ok(prepared)) => prepared.operation().execute(&variables, &ctx).await,
+        Ok(Ok(prepared)) => prepared.execute(&variables, &ctx).await,
         Ok(Err(e)) => Err(e),
         Err(graphql::ValidatorPanicked) => {
             return json_error(

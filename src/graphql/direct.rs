@@ -1,0 +1,318 @@
+//! `authLogin` without juniper's executor.
+//!
+//! Login scripts send one document thousands of times: a single `authLogin` asking for a few
+//! plain fields (the reference page's `{ authId userTokens { userId } authStatus }`). juniper's
+//! asynchronous execution of it cost about a third of a token login's CPU (BENCHMARKS.md), most
+//! of it in boxed futures and maps for five fields. A document of that shape gets a [`Plan`] when
+//! it is first validated: the plan takes the arguments as juniper would, calls the resolver's own
+//! function ([`query::login`]) and builds the `Value` juniper would build. Anything else (other
+//! fields, fragments, directives, variables juniper refuses) runs through juniper as before.
+
+use std::borrow::Cow;
+
+use juniper::{
+    DefaultScalarValue, Definition, ExecutionError, FromInputValue, GraphQLError, ID, InputValue,
+    IntoFieldError as _, Object, OperationType, Selection, Spanning, ToInputValue, Value,
+    Variables,
+    parser::{SourcePosition, parse_document_source},
+    validation::validate_input_values,
+};
+
+use super::{Context, Schema, query, scalars::Credentials, types::AuthInfo};
+
+type Operation<'a> = juniper::Operation<'a, DefaultScalarValue>;
+
+/// What an execution gives, as juniper's `ValidatedOperation::execute` gives it.
+pub type Outcome = Result<(Value, Vec<ExecutionError<DefaultScalarValue>>), GraphQLError>;
+
+/// How to run one validated `authLogin` document directly.
+pub struct Plan<'a> {
+    /// The operation, for its variables: their types and default values.
+    operation: Spanning<Operation<'a>>,
+    /// The field's name in the answer (its alias or `authLogin`) and where it starts, for errors.
+    key: &'a str,
+    at: SourcePosition,
+    arguments: Vec<(&'a str, InputValue)>,
+    fields: Vec<(&'a str, AuthField<'a>)>,
+}
+
+enum AuthField<'a> {
+    Typename,
+    RedirectLink,
+    AuthId,
+    AuthStatus,
+    UserTokens(Vec<(&'a str, TokenField)>),
+}
+
+enum TokenField {
+    Typename,
+    AuthProvider,
+    AuthConfiguration,
+    LoginTime,
+    UserId,
+    DisplayName,
+    Message,
+}
+
+impl<'a> Plan<'a> {
+    /// A plan for operation `name` of `document`, which juniper has validated, when it is a single
+    /// `authLogin` whose answer holds only plain fields.
+    pub fn new(schema: &Schema, document: &'a str, name: Option<&str>) -> Option<Self> {
+        if !document.contains("authLogin") {
+            return None;
+        }
+        let parsed = parse_document_source(document, &schema.schema).ok()?;
+        let mut operations = parsed.into_iter().filter_map(|d| match d {
+            Definition::Operation(operation) => Some(operation),
+            Definition::Fragment(_) => None,
+        });
+        let operation = match name {
+            Some(name) => operations.find(|o| o.item.name.is_some_and(|n| n.item == name))?,
+            None => operations.next().filter(|_| operations.next().is_none())?,
+        };
+        let op = &operation.item;
+        if op.operation_type != OperationType::Query || has_directives(&op.directives) {
+            return None;
+        }
+        let [Selection::Field(field)] = op.selection_set.as_slice() else {
+            return None;
+        };
+        let f = &field.item;
+        if f.name.item != "authLogin" || has_directives(&f.directives) {
+            return None;
+        }
+        let arguments = f.arguments.as_ref().map_or_else(Vec::new, |a| {
+            a.item
+                .items
+                .iter()
+                .map(|(name, value)| (name.item, value.item.clone()))
+                .collect()
+        });
+        let fields = plain_fields(f.selection_set.as_deref()?, |name, selection| {
+            Some(match name {
+                "__typename" => AuthField::Typename,
+                "redirectLink" => AuthField::RedirectLink,
+                "authId" => AuthField::AuthId,
+                "authStatus" => AuthField::AuthStatus,
+                "userTokens" => AuthField::UserTokens(plain_fields(selection?, token_field)?),
+                _ => return None,
+            })
+        })?;
+        let key = f.alias.as_ref().unwrap_or(&f.name).item;
+        let at = field.span.start;
+        Some(Self {
+            operation,
+            key,
+            at,
+            arguments,
+            fields,
+        })
+    }
+
+    /// Runs the login, or gives `None` before doing anything when juniper must run the document:
+    /// variables it refuses, or arguments it would not convert.
+    pub async fn execute(
+        &self,
+        schema: &Schema,
+        variables: &Variables,
+        ctx: &Context,
+    ) -> Option<Outcome> {
+        if !validate_input_values(variables, &self.operation, &schema.schema).is_empty() {
+            return None;
+        }
+        let variables = self.with_default_values(variables);
+        let mut provider = None;
+        let mut credentials = None;
+        let mut force_sessions_logout = None;
+        for (name, value) in &self.arguments {
+            // An argument given a variable that was not sent is left out, as juniper leaves it.
+            let Some(value) = value.clone().into_const(&variables) else {
+                continue;
+            };
+            match *name {
+                "provider" => provider = Some(ID::from_input_value(&value).ok()?),
+                "credentials" => {
+                    credentials = Option::<Credentials>::from_input_value(&value).ok()?
+                }
+                "forceSessionsLogout" => {
+                    force_sessions_logout = Option::<bool>::from_input_value(&value).ok()?;
+                }
+                "configuration" => drop(Option::<ID>::from_input_value(&value).ok()?),
+                "linkUser" => drop(Option::<bool>::from_input_value(&value).ok()?),
+                _ => return None,
+            }
+        }
+        let provider = provider?;
+        let outcome = match query::login(ctx, &provider, credentials, force_sessions_logout).await {
+            Ok(info) => {
+                let mut data = Object::with_capacity(1);
+                data.add_field(self.key, self.auth_info(&info));
+                (Value::Object(data), Vec::new())
+            }
+            // `AuthInfo!` cannot be null, so its error leaves no data at all.
+            Err(e) => (
+                Value::Null,
+                vec![ExecutionError::new(
+                    self.at,
+                    &[self.key],
+                    e.into_field_error(),
+                )],
+            ),
+        };
+        Some(Ok(outcome))
+    }
+
+    /// The variables with the operation's default values for those not sent, as juniper does.
+    fn with_default_values<'v>(&self, variables: &'v Variables) -> Cow<'v, Variables> {
+        let mut variables = Cow::Borrowed(variables);
+        let Some(definitions) = &self.operation.item.variables_definition else {
+            return variables;
+        };
+        for (name, definition) in &definitions.item.items {
+            if let Some(default) = &definition.default_value
+                && !variables.contains_key(name.item)
+            {
+                variables
+                    .to_mut()
+                    .insert(name.item.into(), default.item.clone());
+            }
+        }
+        variables
+    }
+
+    fn auth_info(&self, info: &AuthInfo) -> Value {
+        let mut object = Object::with_capacity(self.fields.len());
+        for (key, field) in &self.fields {
+            let value = match field {
+                AuthField::Typename => Value::scalar("AuthInfo".to_owned()),
+                AuthField::RedirectLink => output(&info.redirect_link),
+                AuthField::AuthId => output(&info.auth_id),
+                AuthField::AuthStatus => output(&info.auth_status),
+                AuthField::UserTokens(fields) => match &info.user_tokens {
+                    None => Value::Null,
+                    Some(tokens) => Value::list(
+                        tokens
+                            .iter()
+                            .map(|token| {
+                                let mut object = Object::with_capacity(fields.len());
+                                for (key, field) in fields {
+                                    object.add_field(*key, token_value(token, field));
+                                }
+                                Value::Object(object)
+                            })
+                            .collect(),
+                    ),
+                },
+            };
+            object.add_field(*key, value);
+        }
+        Value::Object(object)
+    }
+}
+
+fn token_field(name: &str, selection: Option<&[Selection]>) -> Option<TokenField> {
+    if selection.is_some() {
+        return None;
+    }
+    Some(match name {
+        "__typename" => TokenField::Typename,
+        "authProvider" => TokenField::AuthProvider,
+        "authConfiguration" => TokenField::AuthConfiguration,
+        "loginTime" => TokenField::LoginTime,
+        "userId" => TokenField::UserId,
+        "displayName" => TokenField::DisplayName,
+        "message" => TokenField::Message,
+        _ => return None,
+    })
+}
+
+fn token_value(token: &super::types::UserAuthToken, field: &TokenField) -> Value {
+    match field {
+        TokenField::Typename => Value::scalar("UserAuthToken".to_owned()),
+        TokenField::AuthProvider => output(&token.auth_provider),
+        TokenField::AuthConfiguration => output(&token.auth_configuration),
+        TokenField::LoginTime => output(&token.login_time),
+        TokenField::UserId => output(&token.user_id),
+        TokenField::DisplayName => output(&token.display_name),
+        TokenField::Message => output(&token.message),
+    }
+}
+
+/// The fields of a selection set, each by the name it has in the answer, when every selection is
+/// a field without directives that `field` knows, and no two share a name in the answer (juniper
+/// would merge those).
+fn plain_fields<'a, T>(
+    selection: &[Selection<'a>],
+    field: impl Fn(&str, Option<&[Selection<'a>]>) -> Option<T>,
+) -> Option<Vec<(&'a str, T)>> {
+    let mut fields: Vec<(&'a str, T)> = Vec::with_capacity(selection.len());
+    for selection in selection {
+        let Selection::Field(f) = selection else {
+            return None;
+        };
+        let f = &f.item;
+        let key = f.alias.as_ref().unwrap_or(&f.name).item;
+        if has_directives(&f.directives) || fields.iter().any(|(k, _)| *k == key) {
+            return None;
+        }
+        fields.push((key, field(f.name.item, f.selection_set.as_deref())?));
+    }
+    Some(fields)
+}
+
+fn has_directives<T>(directives: &Option<Vec<T>>) -> bool {
+    directives.as_ref().is_some_and(|d| !d.is_empty())
+}
+
+/// A leaf's value as juniper answers it: the scalar or enum name it gives as an input value.
+fn output<T: ToInputValue>(value: &T) -> Value {
+    match value.to_input_value() {
+        InputValue::Scalar(scalar) => Value::Scalar(scalar),
+        InputValue::Enum(name) => Value::scalar(name),
+        _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(document: &str, name: Option<&str>) -> bool {
+        let schema = super::super::schema(&Default::default());
+        super::super::validate(&schema, document, name)
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{document} is not valid: {e}"));
+        Plan::new(&schema, document, name).is_some()
+    }
+
+    #[test]
+    fn login_documents_with_plain_fields_get_a_plan() {
+        for document in [
+            "query authLogin($credentials: Object) { authLogin(provider: \"token\", credentials: $credentials) { authId userTokens { userId } authStatus } }",
+            "query ($token: String) { login: authLogin(provider: \"token\", credentials: {token: $token}) { __typename id: authId redirectLink userTokens { __typename authProvider authConfiguration loginTime userId displayName message } } }",
+            "query ($p: ID! = \"local\", $c: Object, $f: Boolean) { authLogin(provider: $p, credentials: $c, forceSessionsLogout: $f, configuration: \"x\", linkUser: false) { authStatus } }",
+        ] {
+            assert!(planned(document, None), "{document}");
+        }
+        let two = "query A { authLogin(provider: \"token\") { authId } } query B { __typename }";
+        assert!(planned(two, Some("A")));
+        assert!(!planned(two, Some("B")));
+    }
+
+    #[test]
+    fn other_shapes_are_left_to_juniper() {
+        for document in [
+            "{ authLogin(provider: \"token\") { authId } activeUser { userId } }",
+            "{ authLogin(provider: \"token\") @include(if: true) { authId } }",
+            "{ authLogin(provider: \"token\") { authId @skip(if: false) } }",
+            "{ authLogin(provider: \"token\") { authId authId } }",
+            "{ authLogin(provider: \"token\") { a: authId a: authId } }",
+            "{ authLogin(provider: \"token\") { userTokens { origin { displayName } } } }",
+            "{ authLogin(provider: \"token\") { ...F } } fragment F on AuthInfo { authId }",
+            "{ authLogin(provider: \"token\") { ... on AuthInfo { authId } } }",
+            "{ sessionState { valid } }",
+        ] {
+            assert!(!planned(document, None), "{document}");
+        }
+    }
+}
