@@ -188,15 +188,16 @@ impl Auth {
         Ok(Caller::Session(session_from_row(row)))
     }
 
-    /// The database's change counter now: the one read last while the write-ahead log's header
-    /// shows no commit since, else read (after the header, so that the pair noted is never newer
-    /// on the header's side).
+    /// The database's change counter now: the one read last, or the one the writer's last
+    /// commit left, while the write-ahead log's header shows no commit since; else read (after
+    /// the header, so that the pair noted is never newer on the header's side).
     pub(super) fn generation(&self) -> Result<i64> {
         let header = self.store().log_header();
-        if let Some(known) = header
-            .as_ref()
-            .and_then(|h| self.remembered.generation_at(h))
-        {
+        if let Some(known) = header.as_ref().and_then(|h| {
+            self.remembered
+                .generation_at(h)
+                .or_else(|| self.store().generation_at(h))
+        }) {
             return Ok(known);
         }
         let now_at = self.store().read(generation::current)?;

@@ -10,24 +10,48 @@
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     path::Path,
-    sync::{Arc, mpsc},
+    sync::{Arc, Mutex, mpsc},
     thread,
 };
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::{Result, StoreError};
+use super::{LogHeader, Result, StoreError, generation, read_log_header};
 
 /// Writes committed together at most; a longer queue waits for the next commit.
 const MAX_BATCH: usize = 256;
 
-/// How one write ended, told once its batch's commit has (or has not) reached the disk.
-type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+/// How one write ended, told once its batch's commit has (or has not) reached the disk: settles
+/// it and gives the answer to send its caller.
+type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) -> Answer + Send>;
+
+/// Sends a write's caller its answer.
+type Answer = Box<dyn FnOnce() + Send>;
 
 /// A queued write: runs inside the batch's transaction (or, given no connection, does not run)
 /// and returns how to answer its caller.
 type Job = Box<dyn FnOnce(Option<&Connection>) -> Finish + Send>;
+
+/// Where the writer leaves, after each commit, the log's header that commit made and the change
+/// counter it left (`Store::generation_at`): readers in this process then trust what they keep
+/// without reading the counter, until the next commit of any process changes the header.
+///
+/// A header read after the commit could be another process's, committed in between, and paired
+/// with this commit's counter it would hide that process's change. So the writer reads
+/// `PRAGMA data_version`, which moves when another connection has committed, in the batch's
+/// transaction (no other can commit then) and again after reading the header, and leaves the
+/// pair only when it has not moved.
+pub(super) struct Published {
+    pub log_index: Option<Arc<memmap2::Mmap>>,
+    pub own_commit: Arc<Mutex<Option<(LogHeader, i64)>>>,
+}
+
+impl Published {
+    fn set(&self, value: Option<(LogHeader, i64)>) {
+        *self.own_commit.lock().unwrap_or_else(|p| p.into_inner()) = value;
+    }
+}
 
 #[derive(Clone)]
 pub(super) struct Writer {
@@ -60,6 +84,7 @@ impl Writer {
     pub(super) fn start<K: Send + 'static>(
         conn: Connection,
         path: &Path,
+        published: Published,
         keep: K,
     ) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -67,7 +92,7 @@ impl Writer {
         let handle = thread::Builder::new()
             .name("lodge-writer".into())
             .spawn(move || {
-                run(&conn, &queue, &path);
+                run(&conn, &queue, &path, &published);
                 drop(conn);
                 drop(keep);
             })?;
@@ -100,8 +125,10 @@ impl Writer {
                     (None, None) => Err(StoreError::Task("a write was not run".into())),
                 };
                 settled(result.as_ref().ok());
-                // The caller may have gone away (a dropped request); the write stands.
-                let _ = answer.send(result);
+                Box::new(move || {
+                    // The caller may have gone away (a dropped request); the write stands.
+                    let _ = answer.send(result);
+                })
             })
         });
         self.thread
@@ -116,7 +143,7 @@ impl Writer {
     }
 }
 
-fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &str) {
+fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &str, published: &Published) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -125,11 +152,11 @@ fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &str) {
                 Err(_) => break,
             }
         }
-        commit_batch(conn, batch, path);
+        commit_batch(conn, batch, path, published);
     }
 }
 
-fn commit_batch(conn: &Connection, batch: Vec<Job>, path: &str) {
+fn commit_batch(conn: &Connection, batch: Vec<Job>, path: &str, published: &Published) {
     if let Err(e) = conn
         .prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
@@ -141,6 +168,9 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, path: &str) {
         }
         return;
     }
+    // Until this commit is published, the last one's pair stays right: nothing can commit
+    // before this batch's COMMIT, and the header changes with it.
+    let version = data_version(conn);
     let mut finishes = Vec::with_capacity(batch.len());
     let mut broken = None;
     for job in batch {
@@ -158,6 +188,10 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, path: &str) {
             ));
         }
     }
+    let counter = match &broken {
+        Some(_) => None,
+        None => generation::current(conn).ok(),
+    };
     let committed = match &broken {
         Some(e) => Err(copy_sqlite(e)),
         None => conn
@@ -172,14 +206,32 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, path: &str) {
         }
     }
     let failed = committed.as_ref().err();
-    for finish in finishes {
-        finish(failed);
+    let answers: Vec<Answer> = finishes.into_iter().map(|f| f(failed)).collect();
+    // Once every write is settled (what they changed applied to what readers keep), before the
+    // answers: the callers' next requests find the pair.
+    let header = published.log_index.as_deref().and_then(read_log_header);
+    let pair = match (header, counter, version) {
+        (Some(header), Some(counter), Some(before)) if committed.is_ok() => {
+            (data_version(conn) == Some(before)).then_some((header, counter))
+        }
+        _ => None,
+    };
+    published.set(pair);
+    for answer in answers {
+        answer();
     }
+}
+
+/// `PRAGMA data_version`: moves when another connection commits to the file.
+fn data_version(conn: &Connection) -> Option<i64> {
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .ok()
 }
 
 /// Answers a job that never ran, without running it.
 fn fail(job: Job, e: &rusqlite::Error) {
-    job(None)(Some(e));
+    job(None)(Some(e))();
 }
 
 /// Runs `f` in a savepoint: kept when it succeeds, rolled back when it fails or panics.
