@@ -16,6 +16,14 @@ fn schema() -> &'static Schema {
     SCHEMA.get_or_init(|| graphql::schema(&GraphqlSettings::default()))
 }
 
+/// The handler's cache: validation, then for `authLogin` documents the direct path's plan.
+fn operations() -> &'static graphql::OperationCache {
+    static OPERATIONS: OnceLock<graphql::OperationCache> = OnceLock::new();
+    OPERATIONS.get_or_init(|| {
+        graphql::OperationCache::new(Arc::new(graphql::schema(&GraphqlSettings::default())))
+    })
+}
+
 /// The token parser: anything it accepts has the token's shape and parses again to the same.
 pub fn token_parser(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -30,10 +38,11 @@ pub fn token_parser(data: &[u8]) {
     }
 }
 
-/// The request body: parsed as the `/api/gql` handler does, then validated against the schema.
+/// The request body: parsed as the `/api/gql` handler does, then validated against the schema
+/// and planned, through the handler's operation cache.
 pub fn request_body(data: &[u8]) {
     if let Ok(request) = crate::http::parse_request(data) {
-        let _ = graphql::validate(schema(), &request.query, request.operation_name.as_deref());
+        let _ = operations().get(&request.query, request.operation_name.as_deref());
         let _ = request.variables();
     }
 }
@@ -59,7 +68,8 @@ fn context() -> &'static Context {
 }
 
 /// `credentials`, CloudBeaver's `Object`: as a literal inside `authLogin`, and as a JSON variable
-/// coerced by a real execution (with an unknown provider, so it stops before any login).
+/// coerced by a real execution (with an unknown provider, so it stops before any login), by
+/// juniper and by the direct path.
 pub fn credentials(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -77,4 +87,7 @@ pub fn credentials(data: &[u8]) {
     let mut variables = juniper::Variables::new();
     variables.insert("c".to_owned(), value);
     let _ = runtime().block_on(operation.execute(&variables, context()));
+    if let Ok(Ok(direct)) = operations().get(with_variable, None) {
+        let _ = runtime().block_on(direct.execute(&variables, context()));
+    }
 }
