@@ -15,11 +15,25 @@ use super::{
     secret::{ApiTokenSecret, Digest, SessionCookie, SessionSecret, random_id},
 };
 use crate::store::{
-    generation,
+    StoreError, generation,
     sessions::{self as store_sessions, NewSession, SessionRow},
     tokens as store_tokens,
     users::{self as store_users, UserRow},
 };
+
+/// Whether a session's insert was refused by its foreign keys: its user or its token was
+/// deleted by another process after the login looked them up. The login then fails as for an
+/// unknown token or user, and its write (the session it replaced too) is rolled back.
+fn parent_gone(e: &Error) -> bool {
+    let Error::Internal(cause) = e else {
+        return false;
+    };
+    matches!(
+        cause.downcast_ref::<StoreError>(),
+        Some(StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)))
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+    )
+}
 
 /// What the audit log says of a token that does not log in.
 const BAD_TOKEN: &str = "unknown, expired or malformed token";
@@ -416,7 +430,14 @@ impl Auth {
                 }
                 Ok(id)
             })
-            .await?;
+            .await
+            .map_err(|e| {
+                if parent_gone(&e) {
+                    Error::AuthFailed
+                } else {
+                    e
+                }
+            })?;
         Ok(LoginOutcome {
             cookie: SessionCookie { id, secret },
             session: Session {

@@ -695,3 +695,37 @@ async fn deleting_an_unknown_token_says_so() {
     assert_eq!(error_code(&response), "notFound");
     assert!(error_message(&response).contains("ghost"));
 }
+
+/// A token deleted by another process after the login looked it up, while the login's write
+/// waited for the database, fails the login as any unknown token does: no session, no internal
+/// error. (The other process here holds the write lock while the login is looked up, then
+/// deletes the token and lets the login's write go.)
+#[tokio::test]
+async fn a_token_deleted_by_another_process_during_its_login_fails_it_as_unknown() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("deleted-meanwhile").await;
+    let sessions_before = app.count("sessions");
+
+    let other = app.db();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let client = app.new_client();
+    let login = tokio::spawn(async move { client.login_with_token(&token).await });
+    // The lookup needs no lock; the write waits for it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    other
+        .execute(
+            "DELETE FROM api_tokens WHERE name = 'deleted-meanwhile'",
+            [],
+        )
+        .unwrap();
+    other.execute_batch("COMMIT").unwrap();
+
+    let response = login.await.unwrap();
+    assert_eq!(error_code(&response), "authFailed", "{response}");
+    assert!(
+        error_message(&response).starts_with("User authentication failed"),
+        "{response}"
+    );
+    assert_eq!(app.count("sessions"), sessions_before);
+}
