@@ -98,7 +98,9 @@ impl<'a> Plan<'a> {
                 "redirectLink" => AuthField::RedirectLink,
                 "authId" => AuthField::AuthId,
                 "authStatus" => AuthField::AuthStatus,
-                "userTokens" => AuthField::UserTokens(plain_fields(selection?, token_field)?),
+                "userTokens" => {
+                    AuthField::UserTokens(plain_fields(selection?, |name, _| token_field(name))?)
+                }
                 _ => return None,
             })
         })?;
@@ -214,10 +216,9 @@ impl<'a> Plan<'a> {
     }
 }
 
-fn token_field(name: &str, selection: Option<&[Selection]>) -> Option<TokenField> {
-    if selection.is_some() {
-        return None;
-    }
+/// A field of `UserAuthToken` the plan answers: its leaves (validation has made sure they have
+/// no selection of their own).
+fn token_field(name: &str) -> Option<TokenField> {
     Some(match name {
         "__typename" => TokenField::Typename,
         "authProvider" => TokenField::AuthProvider,

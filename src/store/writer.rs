@@ -188,16 +188,15 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, path: &str, published: &Publ
             ));
         }
     }
-    let counter = match &broken {
-        Some(_) => None,
-        None => generation::current(conn).ok(),
-    };
-    let committed = match &broken {
-        Some(e) => Err(copy_sqlite(e)),
-        None => conn
-            .prepare_cached("COMMIT")
-            .and_then(|mut s| s.execute([]))
-            .map(drop),
+    // The counter is read first, in the batch's transaction; then the commit.
+    let (counter, committed) = match &broken {
+        Some(e) => (None, Err(copy_sqlite(e))),
+        None => (
+            generation::current(conn).ok(),
+            conn.prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+                .map(drop),
+        ),
     };
     if let Err(e) = &committed {
         tracing::warn!("cannot commit writes to {path}: {e}");
