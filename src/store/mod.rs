@@ -298,19 +298,21 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.writer.write(f, |_| ()).await
+        self.writer.write(f).await
     }
 
-    /// [`Store::write`], and then `settled`, once, with `f`'s value if its batch was committed
-    /// (on disk) or `None` if it was not: on the writer thread, in the order of the commits,
-    /// before the caller is answered.
-    pub async fn write_then<T, F, C>(&self, f: F, settled: C) -> Result<T>
+    /// [`Store::write`] without waiting, and then `settled`, once, with `f`'s value if its batch
+    /// was committed (on disk) or `None` if it was not: on the writer thread, in the order of
+    /// the commits. `answer` then gets the outcome, also on the writer thread. An error here
+    /// means nothing was queued, and neither will run.
+    pub fn submit_then<T, F, C, A>(&self, f: F, settled: C, answer: A) -> Result<()>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         C: FnOnce(Option<&T>) + Send + 'static,
+        A: FnOnce(Result<T>) + Send + 'static,
     {
-        self.writer.write(f, settled).await
+        self.writer.submit(f, settled, answer)
     }
 
     /// Runs a short read (an indexed lookup) with a pooled connection on this thread: a few

@@ -707,19 +707,11 @@ async fn a_token_deleted_by_another_process_during_its_login_fails_it_as_unknown
     let token = app.new_token("deleted-meanwhile").await;
     let sessions_before = app.count("sessions");
 
-    let other = app.db();
-    other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let client = app.new_client();
-    let login = tokio::spawn(async move { client.login_with_token(&token).await });
-    // The lookup needs no lock; the write waits for it.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    other
-        .execute(
-            "DELETE FROM api_tokens WHERE name = 'deleted-meanwhile'",
-            [],
-        )
-        .unwrap();
-    other.execute_batch("COMMIT").unwrap();
+    let login = delete_token_while_logins_wait(&app, "deleted-meanwhile", || {
+        tokio::spawn(async move { client.login_with_token(&token).await })
+    })
+    .await;
 
     let response = login.await.unwrap();
     assert_eq!(error_code(&response), "authFailed", "{response}");
@@ -728,4 +720,65 @@ async fn a_token_deleted_by_another_process_during_its_login_fails_it_as_unknown
         "{response}"
     );
     assert_eq!(app.count("sessions"), sessions_before);
+}
+
+/// Logins queued while the writer waits share one writer job: one of them whose token goes
+/// meanwhile fails alone, and the others open their sessions.
+#[tokio::test]
+async fn logins_written_together_fail_alone_when_their_token_goes_meanwhile() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let names = ["first", "deleted-meanwhile", "last"];
+    let mut tokens = Vec::new();
+    for name in names {
+        tokens.push(app.new_token(name).await);
+    }
+    let sessions_before = app.count("sessions");
+
+    // The three wait in the queue for the writer, which waits for the lock.
+    let logins: Vec<_> = delete_token_while_logins_wait(&app, "deleted-meanwhile", || {
+        tokens
+            .into_iter()
+            .map(|token| {
+                let client = app.new_client();
+                tokio::spawn(async move { client.login_with_token(&token).await })
+            })
+            .collect()
+    })
+    .await;
+
+    let mut answers = Vec::new();
+    for login in logins {
+        answers.push(login.await.unwrap());
+    }
+    for (name, response) in names.iter().zip(&answers) {
+        if *name == "deleted-meanwhile" {
+            assert_eq!(error_code(response), "authFailed", "{response}");
+        } else {
+            assert_eq!(
+                response["data"]["authLogin"]["authStatus"], "SUCCESS",
+                "{name}: {response}"
+            );
+        }
+    }
+    assert_eq!(app.count("sessions"), sessions_before + 2);
+}
+
+/// Holds the database's write lock from another connection while `start` sends logins, waits
+/// for them to be looked up (that needs no lock; their writes wait for it), then deletes the
+/// token named `name` and lets the writes go.
+async fn delete_token_while_logins_wait<T>(
+    app: &TestApp,
+    name: &str,
+    start: impl FnOnce() -> T,
+) -> T {
+    let other = app.db();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = start();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    other
+        .execute("DELETE FROM api_tokens WHERE name = ?1", [name])
+        .unwrap();
+    other.execute_batch("COMMIT").unwrap();
+    started
 }
