@@ -78,9 +78,7 @@ impl Error {
             Error::Internal(_) => "internalError",
         }
     }
-}
 
-impl Error {
     /// The same failure for another caller of a write that failed for several: the store's
     /// faults keep their kind, anything else its message.
     fn duplicate(&self) -> Self {
