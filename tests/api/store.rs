@@ -130,18 +130,42 @@ async fn a_database_locked_by_another_process_gets_a_clear_error_and_work_resume
 
     let app = spawn_app().await;
     app.login_admin().await;
+    let mut tokens = Vec::new();
+    for name in ["one", "two", "three"] {
+        tokens.push(app.new_token(name).await);
+    }
     let blocker = app.db();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Logins queued together, and a token created, while the writer cannot start a write.
+    let logins: Vec<_> = tokens
+        .iter()
+        .map(|token| {
+            let (client, token) = (app.new_client(), token.clone());
+            tokio::spawn(async move { client.login_with_token(&token).await })
+        })
+        .collect();
     let refused = app.create_token("while-locked", "DAY").await;
     assert_eq!(error_code(&refused), "unavailable", "{refused}");
     let message = error_message(&refused);
     assert!(message.contains("locked by another process"), "{message}");
     assert!(!message.to_lowercase().contains("sqlite"), "{message}");
+    for login in logins {
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(60), login)
+            .await
+            .expect("every queued login is answered");
+        let response = answered.unwrap();
+        assert_eq!(error_code(&response), "unavailable", "{response}");
+    }
     // Reading still works while another process writes.
     assert_ok(&app.gql("{ tokenApiList { tokenName } }", json!({})).await);
 
     blocker.execute_batch("ROLLBACK").unwrap();
     assert_ok(&app.create_token("after-the-lock", "DAY").await);
+    let login = app.new_client().login_with_token(&tokens[0]).await;
+    assert_eq!(
+        login["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{login}"
+    );
 }
 
 #[tokio::test]
