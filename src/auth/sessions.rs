@@ -422,6 +422,12 @@ impl Auth {
     /// instead of one each.
     fn queue_login(&self, login: QueuedLogin) {
         if !self.logins.push(login) {
+            // A job queued earlier takes it, unless the writer has stopped with that job
+            // queued: then nothing will, and every waiting login fails now.
+            if !self.store().writer_running() {
+                let stopped = anyhow::anyhow!("the database writer has stopped");
+                answer_logins(&self.logins, Vec::new(), Err(Error::Internal(stopped)));
+            }
             return;
         }
         let keep = self.session_cap();

@@ -301,6 +301,11 @@ impl Store {
         self.writer.write(f).await
     }
 
+    /// Whether the writer thread still runs, so that writes queued earlier will be answered.
+    pub fn writer_running(&self) -> bool {
+        self.writer.is_running()
+    }
+
     /// [`Store::write`] without waiting, and then `settled`, once, with `f`'s value if its batch
     /// was committed (on disk) or `None` if it was not: on the writer thread, in the order of
     /// the commits. `answer` then gets the outcome, also on the writer thread. An error here

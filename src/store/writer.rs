@@ -124,6 +124,15 @@ impl Writer {
             .map_err(|_| StoreError::Task("the database writer dropped a write".into()))?
     }
 
+    /// Whether the writer thread still runs: it stops only when the last `Writer` goes, or
+    /// when a fault outside any write ends it.
+    pub(super) fn is_running(&self) -> bool {
+        self.thread
+            .handle
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished())
+    }
+
     /// Queues `f` for the next batch without waiting for it. `settled` runs once on the writer
     /// thread when the batch has ended, with `f`'s value if it was committed: before any later
     /// batch, so what it does follows the order of the commits. Then, once the commit is
