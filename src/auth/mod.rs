@@ -78,16 +78,6 @@ impl Error {
             Error::Internal(_) => "internalError",
         }
     }
-
-    /// The same failure for another caller of a write that failed for several: the store's
-    /// faults keep their kind, anything else its message.
-    fn duplicate(&self) -> Self {
-        match self {
-            Error::Unavailable(fault) => Error::Unavailable(fault),
-            Error::AuthFailed => Error::AuthFailed,
-            other => Error::Internal(anyhow::anyhow!("{other:#}")),
-        }
-    }
 }
 
 impl From<StoreError> for Error {
@@ -195,24 +185,6 @@ pub struct Auth {
     remembered: Arc<remembered::Remembered>,
     /// Each user's sessions, used and changed only by session writes on the writer thread.
     user_sessions: Arc<Mutex<UserSessions>>,
-    /// Logins waiting for the writer.
-    logins: Arc<sessions::LoginQueue>,
-}
-
-/// The body of a session write ([`Auth::write_sessions`]): given the writer's transaction, each
-/// user's list of sessions and where to note what it changed of them.
-trait SessionWrite<T>:
-    FnOnce(&rusqlite::Connection, &mut UserSessions, &mut Vec<SessionChange>) -> StoreResult<T>
-    + Send
-    + 'static
-{
-}
-
-impl<T, F> SessionWrite<T> for F where
-    F: FnOnce(&rusqlite::Connection, &mut UserSessions, &mut Vec<SessionChange>) -> StoreResult<T>
-        + Send
-        + 'static
-{
 }
 
 /// The lists of sessions; after a write that panicked holding them, read again from the table.
@@ -235,7 +207,6 @@ impl Auth {
             last_used: Arc::default(),
             remembered: Arc::default(),
             user_sessions: Arc::default(),
-            logins: Arc::default(),
         }
     }
 
@@ -245,55 +216,45 @@ impl Auth {
     async fn write_sessions<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: SessionWrite<T>,
-    {
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        self.submit_sessions(f, move |outcome| {
-            // The caller may have gone away (a dropped request); the write stands.
-            let _ = answer.send(outcome);
-        })?;
-        Ok(answered
-            .await
-            .map_err(|_| anyhow::anyhow!("the database writer dropped a write"))??)
-    }
-
-    /// [`Auth::write_sessions`] without waiting: `answer` gets the outcome on the writer thread
-    /// once its batch has ended. An error here means nothing was queued.
-    fn submit_sessions<T, F, A>(&self, f: F, answer: A) -> Result<()>
-    where
-        T: Send + 'static,
-        F: SessionWrite<T>,
-        A: FnOnce(StoreResult<T>) + Send + 'static,
+        F: FnOnce(
+                &rusqlite::Connection,
+                &mut UserSessions,
+                &mut Vec<SessionChange>,
+            ) -> StoreResult<T>
+            + Send
+            + 'static,
     {
         let own_write = self.remembered.own_write();
         let keep = self.session_cap();
         let lists = self.user_sessions.clone();
         let on_failure = self.user_sessions.clone();
-        self.store.submit_then(
-            move |tx| {
-                let before = generation::counters(tx)?;
-                let mut lists = lock_lists(&lists);
-                let ended = lists.sync(tx, before.sessions_ended, keep)?;
-                // Read again after a failure below, so that nothing half done is kept.
-                lists.settle(None);
-                let mut changes: Vec<_> = ended.into_iter().map(SessionChange::Ended).collect();
-                let value = f(tx, &mut lists, &mut changes)?;
-                let after = generation::counters(tx)?;
-                lists.settle(Some(after.sessions_ended));
-                Ok((value, before.changes, after.changes, changes))
-            },
-            // Until what the write changed is applied, a moved counter is its own: the mark
-            // goes with this closure, after.
-            move |committed| match committed {
-                Some((_, before, after, changes)) => {
-                    own_write.committed(*before, *after, changes);
-                }
-                // Rolled back after the lists took its changes.
-                None => lock_lists(&on_failure).settle(None),
-            },
-            move |outcome| answer(outcome.map(|(value, ..)| value)),
-        )?;
-        Ok(())
+        let (value, ..) = self
+            .store
+            .write_then(
+                move |tx| {
+                    let before = generation::counters(tx)?;
+                    let mut lists = lock_lists(&lists);
+                    let ended = lists.sync(tx, before.sessions_ended, keep)?;
+                    // Read again after a failure below, so that nothing half done is kept.
+                    lists.settle(None);
+                    let mut changes: Vec<_> = ended.into_iter().map(SessionChange::Ended).collect();
+                    let value = f(tx, &mut lists, &mut changes)?;
+                    let after = generation::counters(tx)?;
+                    lists.settle(Some(after.sessions_ended));
+                    Ok((value, before.changes, after.changes, changes))
+                },
+                // Until what the write changed is applied, a moved counter is its own: the mark
+                // goes with this closure, after.
+                move |committed| match committed {
+                    Some((_, before, after, changes)) => {
+                        own_write.committed(*before, *after, changes);
+                    }
+                    // Rolled back after the lists took its changes.
+                    None => lock_lists(&on_failure).settle(None),
+                },
+            )
+            .await?;
+        Ok(value)
     }
 
     /// `session.max_per_user`: the sessions a user keeps at most.

@@ -1,12 +1,8 @@
 //! Logging in, the sessions a login opens, and who is calling.
 
-use std::{
-    net::IpAddr,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::net::IpAddr;
 
 use jiff::{SignedDuration, Timestamp};
-use tokio::sync::oneshot;
 
 use super::{
     Auth, Error, Result, User,
@@ -19,19 +15,22 @@ use super::{
     secret::{ApiTokenSecret, Digest, SessionCookie, SessionSecret, random_id},
 };
 use crate::store::{
-    Result as StoreResult, StoreError, generation,
-    sessions::{self as store_sessions, NewSession, SessionRow, UserSessions},
+    StoreError, generation,
+    sessions::{self as store_sessions, NewSession, SessionRow},
     tokens as store_tokens,
     users::{self as store_users, UserRow},
 };
 
 /// Whether a session's insert was refused by its foreign keys: its user or its token was
 /// deleted by another process after the login looked them up. The login then fails as for an
-/// unknown token or user, and nothing of it is written.
-fn refused_by_foreign_key(e: &StoreError) -> bool {
+/// unknown token or user, and its write (the session it replaced too) is rolled back.
+fn parent_gone(e: &Error) -> bool {
+    let Error::Internal(cause) = e else {
+        return false;
+    };
     matches!(
-        e,
-        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+        cause.downcast_ref::<StoreError>(),
+        Some(StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)))
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
     )
 }
@@ -378,31 +377,67 @@ impl Auth {
         token: Option<(i64, String)>,
         login: LoginOptions,
     ) -> Result<LoginOutcome> {
+        let LoginOptions {
+            replaces,
+            end_other_sessions,
+            address,
+        } = login;
+        let token_id = token.as_ref().map(|(id, _)| *id);
         let mut event = AuditEvent::new(kind::LOGIN, true)
             .user(user.user_id.clone())
             .provider(provider)
-            .address(login.address);
-        let token_id = token.as_ref().map(|(id, _)| *id);
+            .address(address);
         if let Some((_, name)) = token {
             event = event.token(name);
         }
+        let user_id = user.user_id.clone();
         let secret = SessionSecret::generate();
+        let secret_digest = secret.digest();
         let now = self.now();
-        let (reply, answered) = oneshot::channel();
-        let open = OpenSession {
-            secret_digest: secret.digest(),
-            user: user.id,
-            user_id: user.user_id.clone(),
-            provider,
-            token_id,
-            now,
-            login,
-            event,
-        };
-        self.queue_login(QueuedLogin { open, reply });
-        let id = answered
+        let user_row = user.id;
+        let keep = self.session_cap();
+        let id = self
+            .write_sessions(move |tx, lists, changes| {
+                if let Some(old) = replaces
+                    && lists.delete(tx, old.user, old.id)?
+                {
+                    changes.push(SessionChange::Ended(old.id));
+                }
+                let id = lists.insert(
+                    tx,
+                    &NewSession {
+                        secret_digest: &secret_digest,
+                        user: user_row,
+                        provider,
+                        token_id,
+                        now: now.as_microsecond(),
+                    },
+                )?;
+                audit::record(tx, now, &event)?;
+                let trimmed = lists.trim(tx, user_row, keep)?;
+                changes.extend(trimmed.into_iter().map(SessionChange::Ended));
+                if end_other_sessions {
+                    let ended = lists.end_user(tx, user_row, id)?;
+                    changes.extend(ended.iter().copied().map(SessionChange::Ended));
+                    let ended = ended.len();
+                    if ended > 0 {
+                        let ended = AuditEvent::new(kind::SESSION_END, true)
+                            .user(user_id)
+                            .address(address)
+                            .detail(format!("{ended} sessions ended by forceSessionsLogout"));
+                        audit::record(tx, now, &ended)?;
+                    }
+                }
+                Ok(id)
+            })
             .await
-            .map_err(|_| anyhow::anyhow!("the login's write was dropped"))??;
+            .map_err(|e| {
+                if parent_gone(&e) {
+                    Error::AuthFailed
+                } else {
+                    e
+                }
+            })?;
         Ok(LoginOutcome {
             cookie: SessionCookie { id, secret },
             session: Session {
@@ -414,47 +449,6 @@ impl Auth {
             },
             auth_id: random_id(),
         })
-    }
-
-    /// Queues a login for the writer. The login that finds the queue empty queues a writer job
-    /// that takes every login queued by the time it runs: under a flood, the logins of a batch
-    /// share one job (one savepoint, one reading of the change counters and of the lists)
-    /// instead of one each.
-    fn queue_login(&self, login: QueuedLogin) {
-        if !self.logins.push(login) {
-            // A job queued earlier takes it, unless the writer has stopped with that job
-            // queued: then nothing will, and every waiting login fails now.
-            if !self.store().writer_running() {
-                let stopped = anyhow::anyhow!("the database writer has stopped");
-                answer_logins(&self.logins, Vec::new(), Err(Error::Internal(stopped)));
-            }
-            return;
-        }
-        let keep = self.session_cap();
-        let queue = self.logins.clone();
-        // The callers of the logins the job took, kept apart so that they are answered even
-        // when the job fails after taking them.
-        let taken: Arc<Mutex<Vec<Reply>>> = Arc::default();
-        let job_takes = taken.clone();
-        let answer_queue = self.logins.clone();
-        let queued = self.submit_sessions(
-            move |tx, lists, changes| {
-                let (opens, replies): (Vec<_>, Vec<_>) =
-                    queue.take().into_iter().map(|l| (l.open, l.reply)).unzip();
-                *lock(&job_takes) = replies;
-                opens
-                    .into_iter()
-                    .map(|open| open_one(tx, lists, changes, open, keep))
-                    .collect::<StoreResult<Vec<_>>>()
-            },
-            move |outcome| {
-                let replies = std::mem::take(&mut *lock(&taken));
-                answer_logins(&answer_queue, replies, outcome.map_err(Error::from));
-            },
-        );
-        if let Err(e) = queued {
-            answer_logins(&self.logins, Vec::new(), Err(e));
-        }
     }
 
     /// Ends one session on the server.
@@ -501,120 +495,6 @@ impl Auth {
     fn session_limits(&self) -> (SignedDuration, SignedDuration) {
         let s = &self.settings().session;
         (s.idle_timeout.0, s.max_lifetime.0)
-    }
-}
-
-/// Where a queued login's outcome goes: its session id, or why it failed.
-type Reply = oneshot::Sender<Result<i64>>;
-
-/// What a login writes: its session, its audit event, and the sessions it ends.
-pub(super) struct OpenSession {
-    secret_digest: Digest,
-    user: i64,
-    user_id: String,
-    provider: &'static str,
-    token_id: Option<i64>,
-    now: Timestamp,
-    login: LoginOptions,
-    event: AuditEvent,
-}
-
-/// A login waiting for the writer, and its caller.
-pub(super) struct QueuedLogin {
-    open: OpenSession,
-    reply: Reply,
-}
-
-/// The logins waiting for the writer (see [`Auth::queue_login`]).
-#[derive(Default)]
-pub(super) struct LoginQueue(Mutex<Vec<QueuedLogin>>);
-
-impl LoginQueue {
-    /// Adds a login; true when the queue was empty: no queued job will take it, so the caller
-    /// queues one.
-    fn push(&self, login: QueuedLogin) -> bool {
-        let mut queued = lock(&self.0);
-        queued.push(login);
-        queued.len() == 1
-    }
-
-    fn take(&self) -> Vec<QueuedLogin> {
-        std::mem::take(&mut *lock(&self.0))
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Opens one queued login's session in the writer's transaction: `Ok(None)` when its user or
-/// token was deleted by another process after it looked them up. Each statement is atomic, and
-/// the insert comes first, so such a login leaves nothing behind and the others go on.
-fn open_one(
-    tx: &rusqlite::Connection,
-    lists: &mut UserSessions,
-    changes: &mut Vec<SessionChange>,
-    open: OpenSession,
-    keep: u32,
-) -> StoreResult<Option<i64>> {
-    let inserted = lists.insert(
-        tx,
-        &NewSession {
-            secret_digest: &open.secret_digest,
-            user: open.user,
-            provider: open.provider,
-            token_id: open.token_id,
-            now: open.now.as_microsecond(),
-        },
-    );
-    let id = match inserted {
-        Ok(id) => id,
-        Err(e) if refused_by_foreign_key(&e) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if let Some(old) = open.login.replaces
-        && lists.delete(tx, old.user, old.id)?
-    {
-        changes.push(SessionChange::Ended(old.id));
-    }
-    audit::record(tx, open.now, &open.event)?;
-    let trimmed = lists.trim(tx, open.user, keep)?;
-    changes.extend(trimmed.into_iter().map(SessionChange::Ended));
-    if open.login.end_other_sessions {
-        let ended = lists.end_user(tx, open.user, id)?;
-        changes.extend(ended.iter().copied().map(SessionChange::Ended));
-        if !ended.is_empty() {
-            let ended = AuditEvent::new(kind::SESSION_END, true)
-                .user(open.user_id)
-                .address(open.login.address)
-                .detail(format!(
-                    "{} sessions ended by forceSessionsLogout",
-                    ended.len()
-                ));
-            audit::record(tx, open.now, &ended)?;
-        }
-    }
-    Ok(Some(id))
-}
-
-/// Answers the logins a job took with what the job gave, in order. A job that failed whole (or
-/// never ran: then it took nothing, and the logins are still queued) fails each of them.
-fn answer_logins(queue: &LoginQueue, mut replies: Vec<Reply>, outcome: Result<Vec<Option<i64>>>) {
-    match outcome {
-        Ok(ids) => {
-            for (reply, id) in replies.into_iter().zip(ids) {
-                // A caller that went away leaves its session behind, as any unread answer.
-                let _ = reply.send(id.ok_or(Error::AuthFailed));
-            }
-        }
-        Err(e) => {
-            if replies.is_empty() {
-                replies = queue.take().into_iter().map(|l| l.reply).collect();
-            }
-            for reply in replies {
-                let _ = reply.send(Err(e.duplicate()));
-            }
-        }
     }
 }
 

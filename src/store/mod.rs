@@ -298,26 +298,19 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.writer.write(f).await
+        self.writer.write(f, |_| ()).await
     }
 
-    /// Whether the writer thread still runs, so that writes queued earlier will be answered.
-    pub fn writer_running(&self) -> bool {
-        self.writer.is_running()
-    }
-
-    /// [`Store::write`] without waiting, and then `settled`, once, with `f`'s value if its batch
-    /// was committed (on disk) or `None` if it was not: on the writer thread, in the order of
-    /// the commits. `answer` then gets the outcome, also on the writer thread. An error here
-    /// means nothing was queued, and neither will run.
-    pub fn submit_then<T, F, C, A>(&self, f: F, settled: C, answer: A) -> Result<()>
+    /// [`Store::write`], and then `settled`, once, with `f`'s value if its batch was committed
+    /// (on disk) or `None` if it was not: on the writer thread, in the order of the commits,
+    /// before the caller is answered.
+    pub async fn write_then<T, F, C>(&self, f: F, settled: C) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         C: FnOnce(Option<&T>) + Send + 'static,
-        A: FnOnce(Result<T>) + Send + 'static,
     {
-        self.writer.submit(f, settled, answer)
+        self.writer.write(f, settled).await
     }
 
     /// Runs a short read (an indexed lookup) with a pooled connection on this thread: a few

@@ -104,46 +104,17 @@ impl Writer {
         })
     }
 
-    /// Runs `f` in the next batch and answers once that batch is committed.
-    pub(super) async fn write<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-    {
-        let (answer, answered) = oneshot::channel();
-        self.submit(
-            f,
-            |_| (),
-            move |result| {
-                // The caller may have gone away (a dropped request); the write stands.
-                let _ = answer.send(result);
-            },
-        )?;
-        answered
-            .await
-            .map_err(|_| StoreError::Task("the database writer dropped a write".into()))?
-    }
-
-    /// Whether the writer thread still runs: it stops only when the last `Writer` goes, or
-    /// when a fault outside any write ends it.
-    pub(super) fn is_running(&self) -> bool {
-        self.thread
-            .handle
-            .as_ref()
-            .is_some_and(|handle| !handle.is_finished())
-    }
-
-    /// Queues `f` for the next batch without waiting for it. `settled` runs once on the writer
-    /// thread when the batch has ended, with `f`'s value if it was committed: before any later
-    /// batch, so what it does follows the order of the commits. Then, once the commit is
-    /// published, `answer` gets the outcome. An error here means nothing was queued.
-    pub(super) fn submit<T, F, C, A>(&self, f: F, settled: C, answer: A) -> Result<()>
+    /// Runs `f` in the next batch and answers once that batch is committed. `settled` runs once
+    /// on the writer thread when the batch has ended, with `f`'s value if it was committed:
+    /// before the answer and before any later batch, so what it does follows the order of the
+    /// commits.
+    pub(super) async fn write<T, F, C>(&self, f: F, settled: C) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         C: FnOnce(Option<&T>) + Send + 'static,
-        A: FnOnce(Result<T>) + Send + 'static,
     {
+        let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let outcome = conn.map(|conn| in_savepoint(conn, f));
             Box::new(move |batch_failed| {
@@ -154,7 +125,10 @@ impl Writer {
                     (None, None) => Err(StoreError::Task("a write was not run".into())),
                 };
                 settled(result.as_ref().ok());
-                Box::new(move || answer(result))
+                Box::new(move || {
+                    // The caller may have gone away (a dropped request); the write stands.
+                    let _ = answer.send(result);
+                })
             })
         });
         self.thread
@@ -162,7 +136,10 @@ impl Writer {
             .as_ref()
             .expect("the queue is open while a Writer exists")
             .send(job)
-            .map_err(|_| StoreError::Task("the database writer has stopped".into()))
+            .map_err(|_| StoreError::Task("the database writer has stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| StoreError::Task("the database writer dropped a write".into()))?
     }
 }
 

@@ -722,8 +722,8 @@ async fn a_token_deleted_by_another_process_during_its_login_fails_it_as_unknown
     assert_eq!(app.count("sessions"), sessions_before);
 }
 
-/// Logins queued while the writer waits share one writer job: one of them whose token goes
-/// meanwhile fails alone, and the others open their sessions.
+/// Logins that wait for the writer together are committed together: one of them whose token
+/// goes meanwhile fails alone, and the others open their sessions.
 #[tokio::test]
 async fn logins_written_together_fail_alone_when_their_token_goes_meanwhile() {
     let app = spawn_app().await;
