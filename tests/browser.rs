@@ -149,7 +149,7 @@ async fn active_id(client: &Client) -> String {
 }
 
 /// Logs out with the page's button and waits until the page shows the login form again, that
-/// is until the server has answered the logout.
+/// is until the server has answered the logout: navigating away before then can cancel it.
 async fn log_out(client: &Client) {
     click(client, "#logout").await;
     wait_for(
@@ -487,7 +487,6 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     );
 
     // After login, `return_to` is followed to Lodge's own pages and ignored for a foreign origin.
-    // Navigating away before the logout's answer can cancel it.
     log_out(&client).await;
     client
         .goto(&format!("{}/?return_to=https://evil.example/", app.url))
@@ -506,7 +505,6 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
         Some("127.0.0.1"),
         "stayed on Lodge: {here}"
     );
-    // Navigating away before the logout's answer can cancel it.
     log_out(&client).await;
     client
         .goto(&format!("{}/?return_to=/api/gql/console", app.url))

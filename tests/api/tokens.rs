@@ -735,7 +735,7 @@ async fn logins_written_together_fail_alone_when_their_token_goes_meanwhile() {
     }
     let sessions_before = app.count("sessions");
 
-    // The three wait in the queue for the writer, which waits for the lock.
+    // The three are looked up, then wait for the writer, which waits for the lock.
     let logins: Vec<_> = delete_token_while_logins_wait(&app, "deleted-meanwhile", || {
         tokens
             .into_iter()
