@@ -45,6 +45,9 @@ const TOUCH_EVERY: SignedDuration = SignedDuration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct Session {
     pub id: i64,
+    /// The digest of its secret: with the id, what names this session and not a later one in
+    /// the same row (`store::sessions`).
+    pub secret_digest: Digest,
     pub user: User,
     pub provider: String,
     pub created_at: Timestamp,
@@ -111,10 +114,11 @@ pub struct LoginOptions {
     pub end_other_sessions: bool,
 }
 
-/// A session and its user's row id: what ending it takes.
+/// A session, its secret's digest and its user's row id: what ending it takes.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionKey {
     pub id: i64,
+    pub secret_digest: Digest,
     pub user: i64,
 }
 
@@ -173,10 +177,15 @@ impl Auth {
             return Ok(Caller::Expired);
         }
         if let Some(reason) = session_end(&row, now, idle, max) {
-            let (id, user, user_id) = (row.id, row.user.id, row.user.user_id.clone());
+            let (id, digest, user, user_id) = (
+                row.id,
+                row.secret_digest,
+                row.user.id,
+                row.user.user_id.clone(),
+            );
             self.write_sessions(move |conn, lists, changes| {
                 // Another request may have ended it first; only the one that did records it.
-                if lists.delete(conn, user, id)? {
+                if lists.delete(conn, user, id, &digest)? {
                     changes.push(SessionChange::Ended(id));
                     let event = AuditEvent::new(kind::SESSION_END, true)
                         .user(user_id)
@@ -189,9 +198,9 @@ impl Auth {
             return Ok(Caller::Expired);
         }
         if now.duration_since(from_micros(row.last_seen_at)) >= touch_every(idle) {
-            let (id, at) = (row.id, now.as_microsecond());
+            let (id, digest, at) = (row.id, row.secret_digest, now.as_microsecond());
             self.write_sessions(move |conn, _, changes| {
-                if store_sessions::touch(conn, id, at)? {
+                if store_sessions::touch(conn, id, &digest, at)? {
                     changes.push(SessionChange::Seen { id, at });
                 }
                 Ok(())
@@ -399,11 +408,11 @@ impl Auth {
         let id = self
             .write_sessions(move |tx, lists, changes| {
                 if let Some(old) = replaces
-                    && lists.delete(tx, old.user, old.id)?
+                    && lists.delete(tx, old.user, old.id, &old.secret_digest)?
                 {
                     changes.push(SessionChange::Ended(old.id));
                 }
-                let id = lists.insert(
+                let (id, ended) = lists.open(
                     tx,
                     &NewSession {
                         secret_digest: &secret_digest,
@@ -412,10 +421,10 @@ impl Auth {
                         token_id,
                         now: now.as_microsecond(),
                     },
+                    keep,
                 )?;
+                changes.extend(ended.into_iter().map(SessionChange::Ended));
                 audit::record(tx, now, &event)?;
-                let trimmed = lists.trim(tx, user_row, keep)?;
-                changes.extend(trimmed.into_iter().map(SessionChange::Ended));
                 if end_other_sessions {
                     let ended = lists.end_user(tx, user_row, id)?;
                     changes.extend(ended.iter().copied().map(SessionChange::Ended));
@@ -442,6 +451,7 @@ impl Auth {
             cookie: SessionCookie { id, secret },
             session: Session {
                 id,
+                secret_digest,
                 user,
                 provider: provider.to_owned(),
                 created_at: now,
@@ -453,14 +463,14 @@ impl Auth {
 
     /// Ends one session on the server.
     pub async fn logout(&self, session: &Session, address: Option<IpAddr>) -> Result<()> {
-        let (id, user) = (session.id, session.user.id);
+        let (id, digest, user) = (session.id, session.secret_digest, session.user.id);
         let now = self.now();
         let event = AuditEvent::new(kind::LOGOUT, true)
             .user(session.user.user_id.clone())
             .provider(provider_name(&session.provider))
             .address(address);
         self.write_sessions(move |conn, lists, changes| {
-            if lists.delete(conn, user, id)? {
+            if lists.delete(conn, user, id, &digest)? {
                 changes.push(SessionChange::Ended(id));
             }
             audit::record(conn, now, &event)
@@ -536,6 +546,7 @@ fn session_end(
 fn session_from_row(row: SessionRow) -> Session {
     Session {
         id: row.id,
+        secret_digest: row.secret_digest,
         provider: row.provider,
         created_at: from_micros(row.created_at),
         last_seen_at: from_micros(row.last_seen_at),

@@ -1,7 +1,7 @@
 //! Users: the first administrator, administration by administrators, and own passwords.
 
 use super::{
-    Auth, Error, Result, Role, User,
+    Auth, Error, Result, Role, SessionKey, User,
     audit::{self, Actor, AuditEvent, kind},
     off_thread,
     password::{self, NewPassword},
@@ -224,7 +224,7 @@ impl Auth {
         actor: &Actor,
         user_id: &str,
         password: NewPassword,
-        keep: Option<i64>,
+        keep: Option<SessionKey>,
     ) -> Result<()> {
         let user = self.user(user_id).await?;
         let hash = off_thread(move || password.hash()).await?;
@@ -234,6 +234,7 @@ impl Auth {
             .by(actor);
         self.write_with_audit(event, move |tx| {
             store_users::set_password(tx, user.id, &hash)?;
+            let keep = keep.as_ref().map(|k| (k.id, &k.secret_digest));
             store_sessions::delete_for_user(tx, user.id, keep)?;
             Ok(())
         })
@@ -244,7 +245,7 @@ impl Auth {
     pub async fn change_own_password(
         &self,
         actor: &Actor,
-        session: Option<i64>,
+        session: Option<SessionKey>,
         old: &str,
         new: &str,
     ) -> Result<()> {

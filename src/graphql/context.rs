@@ -75,16 +75,12 @@ impl Context {
         }
     }
 
-    /// The id of the caller's session, when it came with one.
-    pub fn session_id(&self) -> Option<i64> {
-        self.session().map(|s| s.id)
-    }
-
     /// The caller's session and its user, when it came with one: what a new login replaces.
     pub fn session(&self) -> Option<SessionKey> {
         match &self.caller {
             Caller::Session(s) => Some(SessionKey {
                 id: s.id,
+                secret_digest: s.secret_digest,
                 user: s.user.id,
             }),
             _ => None,

@@ -79,7 +79,7 @@ impl Query {
     ) -> Result<bool> {
         ctx.require_user()?;
         ctx.auth
-            .change_own_password(&ctx.actor(), ctx.session_id(), &old_password, &new_password)
+            .change_own_password(&ctx.actor(), ctx.session(), &old_password, &new_password)
             .await?;
         Ok(true)
     }

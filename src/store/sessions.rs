@@ -1,5 +1,10 @@
 //! The `sessions` table: one row per login, found by the id its cookie names and proven by the
 //! digest of the cookie's secret.
+//!
+//! A row can outlive its session: a login by a user at `session.max_per_user` opens its session
+//! in the row of the user's oldest, which ends ([`UserSessions::open`]). Ending or updating a
+//! session a request saw therefore names its digest beside its id, so that a write queued for the
+//! old session never reaches the new one.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -10,10 +15,13 @@ use super::{
     users::{self, UserRow},
 };
 
+/// The digest of a session's secret.
+pub type Digest = [u8; 32];
+
 #[derive(Debug, Clone)]
 pub struct SessionRow {
     pub id: i64,
-    pub secret_digest: [u8; 32],
+    pub secret_digest: Digest,
     pub provider: String,
     pub token_id: Option<i64>,
     pub created_at: i64,
@@ -24,7 +32,7 @@ pub struct SessionRow {
 }
 
 pub struct NewSession<'a> {
-    pub secret_digest: &'a [u8; 32],
+    pub secret_digest: &'a Digest,
     pub user: i64,
     pub provider: &'a str,
     pub token_id: Option<i64>,
@@ -44,6 +52,27 @@ pub fn insert(conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
         session.now
     ])?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Opens a new session in the row of an old one of the same user's, which ends: one row changed
+/// in place, where a new row and the old one's deletion changed two pages and moved the free
+/// list (BENCHMARKS.md); whether the row was there.
+fn reuse(conn: &Connection, id: i64, session: &NewSession<'_>) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE sessions SET secret_digest = ?3, provider = ?4, token_id = ?5,
+                 created_at = ?6, last_seen_at = ?6
+             WHERE id = ?1 AND user_id = ?2",
+        )?
+        .execute(params![
+            id,
+            session.user,
+            &session.secret_digest[..],
+            session.provider,
+            session.token_id,
+            session.now
+        ])?
+        > 0)
 }
 
 /// The session with this id, and the change counter of the snapshot it was read in.
@@ -74,28 +103,38 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(i64, SessionRow)>> {
         .optional()?)
 }
 
-/// Records the session's last access; whether it still exists.
-pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<bool> {
+/// Records the last access of the session with this id and digest; whether it still exists.
+pub fn touch(conn: &Connection, id: i64, digest: &Digest, now: i64) -> Result<bool> {
     Ok(conn
-        .prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1")?
-        .execute(params![id, now])?
+        .prepare_cached(
+            "UPDATE sessions SET last_seen_at = ?3 WHERE id = ?1 AND secret_digest = ?2",
+        )?
+        .execute(params![id, &digest[..], now])?
         > 0)
 }
 
-/// Ends one session; whether it existed.
-pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
+/// Ends whatever session is in this row; whether there was one. For ids from [`UserSessions`],
+/// exact in the transaction; a session a request saw is ended by [`UserSessions::delete`].
+fn delete(conn: &Connection, id: i64) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM sessions WHERE id = ?1")?
         .execute([id])?
         > 0)
 }
 
-/// Ends every session of a user but `keep`. It reads the whole table (sessions have no index by
-/// user): for the rare writes that are not the server's logins and logouts.
-pub fn delete_for_user(conn: &Connection, user: i64, keep: Option<i64>) -> Result<usize> {
+/// Ends every session of a user but `keep` (a row id and the digest of its session's secret). It
+/// reads the whole table (sessions have no index by user): for the rare writes that are not the
+/// server's logins and logouts.
+pub fn delete_for_user(
+    conn: &Connection,
+    user: i64,
+    keep: Option<(i64, &Digest)>,
+) -> Result<usize> {
+    let (keep_id, keep_digest) = keep.map_or((None, None), |(id, d)| (Some(id), Some(&d[..])));
     Ok(conn.execute(
-        "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)",
-        params![user, keep],
+        "DELETE FROM sessions
+         WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2 OR secret_digest <> ?3)",
+        params![user, keep_id, keep_digest],
     )?)
 }
 
@@ -124,8 +163,9 @@ pub fn purge(
 const READ_AT_ONCE: usize = 4096;
 
 /// Each user's sessions, oldest first, as the server's writer last left them: how a login finds
-/// the sessions beyond `session.max_per_user` to end, and `forceSessionsLogout` the user's
-/// others, without an index on disk (migration 004 says why there is none).
+/// the session to end (or the row to take) at `session.max_per_user`, and `forceSessionsLogout`
+/// the user's others, without an index on disk (migration 004 says why there is none). Ids do not
+/// follow age once rows are taken again, so a list read from the table is sorted by opening time.
 ///
 /// Only the server opens sessions; any process may end them. (Two servers on one file would each
 /// hold a user to the limit among the sessions it opened itself.) The lists are exact while the
@@ -146,6 +186,9 @@ pub struct UserSessions {
     reading_after: Option<i64>,
     read_at_once: usize,
     by_user: HashMap<i64, VecDeque<i64>>,
+    /// While the table is being read: when each session read was opened, to sort the lists by
+    /// once it is read whole.
+    opened: HashMap<i64, i64>,
 }
 
 impl Default for UserSessions {
@@ -155,6 +198,7 @@ impl Default for UserSessions {
             reading_after: None,
             read_at_once: READ_AT_ONCE,
             by_user: HashMap::new(),
+            opened: HashMap::new(),
         }
     }
 }
@@ -176,6 +220,7 @@ impl UserSessions {
     fn read_part(&mut self, conn: &Connection, sessions_ended: i64, keep: u32) -> Result<Vec<i64>> {
         if self.exact_at != Some(sessions_ended) {
             self.by_user.clear();
+            self.opened.clear();
             self.reading_after = Some(0);
             self.exact_at = Some(sessions_ended);
         }
@@ -183,13 +228,14 @@ impl UserSessions {
             return Ok(Vec::new());
         };
         let mut stmt = conn.prepare_cached(
-            "SELECT id, user_id FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2",
+            "SELECT id, user_id, created_at FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2",
         )?;
         let mut rows = stmt.query(params![after, self.read_at_once as i64])?;
         let (mut read, mut last) = (0, after);
         while let Some(row) = rows.next()? {
             last = row.get(0)?;
             self.by_user.entry(row.get(1)?).or_default().push_back(last);
+            self.opened.insert(last, row.get(2)?);
             read += 1;
         }
         if read == self.read_at_once {
@@ -197,6 +243,11 @@ impl UserSessions {
             return Ok(Vec::new());
         }
         self.reading_after = None;
+        let opened = std::mem::take(&mut self.opened);
+        for held in self.by_user.values_mut() {
+            held.make_contiguous()
+                .sort_unstable_by_key(|id| (opened.get(id).copied().unwrap_or(i64::MAX), *id));
+        }
         let over: Vec<i64> = self
             .by_user
             .iter()
@@ -230,10 +281,51 @@ impl UserSessions {
         Ok(id)
     }
 
-    /// Ends one session of `user`'s; whether it existed. The caller knows the user from the
-    /// session it read: finding it with `RETURNING user_id` cost as much again as the delete.
-    pub fn delete(&mut self, conn: &Connection, user: i64, id: i64) -> Result<bool> {
-        if !delete(conn, id)? {
+    /// Opens a session for a user who keeps at most `keep`: when they hold that many, their oldest
+    /// ends and the new one takes its row (while the table is being read, a new row, and the
+    /// limit waits for the end of the reading). Gives the new session's id and the ids of the
+    /// sessions that ended.
+    pub fn open(
+        &mut self,
+        conn: &Connection,
+        session: &NewSession<'_>,
+        keep: u32,
+    ) -> Result<(i64, Vec<i64>)> {
+        if self.reading_after.is_none()
+            && let Some(held) = self.by_user.get_mut(&session.user)
+            && held.len() >= keep.max(1) as usize
+        {
+            let beyond = held.len() + 1 - keep.max(1) as usize;
+            let ended: Vec<i64> = held.drain(..beyond).collect();
+            let (&reused, others) = ended.split_last().expect("at least one");
+            for &id in others {
+                delete(conn, id)?;
+            }
+            if reuse(conn, reused, session)? {
+                held.push_back(reused);
+                return Ok((reused, ended));
+            }
+            let id = self.insert(conn, session)?;
+            return Ok((id, ended));
+        }
+        Ok((self.insert(conn, session)?, Vec::new()))
+    }
+
+    /// Ends the session of `user`'s with this id and digest; whether it existed. The caller knows
+    /// the user from the session it read: finding it with `RETURNING user_id` cost as much again
+    /// as the delete.
+    pub fn delete(
+        &mut self,
+        conn: &Connection,
+        user: i64,
+        id: i64,
+        digest: &Digest,
+    ) -> Result<bool> {
+        let ended = conn
+            .prepare_cached("DELETE FROM sessions WHERE id = ?1 AND secret_digest = ?2")?
+            .execute(params![id, &digest[..]])?
+            > 0;
+        if !ended {
             return Ok(false);
         }
         if let Some(held) = self.by_user.get_mut(&user) {
@@ -324,6 +416,16 @@ mod tests {
         }
     }
 
+    fn digest(conn: &Connection, id: i64) -> Option<Digest> {
+        conn.query_row(
+            "SELECT secret_digest FROM sessions WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap()
+    }
+
     fn ended(conn: &Connection) -> i64 {
         generation::counters(conn).unwrap().sessions_ended
     }
@@ -342,8 +444,9 @@ mod tests {
         let bob_sessions: Vec<i64> = (0..3).map(|_| open(bob)).collect();
         assert_eq!(lists.trim(&tx, ann, 3).unwrap(), ann_sessions[..2]);
         assert!(lists.trim(&tx, ann, 3).unwrap().is_empty());
-        assert!(lists.delete(&tx, ann, ann_sessions[3]).unwrap());
-        assert!(!lists.delete(&tx, ann, ann_sessions[3]).unwrap());
+        assert!(!lists.delete(&tx, ann, ann_sessions[3], &[8; 32]).unwrap());
+        assert!(lists.delete(&tx, ann, ann_sessions[3], &[7; 32]).unwrap());
+        assert!(!lists.delete(&tx, ann, ann_sessions[3], &[7; 32]).unwrap());
         assert_eq!(
             lists.end_user(&tx, bob, bob_sessions[1]).unwrap(),
             [bob_sessions[0], bob_sessions[2]]
@@ -416,5 +519,65 @@ mod tests {
         let ann_newest = lists.insert(&tx, &session(ann)).unwrap();
         assert_eq!(lists.trim(&tx, ann, keep).unwrap(), [ann_held[3]]);
         assert_eq!(lists.by_user[&ann], [ann_new, ann_newest]);
+    }
+
+    #[test]
+    fn a_login_at_the_limit_takes_the_oldest_row_and_writes_for_the_old_session_miss_the_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.db")).unwrap();
+        let mut conn = store.conn().unwrap();
+        let tx = conn.transaction().unwrap();
+        let (ann, bob) = (add_user(&tx, "ann"), add_user(&tx, "bob"));
+        let mut lists = UserSessions::default();
+        lists.sync(&tx, ended(&tx), 2).unwrap();
+        let opened = |at: i64, digest: &'static Digest| NewSession {
+            secret_digest: digest,
+            now: at,
+            ..session(ann)
+        };
+        let (first, none) = lists.open(&tx, &opened(1, &[1; 32]), 2).unwrap();
+        assert!(none.is_empty());
+        let (second, _) = lists.open(&tx, &opened(2, &[2; 32]), 2).unwrap();
+        lists.open(&tx, &session(bob), 2).unwrap();
+
+        // At the limit: the third takes the first's row, the fourth the second's.
+        assert_eq!(
+            lists.open(&tx, &opened(3, &[3; 32]), 2).unwrap(),
+            (first, vec![first])
+        );
+        assert_eq!(digest(&tx, first), Some([3; 32]));
+        assert_eq!(
+            lists.open(&tx, &opened(4, &[4; 32]), 2).unwrap(),
+            (second, vec![second])
+        );
+        assert_eq!(lists.by_user[&ann], [first, second]);
+
+        // A logout or an expiry seen for the first session ends nothing now; a touch misses too.
+        assert!(!lists.delete(&tx, ann, first, &[1; 32]).unwrap());
+        assert!(!touch(&tx, first, &[1; 32], 9).unwrap());
+        assert!(touch(&tx, first, &[3; 32], 9).unwrap());
+        // Keeping the first session while ending the others keeps neither of the new ones.
+        assert_eq!(
+            delete_for_user(&tx, ann, Some((first, &[1; 32]))).unwrap(),
+            2
+        );
+        lists.settle(None);
+        lists.sync(&tx, ended(&tx), 2).unwrap();
+        let (kept, _) = lists.open(&tx, &opened(5, &[5; 32]), 2).unwrap();
+        lists.open(&tx, &opened(6, &[6; 32]), 2).unwrap();
+        assert_eq!(
+            delete_for_user(&tx, ann, Some((kept, &[5; 32]))).unwrap(),
+            1
+        );
+        assert_eq!(digest(&tx, kept), Some([5; 32]));
+
+        // Read afresh, the lists follow the opening times, not the ids.
+        lists.settle(None);
+        lists.sync(&tx, ended(&tx), 2).unwrap();
+        let (newest, _) = lists.open(&tx, &opened(7, &[7; 32]), 2).unwrap();
+        assert_eq!(lists.by_user[&ann], [kept, newest]);
+        tx.execute("UPDATE sessions SET created_at = 8 WHERE id = ?1", [kept])
+            .unwrap();
+        assert_eq!(read_afresh(&tx)[&ann], [newest, kept]);
     }
 }

@@ -42,12 +42,7 @@ pub async fn spawn_app_at(start: Timestamp, configure: impl FnOnce(&mut Settings
     configure(&mut settings);
     let db_path = settings.database.path.clone();
     let clock = Clock::manual(start);
-    let app = App::build(settings, clock.clone())
-        .await
-        .expect("server starts");
-    let url = app.url();
-    let auth = app.auth().clone();
-    tokio::spawn(app.run());
+    let (url, auth) = serve(settings, &clock).await;
     TestApp {
         url,
         auth,
@@ -59,7 +54,37 @@ pub async fn spawn_app_at(start: Timestamp, configure: impl FnOnce(&mut Settings
     }
 }
 
+/// Builds the server as `main` does and runs it; gives its address and its `Auth`.
+async fn serve(settings: Settings, clock: &Clock) -> (String, lodge::auth::Auth) {
+    let app = App::build(settings, clock.clone())
+        .await
+        .expect("server starts");
+    let url = app.url();
+    let auth = app.auth().clone();
+    tokio::spawn(app.run());
+    (url, auth)
+}
+
 impl TestApp {
+    /// A new server on this one's database and clock, as after a restart (this one keeps running,
+    /// idle), with `configure`d settings, and a client of it holding this client's cookie.
+    pub async fn restarted(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = Settings::default();
+        settings.server.port = 0;
+        settings.database.path = self.db_path.clone();
+        configure(&mut settings);
+        let (url, auth) = serve(settings, &self.clock).await;
+        TestApp {
+            url,
+            auth,
+            clock: self.clock.clone(),
+            db_path: self.db_path.clone(),
+            client: self.client.clone(),
+            cookie: Arc::new(Mutex::new(self.cookie())),
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
     /// Another client of the same server, with an empty cookie jar.
     pub fn new_client(&self) -> TestApp {
         TestApp {

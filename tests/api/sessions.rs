@@ -289,6 +289,36 @@ async fn a_login_beyond_the_users_session_limit_ends_their_oldest_session() {
 }
 
 #[tokio::test]
+async fn after_a_restart_the_session_limit_still_ends_the_oldest_session() {
+    let limit = |s: &mut lodge::Settings| s.session.max_per_user = 3;
+    let app = spawn_app_with(limit).await;
+    // Five logins a second apart: the fourth and fifth take the rows of the first two, so the
+    // rows' order is no longer the sessions' age.
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        let client = app.new_client();
+        client.login_admin().await;
+        app.advance(SignedDuration::from_secs(1));
+        clients.push(client);
+    }
+    assert_eq!(app.count("sessions"), 3);
+
+    let restarted = app.restarted(limit).await;
+    restarted.login_admin().await;
+    let mut live = Vec::new();
+    for (i, client) in clients.iter().enumerate() {
+        let asked = restarted.new_client();
+        asked.set_cookie(client.cookie().as_deref());
+        let response = asked.gql(ME, json!({})).await;
+        if response["data"]["activeUser"]["userId"] == ADMIN {
+            live.push(i);
+        }
+    }
+    assert_eq!(live, [3, 4], "the third login was the oldest");
+    assert_eq!(app.count("sessions"), 3);
+}
+
+#[tokio::test]
 async fn housekeeping_removes_every_ended_session_across_parts_and_no_live_one() {
     let app = spawn_app().await;
     app.login_admin().await;
