@@ -96,7 +96,8 @@ impl fmt::Debug for SessionSecret {
 }
 
 /// The value of a `cb-session-id` cookie: `<session id>.<secret>`. The id finds the session's row
-/// (ids grow, so new rows append); the secret proves the cookie was issued for it.
+/// (a later session of the same user may take the row: `store::sessions`); the secret proves the
+/// cookie was issued for the session now in it.
 pub struct SessionCookie {
     pub id: i64,
     pub secret: SessionSecret,
