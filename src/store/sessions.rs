@@ -291,12 +291,13 @@ impl UserSessions {
         session: &NewSession<'_>,
         keep: u32,
     ) -> Result<(i64, Vec<i64>)> {
+        let keep = keep.max(1) as usize;
+        let mut ended = Vec::new();
         if self.reading_after.is_none()
             && let Some(held) = self.by_user.get_mut(&session.user)
-            && held.len() >= keep.max(1) as usize
+            && held.len() >= keep
         {
-            let beyond = held.len() + 1 - keep.max(1) as usize;
-            let ended: Vec<i64> = held.drain(..beyond).collect();
+            ended = held.drain(..=held.len() - keep).collect();
             let (&reused, others) = ended.split_last().expect("at least one");
             for &id in others {
                 delete(conn, id)?;
@@ -305,10 +306,8 @@ impl UserSessions {
                 held.push_back(reused);
                 return Ok((reused, ended));
             }
-            let id = self.insert(conn, session)?;
-            return Ok((id, ended));
         }
-        Ok((self.insert(conn, session)?, Vec::new()))
+        Ok((self.insert(conn, session)?, ended))
     }
 
     /// Ends the session of `user`'s with this id and digest; whether it existed. The caller knows
