@@ -1,5 +1,5 @@
 //! The one writer: a thread with its own connection that commits every write queued while it was
-//! busy in one transaction (group commit).
+//! busy in one transaction (group commit), with those queued while that transaction ran.
 //!
 //! With `synchronous = FULL` each commit waits for the disk; committing writes one by one capped
 //! logins at the disk's flush rate, and writers on several pooled connections queued on SQLite's
@@ -146,17 +146,28 @@ impl Writer {
 fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &str, published: &Published) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        commit_batch(conn, batch, path, published);
+        take_queued(queue, &mut batch, MAX_BATCH);
+        commit_batch(conn, queue, batch, path, published);
     }
 }
 
-fn commit_batch(conn: &Connection, batch: Vec<Job>, path: &str, published: &Published) {
+/// Moves the writes queued by now into `batch`, until it holds `up_to`.
+fn take_queued(queue: &mpsc::Receiver<Job>, batch: &mut Vec<Job>, up_to: usize) {
+    while batch.len() < up_to {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+fn commit_batch(
+    conn: &Connection,
+    queue: &mpsc::Receiver<Job>,
+    mut batch: Vec<Job>,
+    path: &str,
+    published: &Published,
+) {
     if let Err(e) = conn
         .prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
@@ -173,19 +184,29 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>, path: &str, published: &Publ
     let version = data_version(conn);
     let mut finishes = Vec::with_capacity(batch.len());
     let mut broken = None;
-    for job in batch {
-        if let Some(e) = &broken {
-            fail(job, e);
-            continue;
+    let mut taken = 0;
+    // Writes queued while the batch ran join it, until none are left (or the batch is full):
+    // they would otherwise wait for this commit's flush and then for one of their own.
+    while !batch.is_empty() {
+        taken += batch.len();
+        for job in batch.drain(..) {
+            if let Some(e) = &broken {
+                fail(job, e);
+                continue;
+            }
+            finishes.push(job(Some(conn)));
+            // SQLite rolls the whole transaction back by itself on some faults (a full disk, an
+            // I/O error): the writes before this one are gone too, and none after may run
+            // outside it.
+            if conn.is_autocommit() {
+                broken = Some(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some("the batch's transaction was rolled back by a fault".into()),
+                ));
+            }
         }
-        finishes.push(job(Some(conn)));
-        // SQLite rolls the whole transaction back by itself on some faults (a full disk, an I/O
-        // error): the writes before this one are gone too, and none after may run outside it.
-        if conn.is_autocommit() {
-            broken = Some(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                Some("the batch's transaction was rolled back by a fault".into()),
-            ));
+        if broken.is_none() && taken < MAX_BATCH {
+            take_queued(queue, &mut batch, MAX_BATCH - taken);
         }
     }
     // The counter is read first, in the batch's transaction; then the commit.
@@ -277,7 +298,60 @@ fn copy_sqlite(e: &rusqlite::Error) -> rusqlite::Error {
 
 #[cfg(test)]
 mod tests {
+    use std::{
+        future::Future,
+        pin::Pin,
+        sync::mpsc,
+        task::{Context, Waker},
+        time::Duration,
+    };
+
     use crate::store::Store;
+
+    /// Polls a write once, which queues it.
+    fn queue<F: Future + Unpin>(write: &mut F) {
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(write).poll(&mut cx).is_pending());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_queued_while_a_batch_runs_joins_that_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("w.db")).unwrap();
+        store
+            .write(|c| Ok(c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")?))
+            .await
+            .unwrap();
+        let (running, first_runs) = mpsc::channel();
+        let (go_on, first_may_end) = mpsc::channel::<()>();
+        let mut first = Box::pin(store.write(move |c| {
+            c.execute("INSERT INTO t VALUES (1)", [])?;
+            running.send(()).unwrap();
+            first_may_end.recv_timeout(Duration::from_secs(30)).unwrap();
+            Ok(())
+        }));
+        queue(&mut first);
+        first_runs.recv_timeout(Duration::from_secs(30)).unwrap();
+        // Queued while the first write's batch runs: another connection does not see the first
+        // row from it, since that batch has not committed.
+        let reader = store.clone();
+        let mut second = Box::pin(store.write(move |c| {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            reader.read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?))
+        }));
+        queue(&mut second);
+        go_on.send(()).unwrap();
+        first.await.unwrap();
+        assert_eq!(
+            second.await.unwrap(),
+            0,
+            "committed before the second write ran"
+        );
+        let rows: i64 = store
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(rows, 2);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_write_is_rolled_back_alone_and_the_rest_of_its_batch_commits() {
