@@ -232,8 +232,8 @@ impl Auth {
             .store
             .write_then(
                 move |tx| {
-                    let before = generation::counters(tx)?;
                     let mut lists = lock_lists(&lists);
+                    let before = lists.counters(tx)?;
                     let ended = lists.sync(tx, before.sessions_ended, keep)?;
                     // Read again after a failure below, so that nothing half done is kept.
                     lists.settle(None);
@@ -241,6 +241,7 @@ impl Auth {
                     let value = f(tx, &mut lists, &mut changes)?;
                     let after = generation::counters(tx)?;
                     lists.settle(Some(after.sessions_ended));
+                    lists.leave(tx, after);
                     Ok((value, before.changes, after.changes, changes))
                 },
                 // Until what the write changed is applied, a moved counter is its own: the mark

@@ -12,7 +12,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     Result,
+    generation::{self, Counters},
     users::{self, UserRow},
+    writer,
 };
 
 /// The digest of a session's secret.
@@ -189,6 +191,19 @@ pub struct UserSessions {
     /// While the table is being read: when each session read was opened, to sort the lists by
     /// once it is read whole.
     opened: HashMap<i64, i64>,
+    /// The change counters as the last session write left them, and where it left them: see
+    /// [`UserSessions::counters`].
+    left: Option<(Place, Counters)>,
+}
+
+/// A place in the writer's batch: its stretch ([`writer::stretch`]) and the connection's
+/// `total_changes` (which counts the rows triggers change too).
+type Place = (u64, u64);
+
+/// Where in the writer's batch `conn` is, or `None` outside a batch's transaction.
+fn place(conn: &Connection) -> Option<Place> {
+    let stretch = writer::stretch();
+    (stretch != 0 && !conn.is_autocommit()).then(|| (stretch, conn.total_changes()))
 }
 
 impl Default for UserSessions {
@@ -199,6 +214,7 @@ impl Default for UserSessions {
             read_at_once: READ_AT_ONCE,
             by_user: HashMap::new(),
             opened: HashMap::new(),
+            left: None,
         }
     }
 }
@@ -259,6 +275,22 @@ impl UserSessions {
             ended.extend(self.trim(conn, user, keep)?);
         }
         Ok(ended)
+    }
+
+    /// The change counters in the writer's transaction `conn`: those the last session write left
+    /// ([`UserSessions::leave`]) while nothing can have moved them since (the same stretch of the
+    /// batch, no row changed since), else read. Under a flood of logins each one but the first
+    /// of a batch then reads them once, at its end, instead of before and after its write.
+    pub fn counters(&self, conn: &Connection) -> Result<Counters> {
+        match self.left {
+            Some((at, counters)) if place(conn) == Some(at) => Ok(counters),
+            _ => generation::counters(conn),
+        }
+    }
+
+    /// Notes the counters a session write leaves, read at its end in `conn`.
+    pub fn leave(&mut self, conn: &Connection, counters: Counters) {
+        self.left = place(conn).map(|at| (at, counters));
     }
 
     /// Whether the table has been read whole (the limit is kept).
@@ -379,8 +411,13 @@ impl UserSessions {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
-    use crate::store::{Store, generation, users};
+    use crate::store::{
+        Store, generation, users,
+        writer::testing::{Write, in_one_batch},
+    };
 
     /// No limit in these tests but where one is given.
     const NO_LIMIT: u32 = u32::MAX;
@@ -578,5 +615,83 @@ mod tests {
         tx.execute("UPDATE sessions SET created_at = 8 WHERE id = ?1", [kept])
             .unwrap();
         assert_eq!(read_afresh(&tx)[&ann], [newest, kept]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_counters_a_session_write_left_are_used_only_while_nothing_can_have_moved_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path).unwrap();
+        store.write(|c| Ok(add_user(c, "ann"))).await.unwrap();
+        let lists = Arc::new(Mutex::new(UserSessions::default()));
+        // Each gives what `UserSessions::counters` says and what the table holds.
+        type Seen = (Counters, Counters);
+        let look = |lists: &Arc<Mutex<UserSessions>>| -> Write<Option<Seen>> {
+            let lists = lists.clone();
+            Box::new(move |c| {
+                let said = lists.lock().unwrap().counters(c)?;
+                Ok(Some((said, generation::counters(c)?)))
+            })
+        };
+        // A session write's end: it moves the counter, reads it and leaves it; then, if told,
+        // fails, so that the writer rolls it back.
+        let leave = |lists: &Arc<Mutex<UserSessions>>, fail: bool| -> Write<Option<Seen>> {
+            let lists = lists.clone();
+            Box::new(move |c| {
+                c.execute("UPDATE users SET display_name = display_name || '.'", [])?;
+                let after = generation::counters(c)?;
+                lists.lock().unwrap().leave(c, after);
+                if fail {
+                    return Err(crate::store::StoreError::Task("failed on purpose".into()));
+                }
+                Ok(None)
+            })
+        };
+        let other: Write<Option<Seen>> = Box::new(|c| {
+            c.execute("UPDATE users SET role = role", [])?;
+            Ok(None)
+        });
+        let outcomes = in_one_batch(
+            &store,
+            vec![
+                leave(&lists, false),
+                look(&lists),
+                // Another write moves the counter: what was left no longer holds.
+                other,
+                look(&lists),
+                // A write that left the counters is rolled back: they go back with it.
+                leave(&lists, false),
+                leave(&lists, true),
+                look(&lists),
+                leave(&lists, false),
+            ],
+        )
+        .await;
+        let seen: Vec<Seen> = outcomes
+            .into_iter()
+            .filter_map(|o| o.ok().flatten())
+            .collect();
+        assert_eq!(seen.len(), 3);
+        for (said, held) in &seen {
+            assert_eq!(said, held);
+        }
+        let changes: Vec<i64> = seen.iter().map(|(_, held)| held.changes).collect();
+        assert_eq!(changes[1], changes[0] + 1, "the other write moved it");
+        assert_eq!(
+            changes[2],
+            changes[1] + 1,
+            "the rolled back write's move is gone"
+        );
+
+        // Between batches another process moves the counter; the next batch reads it.
+        let left = seen[2].1.changes + 1;
+        let other_process = Connection::open(&path).unwrap();
+        other_process
+            .execute("UPDATE users SET display_name = 'Ann'", [])
+            .unwrap();
+        let outcomes = in_one_batch(&store, vec![look(&lists)]).await;
+        let (said, held) = outcomes.into_iter().next().unwrap().unwrap().unwrap();
+        assert_eq!(said, held);
+        assert_eq!(held.changes, left + 1);
     }
 }

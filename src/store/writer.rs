@@ -8,6 +8,7 @@
 //! that holds it is on disk.
 
 use std::{
+    cell::Cell,
     panic::{AssertUnwindSafe, catch_unwind},
     path::Path,
     sync::{Arc, Mutex, mpsc},
@@ -21,6 +22,33 @@ use super::{LogHeader, Result, StoreError, generation, read_log_header};
 
 /// Writes committed together at most; a longer queue waits for the next commit.
 const MAX_BATCH: usize = 256;
+
+thread_local! {
+    /// On the writer thread, inside a batch: which stretch of the batch's transaction this is;
+    /// 0 elsewhere. See [`stretch`].
+    static STRETCH: Cell<u64> = const { Cell::new(0) };
+    /// The last stretch begun on this thread.
+    static LAST_STRETCH: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Which stretch of a batch's transaction the calling thread is in, or 0 outside one (on
+/// another thread, or between batches). A stretch begins with the batch and again whenever the
+/// writer rolls a write back. Within one, only this connection's statements change the database,
+/// and what a write undoes itself (to a savepoint of its own) it changed after that savepoint,
+/// which `total_changes` counted: so what a write read at its end still holds for a later write
+/// of the stretch while the connection's `total_changes` has not moved.
+pub(super) fn stretch() -> u64 {
+    STRETCH.get()
+}
+
+/// Begins a new stretch (`true`) or leaves the batch (`false`).
+fn next_stretch(inside: bool) {
+    let next = if inside { LAST_STRETCH.get() + 1 } else { 0 };
+    if inside {
+        LAST_STRETCH.set(next);
+    }
+    STRETCH.set(next);
+}
 
 /// How one write ended, told once its batch's commit has (or has not) reached the disk: settles
 /// it and gives the answer to send its caller.
@@ -179,6 +207,7 @@ fn commit_batch(
         }
         return;
     }
+    next_stretch(true);
     // Until this commit is published, the last one's pair stays right: nothing can commit
     // before this batch's COMMIT, and the header changes with it.
     let version = data_version(conn);
@@ -225,6 +254,7 @@ fn commit_batch(
             let _ = conn.execute_batch("ROLLBACK");
         }
     }
+    next_stretch(false);
     let failed = committed.as_ref().err();
     let answers: Vec<Answer> = finishes.into_iter().map(|f| f(failed)).collect();
     // Once every write is settled (what they changed applied to what readers keep), before the
@@ -266,6 +296,7 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     let rollback = outcome.is_err();
     let ended = (|| {
         if rollback {
+            next_stretch(true);
             conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
         }
         conn.prepare_cached("RELEASE job")?.execute([])
@@ -296,8 +327,9 @@ fn copy_sqlite(e: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
+/// Helpers for tests that need writes in one batch.
 #[cfg(test)]
-mod tests {
+pub(super) mod testing {
     use std::{
         future::Future,
         pin::Pin,
@@ -306,13 +338,54 @@ mod tests {
         time::Duration,
     };
 
-    use crate::store::Store;
+    use rusqlite::Connection;
+
+    use crate::store::{Result, Store};
+
+    /// A write for [`in_one_batch`].
+    pub type Write<T> = Box<dyn FnOnce(&Connection) -> Result<T> + Send>;
 
     /// Polls a write once, which queues it.
-    fn queue<F: Future + Unpin>(write: &mut F) {
+    pub fn queue<F: Future + Unpin>(write: &mut F) {
         let mut cx = Context::from_waker(Waker::noop());
         assert!(Pin::new(write).poll(&mut cx).is_pending());
     }
+
+    /// Runs `writes` in this order, each as a write of its own, all in one batch: they are
+    /// queued while a first write holds the writer. Gives their outcomes in order.
+    pub async fn in_one_batch<T: Send + 'static>(
+        store: &Store,
+        writes: Vec<Write<T>>,
+    ) -> Vec<Result<T>> {
+        let (running, gate_runs) = mpsc::channel();
+        let (open, gate_opens) = mpsc::channel::<()>();
+        let mut gate = Box::pin(store.write(move |_| {
+            running.send(()).unwrap();
+            gate_opens.recv_timeout(Duration::from_secs(30)).unwrap();
+            Ok(())
+        }));
+        queue(&mut gate);
+        gate_runs.recv_timeout(Duration::from_secs(30)).unwrap();
+        let queued: Vec<_> = writes
+            .into_iter()
+            .map(|write| {
+                let mut write = Box::pin(store.write(write));
+                queue(&mut write);
+                write
+            })
+            .collect();
+        open.send(()).unwrap();
+        gate.await.unwrap();
+        futures_util::future::join_all(queued).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::mpsc, time::Duration};
+
+    use super::testing::queue;
+    use crate::store::Store;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_queued_while_a_batch_runs_joins_that_batch() {
