@@ -41,9 +41,9 @@ pub fn token_parser(data: &[u8]) {
 /// The request body: parsed as the `/api/gql` handler does, then validated against the schema
 /// and planned, through the handler's operation cache.
 pub fn request_body(data: &[u8]) {
-    if let Ok(request) = crate::http::parse_request(data) {
+    if let Ok(mut request) = crate::http::parse_request(data) {
         let _ = operations().get(&request.query, request.operation_name.as_deref());
-        let _ = request.variables();
+        let _ = crate::http::take_variables(&mut request);
     }
 }
 

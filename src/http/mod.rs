@@ -18,7 +18,7 @@ pub struct AppState {
     pub console: bool,
 }
 
-pub(crate) use gql::parse_request;
+pub(crate) use gql::{parse_request, take_variables};
 
 pub const SESSION_COOKIE: &str = "cb-session-id";
 
