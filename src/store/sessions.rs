@@ -305,7 +305,7 @@ impl UserSessions {
     }
 
     /// Opens a session in the table and in the lists.
-    pub fn insert(&mut self, conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
+    fn insert(&mut self, conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
         let id = insert(conn, session)?;
         if self.reading_after.is_none() {
             self.by_user.entry(session.user).or_default().push_back(id);
@@ -370,7 +370,7 @@ impl UserSessions {
 
     /// Ends the user's oldest sessions beyond their newest `keep`; gives the ids it ended.
     /// While the table is being read, ends none: the write that reads its end does.
-    pub fn trim(&mut self, conn: &Connection, user: i64, keep: u32) -> Result<Vec<i64>> {
+    fn trim(&mut self, conn: &Connection, user: i64, keep: u32) -> Result<Vec<i64>> {
         if self.reading_after.is_some() {
             return Ok(Vec::new());
         }
