@@ -110,6 +110,8 @@ pub struct LimitSettings {
     pub account_lock: Duration,
     pub address_burst: u32,
     pub address_refill: Duration,
+    /// Password hashes computed at once, each with 19 MiB; 0: one a core.
+    pub password_hashes_at_once: u32,
 }
 
 impl Default for LimitSettings {
@@ -119,6 +121,7 @@ impl Default for LimitSettings {
             account_lock: Duration(SignedDuration::from_mins(5)),
             address_burst: 30,
             address_refill: Duration(SignedDuration::from_secs(2)),
+            password_hashes_at_once: 1,
         }
     }
 }

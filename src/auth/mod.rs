@@ -185,6 +185,8 @@ pub struct Auth {
     remembered: Arc<remembered::Remembered>,
     /// Each user's sessions, used and changed only by session writes on the writer thread.
     user_sessions: Arc<Mutex<UserSessions>>,
+    /// The threads that hash passwords.
+    hashers: Arc<password::Hashers>,
 }
 
 /// The lists of sessions; after a write that panicked holding them, read again from the table.
@@ -203,11 +205,25 @@ impl Auth {
             store,
             clock,
             limits: Arc::new(limits::Limits::new(settings.limits.clone())),
+            hashers: Arc::new(password::Hashers::new(
+                settings.limits.password_hashes_at_once,
+            )),
             settings,
             last_used: Arc::default(),
             remembered: Arc::default(),
             user_sessions: Arc::default(),
         }
+    }
+
+    /// Runs password hashing on the hashing threads, first come first served.
+    async fn hashing<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        self.hashers
+            .run(f)
+            .await
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("a password hash failed")))
     }
 
     /// A write of sessions by this server: `f` lists what it changed of them, so that what is
@@ -349,11 +365,4 @@ impl Auth {
 
 pub(crate) fn from_micros(micros: i64) -> Timestamp {
     Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-/// Runs password hashing on the hashing threads (one a core), first come first served.
-async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    password::on_hashing_thread(f)
-        .await
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("a password hash failed")))
 }

@@ -4,55 +4,109 @@ use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHash, Version,
     password_hash::{Output, ParamsString, SaltString},
 };
-use std::sync::{Arc, LazyLock, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError, mpsc};
 
 use md5::{Digest as _, Md5};
 
 use super::Error;
 
-/// Runs `f` on one of the hashing threads, one a core, started on first use; `None` if it
-/// panicked.
+/// A queued hash: runs it and gives how to send its caller the outcome.
+type HashJob = Box<dyn FnOnce() -> Box<dyn FnOnce() + Send> + Send>;
+
+/// The threads that compute password hashes, first come first served: as many as the setting
+/// `limits.password_hashes_at_once` says, started on first use, stopped once the `Auth` that
+/// owns them is gone.
 ///
-/// Each Argon2id hash needs 19 MiB. On the blocking pool, 64 parallel password logins ran 64
-/// hashes at once on 2 cores, each many times slower, and dozens of threads kept their memory
-/// (2.7 GB resident after the load benchmark). A few threads that take hashes in turn run each
-/// at full speed, each with one reused buffer (`with_memory`).
-pub async fn on_hashing_thread<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    type Job = Box<dyn FnOnce() + Send>;
-    static QUEUE: LazyLock<Mutex<mpsc::Sender<Job>>> = LazyLock::new(|| {
-        let (sender, receiver) = mpsc::channel::<Job>();
-        let receiver = Arc::new(Mutex::new(receiver));
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for i in 0..threads {
-            let receiver = receiver.clone();
-            std::thread::Builder::new()
-                .name(format!("lodge-hash-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                })
-                .expect("cannot start a password hashing thread");
+/// Each Argon2id hash needs 19 MiB while it runs. On the blocking pool, 64 parallel password
+/// logins ran 64 hashes at once on 2 cores, each many times slower, and dozens of threads kept
+/// their memory (2.7 GB resident after the load benchmark). A few threads that take hashes in
+/// turn run each at full speed, each with one buffer reused while hashes are waiting and freed
+/// when none is (`with_memory`). One thread (the default) bounds the hashes' memory to 19 MiB
+/// and leaves the other cores to everything else during a flood of password logins; each
+/// thread more lets more password logins through a second, for 19 MiB more.
+pub struct Hashers {
+    threads: usize,
+    queue: OnceLock<Mutex<mpsc::Sender<HashJob>>>,
+}
+
+impl Hashers {
+    /// `at_once` threads; 0: one a core.
+    pub fn new(at_once: u32) -> Self {
+        let threads = match at_once {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n as usize,
+        };
+        Self {
+            threads,
+            queue: OnceLock::new(),
         }
-        Mutex::new(sender)
-    });
-    let (answer, answered) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move || {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let _ = answer.send(outcome.ok());
-    });
-    QUEUE
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .send(job)
-        .ok()?;
-    answered.await.ok().flatten()
+    }
+
+    /// Runs `f` on a hashing thread once the hashes queued before it are done; `None` if it
+    /// panicked or no hashing thread could start.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: HashJob = Box::new(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            Box::new(move || {
+                let _ = answer.send(outcome.ok());
+            })
+        });
+        self.queue
+            .get_or_init(|| Mutex::new(self.start()))
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .ok()?;
+        answered.await.ok().flatten()
+    }
+
+    fn start(&self) -> mpsc::Sender<HashJob> {
+        let (sender, receiver) = mpsc::channel::<HashJob>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..self.threads {
+            let receiver = receiver.clone();
+            let started = std::thread::Builder::new()
+                .name(format!("lodge-hash-{i}"))
+                .spawn(move || hash_in_turn(&receiver));
+            if let Err(e) = started {
+                // The threads started so far take the hashes; with none, each is answered None.
+                tracing::error!("cannot start a password hashing thread: {e}");
+            }
+        }
+        sender
+    }
+}
+
+/// A hashing thread's work: the queued hashes in turn, until the queue is closed. After each, the
+/// thread takes the next if one is queued and frees its Argon2 memory if none is, before it
+/// answers: so a caller that queues its hash after another's answer finds the memory freed, and
+/// one queued before it, kept.
+fn hash_in_turn(receiver: &Mutex<mpsc::Receiver<HashJob>>) {
+    let mut next = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match receiver.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        let answer = job();
+        next = match receiver.try_lock() {
+            Ok(queue) => queue.try_recv().ok(),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().try_recv().ok(),
+            // Another hashing thread holds the queue: almost always waiting on it, empty.
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if next.is_none() {
+            release_memory();
+        }
+        answer();
+    }
 }
 
 /// OWASP's first Argon2id choice: 19 MiB, two passes, one lane.
@@ -185,21 +239,46 @@ pub fn verify(client: &ClientHash, stored: &str) -> bool {
     hashed.is_ok() && Output::new(&out).is_ok_and(|out| out == expected)
 }
 
+thread_local! {
+    /// A hashing thread's Argon2 memory, kept from one hash to the next while hashes wait.
+    static MEMORY: std::cell::RefCell<Option<memmap2::MmapMut>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Runs `f` with this thread's Argon2 memory, at least `blocks` long.
 ///
 /// The argon2 crate allocates 19 MiB of 64-byte-aligned blocks for every hash when left to
 /// itself, and glibc kept about 19 MiB more after each (166 MiB resident after 8 password logins,
-/// measured). Each hashing thread keeps one buffer instead and reuses it.
+/// measured); mimalloc too kept a freed buffer resident. Each hashing thread maps its memory from
+/// the system itself, reuses it while hashes are queued, and unmaps it when none is.
 fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
-    thread_local! {
-        static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     MEMORY.with_borrow_mut(|memory| {
-        if memory.len() < blocks {
-            memory.resize(blocks, Block::new());
+        let bytes = blocks * size_of::<Block>();
+        if memory.as_ref().is_none_or(|m| m.len() < bytes) {
+            *memory = None;
+            *memory =
+                Some(memmap2::MmapMut::map_anon(bytes).unwrap_or_else(|e| {
+                    panic!("cannot map {bytes} bytes for a password hash: {e}")
+                }));
         }
+        let memory = memory.as_mut().expect("mapped above");
+        // SAFETY: a Block is 128 u64s, for which any bytes are valid, and the mapping starts at
+        // a page, aligned for a Block's 64 bytes; `align_to_mut` checks both sides' alignment.
+        let (before, memory, _) = unsafe { memory.align_to_mut::<Block>() };
+        assert!(before.is_empty(), "a mapping starts at a page");
         f(&mut memory[..blocks])
     })
+}
+
+/// Unmaps this thread's Argon2 memory: a hashing thread with nothing to do would otherwise hold
+/// 19 MiB until the next hash.
+fn release_memory() {
+    MEMORY.with_borrow_mut(|memory| *memory = None);
+}
+
+/// How many Argon2 blocks this thread holds.
+#[cfg(test)]
+fn memory_held() -> usize {
+    MEMORY.with_borrow(|memory| memory.as_ref().map_or(0, |m| m.len() / size_of::<Block>()))
 }
 
 /// The Argon2id hash of a random password nobody knows, with the same parameters as every stored
@@ -252,5 +331,75 @@ mod tests {
         );
         assert!(!verify(&client, DUMMY_HASH));
         assert!(!verify(&client, "not a hash"));
+    }
+
+    /// Queues a hash by polling its future once.
+    fn queue<F: std::future::Future + Unpin>(hash: &mut F) {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(std::pin::Pin::new(hash).poll(&mut cx).is_pending());
+    }
+
+    /// With one hashing thread a second hash waits for the first; with two it runs meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_hashes_run_at_once_than_configured() {
+        let wait = std::time::Duration::from_secs(30);
+        for (at_once, both_at_once) in [(1, false), (2, true)] {
+            let hashers = Hashers::new(at_once);
+            let (running, first_runs) = mpsc::channel();
+            let (end, first_may_end) = mpsc::channel::<()>();
+            let mut first = Box::pin(hashers.run(move || {
+                running.send(()).unwrap();
+                first_may_end.recv_timeout(wait).unwrap();
+            }));
+            queue(&mut first);
+            first_runs.recv_timeout(wait).unwrap();
+            let (running, second_runs) = mpsc::channel();
+            let mut second = Box::pin(hashers.run(move || running.send(()).unwrap()));
+            queue(&mut second);
+            let meanwhile = second_runs.recv_timeout(std::time::Duration::from_millis(500));
+            assert_eq!(meanwhile.is_ok(), both_at_once, "{at_once} at once");
+            end.send(()).unwrap();
+            assert_eq!(first.await, Some(()));
+            assert_eq!(second.await, Some(()));
+            if !both_at_once {
+                second_runs.recv_timeout(wait).unwrap();
+            }
+        }
+    }
+
+    /// A hashing thread keeps its Argon2 memory for a hash queued while it hashed, and frees it
+    /// when no hash is waiting.
+    #[tokio::test]
+    async fn a_hashing_thread_frees_its_memory_when_no_hash_waits() {
+        let hashers = Hashers::new(1);
+        let blocks = argon2().params().block_count();
+        let (end, may_end) = mpsc::channel::<()>();
+        let mut first = Box::pin(hashers.run(move || {
+            let stored = NewPassword::parse_plain("correct horse").unwrap().hash();
+            may_end
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap();
+            stored
+        }));
+        queue(&mut first);
+        let mut queued_meanwhile = Box::pin(hashers.run(memory_held));
+        queue(&mut queued_meanwhile);
+        end.send(()).unwrap();
+        let stored = first.await.unwrap();
+        assert_eq!(
+            queued_meanwhile.await,
+            Some(blocks),
+            "kept for the next hash"
+        );
+        assert_eq!(
+            hashers.run(memory_held).await,
+            Some(0),
+            "freed when none waited"
+        );
+        let client = ClientHash::of_plain("correct horse");
+        assert_eq!(
+            hashers.run(move || verify(&client, &stored)).await,
+            Some(true)
+        );
     }
 }

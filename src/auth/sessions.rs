@@ -9,7 +9,6 @@ use super::{
     audit::{self, AuditEvent, kind},
     from_micros,
     limits::Attempt,
-    off_thread,
     password::{self, ClientHash},
     remembered::{SessionChange, TokenEntry},
     secret::{ApiTokenSecret, Digest, SessionCookie, SessionSecret, random_id},
@@ -340,7 +339,9 @@ impl Auth {
         let stored = row.as_ref().and_then(|r| r.password_hash.clone());
         let has_password = stored.is_some();
         let stored = stored.unwrap_or_else(|| password::DUMMY_HASH.to_owned());
-        let matches = off_thread(move || password::verify(&client, &stored)).await?;
+        let matches = self
+            .hashing(move || password::verify(&client, &stored))
+            .await?;
         Ok((row, matches && has_password))
     }
 

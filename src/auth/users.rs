@@ -3,7 +3,6 @@
 use super::{
     Auth, Error, Result, Role, SessionKey, User,
     audit::{self, Actor, AuditEvent, kind},
-    off_thread,
     password::{self, NewPassword},
 };
 use crate::store::{
@@ -93,7 +92,7 @@ impl Auth {
         password: Option<NewPassword>,
     ) -> Result<User> {
         let hash = match password {
-            Some(p) => Some(off_thread(move || p.hash()).await?),
+            Some(p) => Some(self.hashing(move || p.hash()).await?),
             None => None,
         };
         let user_id = user_id.clone();
@@ -227,7 +226,7 @@ impl Auth {
         keep: Option<SessionKey>,
     ) -> Result<()> {
         let user = self.user(user_id).await?;
-        let hash = off_thread(move || password.hash()).await?;
+        let hash = self.hashing(move || password.hash()).await?;
         let event = AuditEvent::new(kind::PASSWORD_CHANGE, true)
             .user(user.user_id.clone())
             .detail("other sessions ended")
