@@ -74,7 +74,12 @@ impl Hashers {
                 .spawn(move || hash_in_turn(&receiver));
             if let Err(e) = started {
                 // The threads started so far take the hashes; with none, each is answered None.
-                tracing::error!("cannot start a password hashing thread: {e}");
+                tracing::error!(
+                    "cannot start password hashing thread {} of {}: {e}",
+                    i + 1,
+                    self.threads
+                );
+                break;
             }
         }
         sender
