@@ -10,6 +10,8 @@ pub mod fuzzing;
 pub mod graphql;
 pub mod http;
 pub mod store;
+#[cfg(test)]
+mod testing;
 
 pub use app::App;
 pub use clock::Clock;

@@ -26,7 +26,7 @@ type HashJob = Box<dyn FnOnce() -> Box<dyn FnOnce() + Send> + Send>;
 /// thread more lets more password logins through a second, for 19 MiB more.
 pub struct Hashers {
     threads: usize,
-    queue: OnceLock<Mutex<mpsc::Sender<HashJob>>>,
+    queue: OnceLock<mpsc::Sender<HashJob>>,
 }
 
 impl Hashers {
@@ -55,12 +55,7 @@ impl Hashers {
                 let _ = answer.send(outcome.ok());
             })
         });
-        self.queue
-            .get_or_init(|| Mutex::new(self.start()))
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job)
-            .ok()?;
+        self.queue.get_or_init(|| self.start()).send(job).ok()?;
         answered.await.ok().flatten()
     }
 
@@ -293,6 +288,7 @@ pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$QRkL0XHsUl0n2EL6rXC
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{poll_once, queue};
 
     #[test]
     fn plain_password_and_its_client_hash_are_the_same_credential() {
@@ -336,17 +332,6 @@ mod tests {
         );
         assert!(!verify(&client, DUMMY_HASH));
         assert!(!verify(&client, "not a hash"));
-    }
-
-    /// Queues a hash by polling its future once: ready already if a thread took and ran it.
-    fn poll_once<F: std::future::Future + Unpin>(hash: &mut F) -> std::task::Poll<F::Output> {
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        std::pin::Pin::new(hash).poll(&mut cx)
-    }
-
-    /// Queues a hash that cannot have run yet.
-    fn queue<F: std::future::Future + Unpin>(hash: &mut F) {
-        assert!(poll_once(hash).is_pending());
     }
 
     /// With one hashing thread a second hash waits for the first; with two it runs meanwhile.

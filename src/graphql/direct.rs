@@ -408,13 +408,7 @@ mod tests {
     }
 
     fn variables(json: &str) -> Variables {
-        match serde_json::from_str::<InputValue>(json).unwrap() {
-            InputValue::Object(fields) => fields
-                .into_iter()
-                .map(|(name, value)| (name.item, value.item))
-                .collect(),
-            other => panic!("not an object: {other:?}"),
-        }
+        crate::http::into_variables(Some(serde_json::from_str(json).unwrap()))
     }
 
     #[test]

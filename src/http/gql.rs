@@ -226,7 +226,12 @@ pub(crate) fn parse_request(body: &[u8]) -> Result<GraphQLRequest, String> {
 /// The request's variables, moved out of it: what `GraphQLRequest::variables` gives, without
 /// copying each value.
 pub(crate) fn take_variables(request: &mut GraphQLRequest) -> Variables {
-    match request.variables.take() {
+    into_variables(request.variables.take())
+}
+
+/// A request's `variables` member as juniper's variables: an object's fields, none otherwise.
+pub(crate) fn into_variables(value: Option<InputValue>) -> Variables {
+    match value {
         Some(InputValue::Object(fields)) => fields
             .into_iter()
             .map(|(name, value)| (name.item, value.item))

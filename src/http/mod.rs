@@ -18,6 +18,8 @@ pub struct AppState {
     pub console: bool,
 }
 
+#[cfg(test)]
+pub(crate) use gql::into_variables;
 pub(crate) use gql::{parse_request, take_variables};
 
 pub const SESSION_COOKIE: &str = "cb-session-id";

@@ -367,26 +367,17 @@ fn copy_sqlite(e: &rusqlite::Error) -> rusqlite::Error {
 /// Helpers for tests that need writes in one batch.
 #[cfg(test)]
 pub(super) mod testing {
-    use std::{
-        future::Future,
-        pin::Pin,
-        sync::mpsc,
-        task::{Context, Waker},
-        time::Duration,
-    };
+    use std::{sync::mpsc, time::Duration};
 
     use rusqlite::Connection;
 
-    use crate::store::{Result, Store};
+    use crate::{
+        store::{Result, Store},
+        testing::queue,
+    };
 
     /// A write for [`in_one_batch`].
     pub type Write<T> = Box<dyn FnOnce(&Connection) -> Result<T> + Send>;
-
-    /// Polls a write once, which queues it.
-    pub fn queue<F: Future + Unpin>(write: &mut F) {
-        let mut cx = Context::from_waker(Waker::noop());
-        assert!(Pin::new(write).poll(&mut cx).is_pending());
-    }
 
     /// Runs `writes` in this order, each as a write of its own, all in one batch: they are
     /// queued while a first write holds the writer. Gives their outcomes in order.
@@ -421,8 +412,7 @@ pub(super) mod testing {
 mod tests {
     use std::{sync::mpsc, time::Duration};
 
-    use super::testing::queue;
-    use crate::store::Store;
+    use crate::{store::Store, testing::queue};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_queued_while_a_batch_runs_joins_that_batch() {
