@@ -40,6 +40,13 @@ pub struct ServerSettings {
     pub public_url: PublicUrl,
     pub trusted_proxies: Vec<IpNet>,
     pub shutdown_timeout: Duration,
+    /// How long a request body may take to arrive, from its headers to its last byte.
+    pub body_timeout: Duration,
+    /// Connections open at once; beyond, new ones wait to be accepted.
+    pub max_connections: u32,
+    /// Host names (and `host:port`) browsers may reach the API at besides loopback and IP
+    /// addresses, when `public_url` is not set.
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +115,8 @@ impl Default for AuditSettings {
 pub struct LimitSettings {
     pub account_failures: u32,
     pub account_lock: Duration,
+    /// The longest lock, however many failures follow it.
+    pub account_lock_max: Duration,
     pub address_burst: u32,
     pub address_refill: Duration,
     /// Password hashes computed at once, each with 19 MiB; 0: one a core.
@@ -119,6 +128,7 @@ impl Default for LimitSettings {
         Self {
             account_failures: 10,
             account_lock: Duration(SignedDuration::from_mins(5)),
+            account_lock_max: Duration(SignedDuration::from_hours(1)),
             address_burst: 30,
             address_refill: Duration(SignedDuration::from_secs(2)),
             password_hashes_at_once: 1,
@@ -256,6 +266,28 @@ impl<'de> Deserialize<'de> for Origin {
     }
 }
 
+impl ServerSettings {
+    /// Whether browsers may use the server at `authority` (a `Host` header: a name or address
+    /// with an optional port): an IP address, `localhost`, or one of `allowed_hosts`. Any other
+    /// name may be an attacker's, pointed at this server by DNS rebinding.
+    pub fn is_allowed_host(&self, authority: &str) -> bool {
+        let authority = authority.trim().to_ascii_lowercase();
+        let host = if authority.starts_with('[') {
+            return authority.contains(']');
+        } else {
+            authority.rsplit_once(':').map_or(authority.as_str(), |(h, _)| h)
+        };
+        host.parse::<IpAddr>().is_ok()
+            || host == "localhost"
+            || host.ends_with(".localhost")
+            || self
+                .allowed_hosts
+                .iter()
+                .map(|a| a.trim().to_ascii_lowercase())
+                .any(|a| a == authority || a == host)
+    }
+}
+
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
@@ -264,6 +296,9 @@ impl Default for ServerSettings {
             public_url: PublicUrl::default(),
             trusted_proxies: Vec::new(),
             shutdown_timeout: Duration(SignedDuration::from_secs(10)),
+            body_timeout: Duration(SignedDuration::from_secs(10)),
+            max_connections: 512,
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod text;
 
 pub use app::App;
 pub use clock::Clock;

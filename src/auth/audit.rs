@@ -132,7 +132,26 @@ impl AuditEvent {
     }
 }
 
-/// Writes an event with the connection at hand, inside the caller's transaction.
+/// The most characters of one text in an event (a user id, a token name, a detail): an event
+/// is a few hundred bytes whatever a client sends.
+pub const MAX_TEXT: usize = 200;
+
+/// A client's text as the log keeps it: one line, nothing invisible, at most [`MAX_TEXT`].
+fn shown(text: &str) -> String {
+    crate::text::bounded(text, MAX_TEXT)
+}
+
+/// A stored text escaped for showing; kept as it is when it needs nothing (almost always).
+fn escaped(text: String) -> String {
+    match crate::text::escape(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
+}
+
+/// Writes an event with the connection at hand, inside the caller's transaction. Its texts are
+/// escaped and bounded ([`crate::text::bounded`]), so no client can forge a line or fill the
+/// disk with one.
 pub(crate) fn record(
     conn: &Connection,
     now: Timestamp,
@@ -144,11 +163,11 @@ pub(crate) fn record(
             time: event.time.unwrap_or(now).as_microsecond(),
             kind: event.kind.to_owned(),
             success: event.success,
-            user_id: event.user_id.clone(),
+            user_id: event.user_id.as_deref().map(shown),
             provider: event.provider.map(str::to_owned),
-            token_name: event.token_name.clone(),
+            token_name: event.token_name.as_deref().map(shown),
             address: event.address.map(|a| a.to_string()),
-            detail: event.detail.clone(),
+            detail: event.detail.as_deref().map(shown),
         },
     )
 }
@@ -170,11 +189,17 @@ impl Auth {
         }
     }
 
-    /// Events newest first.
+    /// Events newest first, every text escaped again as it is shown (rows written by a version
+    /// that stored them raw included).
     pub async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>> {
         let limit = i64::from(filter.limit.unwrap_or(100)).clamp(0, MAX_PAGE);
         let offset = i64::from(filter.offset.unwrap_or(0)).max(0);
         let since = filter.since.map(|t| t.as_microsecond());
+        // Stored as shown: a user id given with a control character finds its escaped rows.
+        let filter = AuditFilter {
+            user_id: filter.user_id.as_deref().map(shown),
+            ..filter
+        };
         let rows = self
             .store()
             .run(move |conn| {
@@ -192,13 +217,13 @@ impl Auth {
             .into_iter()
             .map(|r| AuditRecord {
                 time: from_micros(r.time),
-                kind: r.kind,
+                kind: escaped(r.kind),
                 success: r.success,
-                user_id: r.user_id,
-                provider: r.provider,
-                token_name: r.token_name,
-                address: r.address,
-                detail: r.detail,
+                user_id: r.user_id.map(escaped),
+                provider: r.provider.map(escaped),
+                token_name: r.token_name.map(escaped),
+                address: r.address.map(escaped),
+                detail: r.detail.map(escaped),
             })
             .collect())
     }

@@ -3,14 +3,25 @@
 //! An address holds a leaky bucket of failures: each failure adds one, one drains every
 //! `limits.address_refill`, and at `limits.address_burst` the address must wait. An account
 //! locks for `limits.account_lock` after `limits.account_failures` failures in a row, twice as
-//! long after each further failure.
+//! long after each further failure, never longer than `limits.account_lock_max`.
 //!
-//! Attempts in flight count as failures for an address that has failed before, so concurrent
-//! guesses cannot slip past its limit; an address with a clean record is not held back by how
-//! many attempts it has in flight, so a build farm behind one address can log in in parallel.
-//! Its first wave of failures can overshoot the burst by at most the attempts it had in flight.
+//! A password check is counted before it starts: an attempt in flight holds a failure's place
+//! in its account's and its address's budget until it settles, and a success gives the place
+//! back. So however many guesses arrive at once, at most `account_failures` of them are checked
+//! against one account and at most `address_burst` from one address. Token checks need no such
+//! budget (a token is 256 random bits and costs no hash): their attempts in flight count only
+//! for an address that has failed before, so a build farm behind one address can log in with
+//! tokens in parallel; its first wave of failures can overshoot the burst by at most the
+//! attempts it had in flight.
+//!
+//! Accounts are kept by a 128-bit digest of their normalised name, so what a flood of names
+//! costs is bounded in bytes by the number of entries ([`MAX_TRACKED`]), whatever the names.
 
-use std::{collections::HashMap, net::IpAddr, sync::Mutex};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex, MutexGuard},
+};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -22,45 +33,46 @@ pub const MAX_TRACKED: usize = 100_000;
 /// Failures of one account are forgotten this long after the last one.
 const ACCOUNT_MEMORY: SignedDuration = SignedDuration::from_hours(24);
 
-/// Unsettled attempts older than this no longer count.
-const PENDING_MEMORY: SignedDuration = SignedDuration::from_secs(60);
+/// What a refused attempt is told to wait when only attempts in flight hold it back: they
+/// settle within a hash or two.
+const IN_FLIGHT_WAIT: SignedDuration = SignedDuration::from_secs(1);
 
-/// The longest lock is `account_lock` times this.
-const MAX_LOCK_FACTOR: i32 = 64;
+/// The most doublings of `account_lock`, before `account_lock_max` caps it.
+const MAX_DOUBLINGS: u32 = 16;
+
+/// What is checked: a password costs a hash and is guessable, a token costs neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Password,
+    Token,
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     /// Failures, draining one every `address_refill` since `at`.
     level: f64,
     at: Timestamp,
-    /// Attempts begun and not yet settled.
-    pending: u32,
-    /// When the last attempt began; attempts never settled (a dropped request) are forgotten
-    /// after `PENDING_MEMORY`.
-    begun: Timestamp,
+    /// Password and token checks begun and not yet settled.
+    passwords: u32,
+    tokens: u32,
 }
 
-impl Bucket {
-    fn pending(&self, now: Timestamp) -> u32 {
-        if now.duration_since(self.begun) > PENDING_MEMORY {
-            0
-        } else {
-            self.pending
-        }
-    }
-}
+/// An account's key: the first 128 bits of the BLAKE3 digest of its lower-cased name.
+type AccountKey = [u8; 16];
 
 #[derive(Debug, Clone, Copy)]
 struct Account {
     failures: u32,
     last: Timestamp,
     locked_until: Option<Timestamp>,
+    /// Password checks begun and not yet settled.
+    pending: u32,
 }
 
 #[derive(Default)]
 struct Tables {
     addresses: HashMap<IpAddr, Bucket>,
-    accounts: HashMap<String, Account>,
+    accounts: HashMap<AccountKey, Account>,
     /// When a full table was last swept, so a flood sweeps at most once a second.
     swept: Option<Timestamp>,
 }
@@ -78,9 +90,20 @@ impl Tables {
     }
 }
 
-pub struct Limits {
+struct Inner {
     rules: LimitSettings,
     tables: Mutex<Tables>,
+}
+
+impl Inner {
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Clone)]
+pub struct Limits {
+    inner: Arc<Inner>,
 }
 
 /// Why an attempt may not proceed, and for how long at most.
@@ -89,59 +112,87 @@ pub struct Throttled {
     pub retry_after: SignedDuration,
 }
 
-/// A login attempt that passed the limits: tell it how it ended.
+/// An attempt that passed the limits and holds its place in them: tell it how it ended with
+/// [`Attempt::succeeded`] or [`Attempt::failed`]. One dropped unsettled (its request gone)
+/// gives its place back without counting.
 #[must_use]
 pub struct Attempt {
+    inner: Arc<Inner>,
+    check: Check,
     address: Option<IpAddr>,
-    account: Option<String>,
+    account: Option<AccountKey>,
+    settled: bool,
+}
+
+fn account_key(name: &str) -> AccountKey {
+    let digest = blake3::hash(name.trim().to_lowercase().as_bytes());
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest.as_bytes()[..16]);
+    key
 }
 
 impl Limits {
     pub fn new(rules: LimitSettings) -> Self {
         Self {
-            rules,
-            tables: Mutex::new(Tables::default()),
+            inner: Arc::new(Inner {
+                rules,
+                tables: Mutex::new(Tables::default()),
+            }),
         }
     }
 
-    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
-        self.tables.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Checks an attempt before any password or database work, reserving its failure.
+    /// Checks an attempt before any password or database work, reserving its place. `account`
+    /// is the account a password check is for; token checks name none.
     pub fn begin(
         &self,
         now: Timestamp,
+        check: Check,
         address: Option<IpAddr>,
         account: Option<&str>,
     ) -> Result<Attempt, Throttled> {
-        let refill = self.rules.address_refill.0;
-        let burst = f64::from(self.rules.address_burst);
-        let account = account.map(|a| a.trim().to_lowercase());
-        let mut tables = self.tables();
+        let rules = &self.inner.rules;
+        let refill = rules.address_refill.0;
+        let burst = f64::from(rules.address_burst);
+        let limit = rules.account_failures.max(1);
+        let account = account.map(account_key);
+        let mut tables = self.inner.tables();
 
         if let Some(key) = &account
-            && let Some(entry) = tables.accounts.get(key)
-            && let Some(until) = entry.locked_until
-            && until > now
+            && let Some(entry) = tables.accounts.get_mut(key)
         {
-            return Err(Throttled {
-                retry_after: until.duration_since(now),
-            });
+            if forgotten(entry, now) {
+                entry.failures = 0;
+            }
+            if let Some(until) = entry.locked_until
+                && until > now
+            {
+                return Err(Throttled {
+                    retry_after: until.duration_since(now),
+                });
+            }
+            // After a lock has run out, one more try: its failure locks the account again.
+            let budget = limit.saturating_sub(entry.failures).max(1);
+            if entry.pending >= budget {
+                return Err(Throttled {
+                    retry_after: IN_FLIGHT_WAIT,
+                });
+            }
         }
+        let mut tracked_address = None;
         if let Some(ip) = address {
-            let (level, pending) = tables
-                .addresses
-                .get(&ip)
-                .map_or((0.0, 0), |b| (drained(b, now, refill), b.pending(now)));
-            let in_flight = if level >= 1.0 {
-                f64::from(pending)
-            } else {
-                0.0
+            let bucket = tables.addresses.get(&ip).copied();
+            let level = bucket.map_or(0.0, |b| drained(&b, now, refill));
+            let (passwords, tokens) = bucket.map_or((0, 0), |b| (b.passwords, b.tokens));
+            let in_flight = match check {
+                Check::Password => f64::from(passwords),
+                Check::Token if level >= 1.0 => f64::from(passwords + tokens),
+                Check::Token => 0.0,
             };
             if level + in_flight + 1.0 > burst {
                 let wait = refill.mul_f64((level + in_flight + 1.0 - burst).min(level));
-                return Err(Throttled { retry_after: wait });
+                return Err(Throttled {
+                    retry_after: wait.max(IN_FLIGHT_WAIT),
+                });
             }
             if tables.addresses.len() >= MAX_TRACKED
                 && !tables.addresses.contains_key(&ip)
@@ -150,97 +201,148 @@ impl Limits {
                 tables.addresses.retain(|_, b| in_use(b, now, refill));
             }
             if tables.addresses.len() < MAX_TRACKED || tables.addresses.contains_key(&ip) {
+                let (passwords, tokens) = match check {
+                    Check::Password => (passwords + 1, tokens),
+                    Check::Token => (passwords, tokens + 1),
+                };
                 tables.addresses.insert(
                     ip,
                     Bucket {
                         level,
                         at: now,
-                        pending: pending + 1,
-                        begun: now,
+                        passwords,
+                        tokens,
                     },
                 );
+                tracked_address = Some(ip);
             }
         }
-        Ok(Attempt { address, account })
-    }
-
-    /// A successful login: the account starts afresh.
-    pub fn succeeded(&self, attempt: Attempt, now: Timestamp) {
-        let mut tables = self.tables();
-        self.settle_address(&mut tables, attempt.address, now, 0.0);
-        if let Some(key) = &attempt.account {
-            tables.accounts.remove(key);
-        }
-    }
-
-    /// A failed login: the address and the account count one more failure.
-    pub fn failed(&self, attempt: Attempt, now: Timestamp) {
-        let mut tables = self.tables();
-        self.settle_address(&mut tables, attempt.address, now, 1.0);
-        let Some(key) = attempt.account else {
-            return;
-        };
-        let limit = self.rules.account_failures;
-        let lock = self.rules.account_lock.0;
-        if tables.accounts.len() >= MAX_TRACKED && !tables.accounts.contains_key(&key) {
-            if tables.may_sweep(now) {
+        let mut tracked_account = None;
+        if let Some(key) = account {
+            if tables.accounts.len() >= MAX_TRACKED
+                && !tables.accounts.contains_key(&key)
+                && tables.may_sweep(now)
+            {
                 tables.accounts.retain(|_, a| !forgotten(a, now));
             }
-            if tables.accounts.len() >= MAX_TRACKED {
-                return;
+            if tables.accounts.len() < MAX_TRACKED || tables.accounts.contains_key(&key) {
+                let entry = tables.accounts.entry(key).or_insert(Account {
+                    failures: 0,
+                    last: now,
+                    locked_until: None,
+                    pending: 0,
+                });
+                entry.pending += 1;
+                tracked_account = Some(key);
             }
         }
-        let entry = tables.accounts.entry(key).or_insert(Account {
-            failures: 0,
-            last: now,
-            locked_until: None,
-        });
-        if forgotten(entry, now) {
-            entry.failures = 0;
-        }
-        entry.failures += 1;
-        entry.last = now;
-        if entry.failures >= limit {
-            let doublings = (entry.failures - limit).min(6);
-            let factor = (1_i32 << doublings).min(MAX_LOCK_FACTOR);
-            entry.locked_until = Some(now + lock * factor);
-        }
+        Ok(Attempt {
+            inner: self.inner.clone(),
+            check,
+            address: tracked_address,
+            account: tracked_account,
+            settled: false,
+        })
     }
 
-    fn settle_address(
-        &self,
-        tables: &mut Tables,
-        address: Option<IpAddr>,
-        now: Timestamp,
-        failures: f64,
-    ) {
-        if let Some(ip) = address
-            && let Some(bucket) = tables.addresses.get_mut(&ip)
-        {
-            bucket.level = drained(bucket, now, self.rules.address_refill.0) + failures;
-            bucket.at = now;
-            bucket.pending = bucket.pending(now).saturating_sub(1);
+    /// Lifts an account's lock and forgets its failures (its password was reset).
+    pub fn unlock(&self, account: &str) {
+        let mut tables = self.inner.tables();
+        if let Some(entry) = tables.accounts.get_mut(&account_key(account)) {
+            entry.failures = 0;
+            entry.locked_until = None;
         }
     }
 
     /// How many addresses and accounts are tracked now.
     pub fn tracked(&self) -> (usize, usize) {
-        let tables = self.tables();
+        let tables = self.inner.tables();
         (tables.addresses.len(), tables.accounts.len())
     }
 
     /// Drops entries that no longer hold anything back.
     pub fn prune(&self, now: Timestamp) {
-        let refill = self.rules.address_refill.0;
-        let mut tables = self.tables();
+        let refill = self.inner.rules.address_refill.0;
+        let mut tables = self.inner.tables();
         tables.addresses.retain(|_, b| in_use(b, now, refill));
         tables.accounts.retain(|_, a| !forgotten(a, now));
     }
 }
 
+impl Attempt {
+    /// A success: the account starts afresh and both places are given back.
+    pub fn succeeded(mut self, now: Timestamp) {
+        self.settle(now, Some(false));
+    }
+
+    /// A failure: the address and the account count one more.
+    pub fn failed(mut self, now: Timestamp) {
+        self.settle(now, Some(true));
+    }
+
+    /// Gives the attempt's places back; `failed` says how it ended, `None` when it did not
+    /// (then `now` is not used).
+    fn settle(&mut self, now: Timestamp, failed: Option<bool>) {
+        self.settled = true;
+        let rules = &self.inner.rules;
+        let mut tables = self.inner.tables();
+        if let Some(ip) = self.address
+            && let Some(bucket) = tables.addresses.get_mut(&ip)
+        {
+            if let Some(failed) = failed {
+                bucket.level = drained(bucket, now, rules.address_refill.0) + f64::from(failed);
+                bucket.at = now;
+            }
+            match self.check {
+                Check::Password => bucket.passwords = bucket.passwords.saturating_sub(1),
+                Check::Token => bucket.tokens = bucket.tokens.saturating_sub(1),
+            }
+        }
+        let Some(key) = self.account else {
+            return;
+        };
+        let Some(entry) = tables.accounts.get_mut(&key) else {
+            return;
+        };
+        entry.pending = entry.pending.saturating_sub(1);
+        match failed {
+            Some(true) => {
+                if forgotten(entry, now) {
+                    entry.failures = 0;
+                }
+                entry.failures += 1;
+                entry.last = now;
+                let limit = rules.account_failures.max(1);
+                if entry.failures >= limit {
+                    let doublings = (entry.failures - limit).min(MAX_DOUBLINGS);
+                    let lock =
+                        (rules.account_lock.0 * (1_i32 << doublings)).min(rules.account_lock_max.0);
+                    entry.locked_until = Some(now + lock);
+                }
+            }
+            Some(false) => {
+                entry.failures = 0;
+                entry.locked_until = None;
+            }
+            None => {}
+        }
+        if entry.pending == 0 && entry.failures == 0 {
+            tables.accounts.remove(&key);
+        }
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settle(Timestamp::UNIX_EPOCH, None);
+        }
+    }
+}
+
 /// Whether a bucket still holds a failure or an attempt in flight.
 fn in_use(bucket: &Bucket, now: Timestamp, refill: SignedDuration) -> bool {
-    drained(bucket, now, refill) > 0.0 || bucket.pending(now) > 0
+    drained(bucket, now, refill) > 0.0 || bucket.passwords + bucket.tokens > 0
 }
 
 /// The bucket's level at `now`, one failure draining every `refill`.
@@ -249,8 +351,11 @@ fn drained(bucket: &Bucket, now: Timestamp, refill: SignedDuration) -> f64 {
     (bucket.level - elapsed / refill.as_secs_f64()).max(0.0)
 }
 
+/// Whether an account's failures no longer count: no lock in force, no attempt in flight, and
+/// the last failure a day ago.
 fn forgotten(account: &Account, now: Timestamp) -> bool {
     account.locked_until.is_none_or(|until| until <= now)
+        && account.pending == 0
         && now.duration_since(account.last) > ACCOUNT_MEMORY
 }
 
@@ -263,79 +368,164 @@ mod tests {
         Limits::new(LimitSettings::default())
     }
 
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
     #[test]
     fn an_address_is_held_back_after_its_burst_of_failures_and_drains() {
         let limits = limits();
-        let now: Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
+        let now = at("2027-01-01T00:00:00Z");
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..30 {
-            let attempt = limits.begin(now, Some(ip), None).unwrap();
-            limits.failed(attempt, now);
+            limits
+                .begin(now, Check::Token, Some(ip), None)
+                .unwrap()
+                .failed(now);
         }
-        let refused = limits.begin(now, Some(ip), None).err().unwrap();
+        let refused = limits
+            .begin(now, Check::Token, Some(ip), None)
+            .err()
+            .unwrap();
         assert_eq!(refused.retry_after, SignedDuration::from_secs(2));
         let later = now + SignedDuration::from_secs(2);
-        let attempt = limits.begin(later, Some(ip), None).unwrap();
-        limits.succeeded(attempt, later);
+        let attempt = limits.begin(later, Check::Token, Some(ip), None).unwrap();
+        attempt.succeeded(later);
         assert!(
-            limits.begin(later, Some(ip), None).is_ok(),
+            limits.begin(later, Check::Token, Some(ip), None).is_ok(),
             "a success gives its slot back"
         );
     }
 
     #[test]
-    fn attempts_in_flight_count_only_where_failures_were_seen() {
+    fn token_attempts_in_flight_count_only_where_failures_were_seen() {
         let limits = limits();
-        let now: Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
+        let now = at("2027-01-01T00:00:00Z");
         let clean: IpAddr = "192.0.2.3".parse().unwrap();
         let in_flight: Vec<_> = (0..100)
-            .map(|_| limits.begin(now, Some(clean), None).unwrap())
+            .map(|_| limits.begin(now, Check::Token, Some(clean), None).unwrap())
             .collect();
         for attempt in in_flight {
-            limits.succeeded(attempt, now);
+            attempt.succeeded(now);
         }
 
         let guessing: IpAddr = "192.0.2.4".parse().unwrap();
-        let attempt = limits.begin(now, Some(guessing), None).unwrap();
-        limits.failed(attempt, now);
-        let admitted = (0..100)
-            .map_while(|_| limits.begin(now, Some(guessing), None).ok())
-            .count();
+        let attempt = limits
+            .begin(now, Check::Token, Some(guessing), None)
+            .unwrap();
+        attempt.failed(now);
+        let admitted: Vec<_> = (0..100)
+            .map_while(|_| limits.begin(now, Check::Token, Some(guessing), None).ok())
+            .collect();
         assert_eq!(
-            admitted, 29,
+            admitted.len(),
+            29,
             "one failure and 29 in flight fill the burst of 30"
         );
     }
 
     #[test]
+    fn password_checks_in_flight_count_from_the_first() {
+        let limits = limits();
+        let now = at("2027-01-01T00:00:00Z");
+        let ip: IpAddr = "192.0.2.5".parse().unwrap();
+        let admitted: Vec<_> = (0..200)
+            .map_while(|_| {
+                limits
+                    .begin(now, Check::Password, Some(ip), Some("alice"))
+                    .ok()
+            })
+            .collect();
+        assert_eq!(
+            admitted.len(),
+            10,
+            "the account's budget, before any failure"
+        );
+
+        // Other accounts from the same address share its burst of 30.
+        let others: Vec<_> = (0..200)
+            .map_while(|i| {
+                let account = format!("user-{i}");
+                limits
+                    .begin(now, Check::Password, Some(ip), Some(&account))
+                    .ok()
+            })
+            .collect();
+        assert_eq!(others.len(), 20);
+        // Token checks from a clean address are not held back by password checks.
+        assert!(limits.begin(now, Check::Token, Some(ip), None).is_ok());
+
+        let mut admitted = admitted.into_iter();
+        admitted.next().unwrap().succeeded(now);
+        let tenth = limits.begin(now, Check::Password, Some(ip), Some("alice"));
+        let tenth = tenth.expect("a success gives its place back");
+        for attempt in admitted.chain([tenth]) {
+            attempt.failed(now);
+        }
+        let locked = limits
+            .begin(now, Check::Password, None, Some("ALICE "))
+            .err()
+            .unwrap();
+        assert_eq!(locked.retry_after, SignedDuration::from_mins(5));
+    }
+
+    #[test]
+    fn a_dropped_attempt_gives_its_place_back_without_counting() {
+        let limits = limits();
+        let now = at("2027-01-01T00:00:00Z");
+        let ip: IpAddr = "192.0.2.6".parse().unwrap();
+        for _ in 0..100 {
+            let attempt = limits.begin(now, Check::Password, Some(ip), Some("bob"));
+            drop(attempt.unwrap());
+        }
+        assert_eq!(limits.tracked(), (1, 0));
+        limits.prune(now);
+        assert_eq!(limits.tracked(), (0, 0));
+    }
+
+    #[test]
     fn successes_never_count() {
         let limits = limits();
-        let now: Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
+        let now = at("2027-01-01T00:00:00Z");
         let ip: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..1000 {
-            let attempt = limits.begin(now, Some(ip), Some("alice")).unwrap();
-            limits.succeeded(attempt, now);
+            let attempt = limits.begin(now, Check::Password, Some(ip), Some("alice"));
+            attempt.unwrap().succeeded(now);
         }
         assert_eq!(limits.tracked().1, 0);
     }
 
     #[test]
-    fn an_account_locks_after_its_failures_for_longer_each_time() {
+    fn an_account_locks_for_longer_each_time_up_to_the_maximum() {
         let limits = Limits::new(LimitSettings {
             account_lock: Duration(SignedDuration::from_mins(5)),
+            account_lock_max: Duration(SignedDuration::from_mins(30)),
             ..LimitSettings::default()
         });
-        let mut now: Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
+        let mut now = at("2027-01-01T00:00:00Z");
         for _ in 0..10 {
-            let attempt = limits.begin(now, None, Some("Bob")).unwrap();
-            limits.failed(attempt, now);
+            limits
+                .begin(now, Check::Password, None, Some("Bob"))
+                .unwrap()
+                .failed(now);
         }
-        let locked = limits.begin(now, None, Some("bob")).err().unwrap();
-        assert_eq!(locked.retry_after, SignedDuration::from_mins(5));
-        now += SignedDuration::from_mins(5);
-        let attempt = limits.begin(now, None, Some("bob")).unwrap();
-        limits.failed(attempt, now);
-        let locked = limits.begin(now, None, Some("bob")).err().unwrap();
-        assert_eq!(locked.retry_after, SignedDuration::from_mins(10));
+        let mut locks = Vec::new();
+        for _ in 0..5 {
+            let locked = limits
+                .begin(now, Check::Password, None, Some("bob"))
+                .err()
+                .unwrap();
+            locks.push(locked.retry_after.as_mins());
+            now += locked.retry_after;
+            limits
+                .begin(now, Check::Password, None, Some("bob"))
+                .unwrap()
+                .failed(now);
+        }
+        assert_eq!(locks, [5, 10, 20, 30, 30]);
+
+        limits.unlock("BOB");
+        let attempt = limits.begin(now, Check::Password, None, Some("bob"));
+        assert!(attempt.is_ok(), "a password reset lifts the lock");
     }
 }

@@ -8,10 +8,11 @@ use super::{
     Auth, Error, Result, User,
     audit::{self, AuditEvent, kind},
     from_micros,
-    limits::Attempt,
+    limits::{Attempt, Check},
     password::{self, ClientHash},
     remembered::{SessionChange, TokenEntry},
     secret::{ApiTokenSecret, Digest, SessionCookie, SessionSecret, random_id},
+    users::UserId,
 };
 use crate::store::{
     StoreError, generation,
@@ -147,17 +148,13 @@ impl Auth {
         address: Option<IpAddr>,
     ) -> Result<Caller> {
         if let Some(bearer) = bearer {
-            let Ok(attempt) = self.begin_attempt(address, None) else {
+            let Ok(attempt) = self.begin_attempt(Check::Token, address, None) else {
                 return Ok(Caller::Throttled);
             };
             let caller = self.bearer(bearer).await;
             self.settle(attempt, matches!(caller, Ok(Caller::Bearer { .. })));
             if matches!(caller, Ok(Caller::BadBearer)) {
-                let event = AuditEvent::new(kind::LOGIN, false)
-                    .provider("bearer")
-                    .address(address)
-                    .detail(BAD_TOKEN);
-                self.audit(event).await;
+                self.login_failed("bearer", None, address, BAD_TOKEN).await;
             }
             return caller;
         }
@@ -288,25 +285,55 @@ impl Auth {
     }
 
     /// `authLogin` with the `local` provider: a user id and a password or its client hash.
-    /// Throttled per client address and per account before any work.
+    /// Throttled per client address and per account before any work; a user id no user can
+    /// have is refused without a hash, and counts toward the address only.
     pub async fn login_local(
         &self,
         user_id: &str,
         credential: &str,
         login: LoginOptions,
     ) -> Result<LoginOutcome> {
-        let attempt = self.begin_attempt(login.address, Some(user_id))?;
-        let outcome = self.check_password(user_id, credential, login).await;
+        let Some(user_id) = UserId::for_login(user_id) else {
+            let attempt = self.begin_attempt(Check::Token, login.address, None)?;
+            self.settle(attempt, false);
+            self.login_failed("local", Some(user_id), login.address, "no such user id")
+                .await;
+            return Err(Error::AuthFailed);
+        };
+        let attempt = self.begin_attempt(Check::Password, login.address, Some(&user_id))?;
+        let outcome = self.check_password(&user_id, credential, login).await;
         self.settle(attempt, outcome.is_ok());
         if let Err(Error::AuthFailed) = outcome {
-            let event = AuditEvent::new(kind::LOGIN, false)
-                .user(user_id.trim())
-                .provider("local")
-                .address(login.address)
-                .detail("wrong user, password or disabled user");
-            self.audit(event).await;
+            let detail = "wrong user, password or disabled user";
+            self.login_failed("local", Some(&user_id), login.address, detail)
+                .await;
         }
         outcome
+    }
+
+    /// Records a failed login in the audit log and the server's log, the user id as given
+    /// (escaped and cut short there).
+    async fn login_failed(
+        &self,
+        provider: &'static str,
+        user_id: Option<&str>,
+        address: Option<IpAddr>,
+        detail: &'static str,
+    ) {
+        let mut event = AuditEvent::new(kind::LOGIN, false)
+            .provider(provider)
+            .address(address)
+            .detail(detail);
+        if let Some(user_id) = user_id {
+            event = event.user(user_id.trim());
+        }
+        tracing::info!(
+            user = user_id.map(|u| crate::text::bounded(u.trim(), audit::MAX_TEXT)),
+            provider,
+            address = address.map(tracing::field::display),
+            "login failed: {detail}"
+        );
+        self.audit(event).await;
     }
 
     async fn check_password(
@@ -325,7 +352,8 @@ impl Auth {
     }
 
     /// The user with this id, and whether `credential` is their password. An unknown user, or
-    /// one without a password, costs the same Argon2 work and never matches.
+    /// one without a password, costs the same Argon2 work and never matches. Callers count the
+    /// check in the limits first ([`Check::Password`]).
     pub(super) async fn check_credential(
         &self,
         user_id: &str,
@@ -347,7 +375,7 @@ impl Auth {
 
     /// `authLogin` with the `token` provider, throttled per client address.
     pub async fn login_token(&self, text: &str, login: LoginOptions) -> Result<LoginOutcome> {
-        let attempt = self.begin_attempt(login.address, None)?;
+        let attempt = self.begin_attempt(Check::Token, login.address, None)?;
         let outcome = async {
             let secret = ApiTokenSecret::parse(text).map_err(|_| Error::AuthFailed)?;
             let (user, name, id) = self.token_owner(&secret).await?.ok_or(Error::AuthFailed)?;
@@ -357,26 +385,28 @@ impl Auth {
         .await;
         self.settle(attempt, outcome.is_ok());
         if let Err(Error::AuthFailed) = outcome {
-            let event = AuditEvent::new(kind::LOGIN, false)
-                .provider("token")
-                .address(login.address)
-                .detail(BAD_TOKEN);
-            self.audit(event).await;
+            self.login_failed("token", None, login.address, BAD_TOKEN)
+                .await;
         }
         outcome
     }
 
-    fn begin_attempt(&self, address: Option<IpAddr>, account: Option<&str>) -> Result<Attempt> {
+    pub(super) fn begin_attempt(
+        &self,
+        check: Check,
+        address: Option<IpAddr>,
+        account: Option<&str>,
+    ) -> Result<Attempt> {
         self.limits()
-            .begin(self.now(), address, account)
+            .begin(self.now(), check, address, account)
             .map_err(|t| Error::TooManyRequests(t.retry_after))
     }
 
-    fn settle(&self, attempt: Attempt, succeeded: bool) {
+    pub(super) fn settle(&self, attempt: Attempt, succeeded: bool) {
         if succeeded {
-            self.limits().succeeded(attempt, self.now());
+            attempt.succeeded(self.now());
         } else {
-            self.limits().failed(attempt, self.now());
+            attempt.failed(self.now());
         }
     }
 

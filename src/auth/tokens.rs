@@ -19,7 +19,8 @@ use crate::{
     },
 };
 
-/// A token name: 1 to 64 characters after trimming, no control characters.
+/// A token name: 1 to 64 characters after trimming, none of them invisible
+/// ([`crate::text::is_invisible`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenName(String);
 
@@ -34,10 +35,12 @@ impl TokenName {
                 Self::MAX_LEN
             )));
         }
-        if text.chars().any(char::is_control) {
-            return Err(Error::InvalidInput(
-                "a token name may not hold control characters".into(),
-            ));
+        if let Some(bad) = text.chars().find(|c| crate::text::is_invisible(*c)) {
+            return Err(Error::InvalidInput(format!(
+                "a token name may not hold control, bidirectional or zero-width characters \
+                 (it holds U+{:04X})",
+                u32::from(bad)
+            )));
         }
         Ok(Self(text.to_owned()))
     }

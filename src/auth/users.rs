@@ -1,8 +1,12 @@
 //! Users: the first administrator, administration by administrators, and own passwords.
 
+use unicode_normalization::UnicodeNormalization as _;
+use unicode_security::MixedScript as _;
+
 use super::{
     Auth, Error, Result, Role, SessionKey, User,
     audit::{self, Actor, AuditEvent, kind},
+    limits::Check,
     password::{self, NewPassword},
 };
 use crate::store::{
@@ -10,7 +14,9 @@ use crate::store::{
     users::{self as store_users, NewUser},
 };
 
-/// A user id: 1 to 64 characters after trimming, letters, digits and `.`, `_`, `-`, `@`.
+/// A user id: 1 to 64 characters after trimming and NFKC normalisation, letters, digits and
+/// `.`, `_`, `-`, `@`, the letters of one script: so `ａｄｍｉｎ` is `admin`, and `аdmin` with a
+/// Cyrillic `а` is refused rather than mistaken for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserId(String);
 
@@ -18,13 +24,13 @@ impl UserId {
     pub const MAX_LEN: usize = 64;
 
     pub fn parse(text: &str) -> Result<Self> {
-        let text = text.trim();
-        if text.is_empty() || text.chars().count() > Self::MAX_LEN {
-            return Err(Error::InvalidInput(format!(
-                "a user id must have 1 to {} characters",
+        let text = Self::normalized(text).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "a user id must have 1 to {} characters, none of them control, bidirectional \
+                 or zero-width characters",
                 Self::MAX_LEN
-            )));
-        }
+            ))
+        })?;
         if let Some(bad) = text
             .chars()
             .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
@@ -33,7 +39,33 @@ impl UserId {
                 "a user id may hold letters, digits and . _ - @, not {bad:?}"
             )));
         }
-        Ok(Self(text.to_owned()))
+        if !text.as_str().is_single_script() {
+            return Err(Error::InvalidInput(
+                "a user id may not mix letters of different scripts (such as Latin and Cyrillic)"
+                    .into(),
+            ));
+        }
+        Ok(Self(text))
+    }
+
+    /// The id a login names, normalised as [`UserId::parse`] does, or `None` when no user can
+    /// have it: too long, empty, or holding an invisible character. Checked before any work.
+    pub fn for_login(text: &str) -> Option<String> {
+        Self::normalized(text)
+    }
+
+    fn normalized(text: &str) -> Option<String> {
+        let text = text.trim();
+        // Bounds the work before normalising: an id has at most 256 bytes, and NFKC shrinks
+        // little (composing accents), so three times that is generous.
+        if text.is_empty() || text.len() > Self::MAX_LEN * 4 * 3 {
+            return None;
+        }
+        let text: String = text.nfkc().collect();
+        let valid = !text.is_empty()
+            && text.chars().count() <= Self::MAX_LEN
+            && !text.chars().any(crate::text::is_invisible);
+        valid.then_some(text)
     }
 
     pub fn as_str(&self) -> &str {
@@ -217,7 +249,8 @@ impl Auth {
         .await
     }
 
-    /// Sets a user's password and ends their sessions but `keep`.
+    /// Sets a user's password, ends their sessions but `keep`, and lifts a lock on their
+    /// account in this server.
     pub async fn set_password(
         &self,
         actor: &Actor,
@@ -231,16 +264,20 @@ impl Auth {
             .user(user.user_id.clone())
             .detail("other sessions ended")
             .by(actor);
+        let user_id = user.user_id.clone();
         self.write_with_audit(event, move |tx| {
             store_users::set_password(tx, user.id, &hash)?;
             let keep = keep.as_ref().map(|k| (k.id, &k.secret_digest));
             store_sessions::delete_for_user(tx, user.id, keep)?;
             Ok(())
         })
-        .await
+        .await?;
+        self.limits().unlock(&user_id);
+        Ok(())
     }
 
-    /// `authChangeLocalPassword`: the old password must match; other sessions end.
+    /// `authChangeLocalPassword`: the old password must match, checked within the same limits
+    /// as a password login; other sessions end.
     pub async fn change_own_password(
         &self,
         actor: &Actor,
@@ -250,7 +287,11 @@ impl Auth {
     ) -> Result<()> {
         let user = actor.user.as_ref().ok_or(Error::AuthRequired)?;
         let new = NewPassword::parse_credential(new)?;
-        let (_, matches) = self.check_credential(&user.user_id, old).await?;
+        let attempt = self.begin_attempt(Check::Password, actor.address, Some(&user.user_id))?;
+        let checked = self.check_credential(&user.user_id, old).await;
+        let matches = checked.as_ref().is_ok_and(|(_, matches)| *matches);
+        self.settle(attempt, matches);
+        checked?;
         if !matches {
             let event = AuditEvent::new(kind::PASSWORD_CHANGE, false)
                 .user(user.user_id.clone())

@@ -2,7 +2,7 @@ use std::net::IpAddr;
 
 use jiff::{SignedDuration, Timestamp};
 use lodge::{
-    auth::limits::{Limits, MAX_TRACKED},
+    auth::limits::{Check, Limits, MAX_TRACKED},
     config::{IpNet, LimitSettings},
 };
 use serde_json::{Value, json};
@@ -182,8 +182,8 @@ fn a_flood_from_many_addresses_leaves_memory_bounded() {
     for i in 0..(MAX_TRACKED as u32 * 2 + 1000) {
         let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000_u32 + i));
         let account = format!("user-{i}");
-        if let Ok(attempt) = limits.begin(now, Some(ip), Some(&account)) {
-            limits.failed(attempt, now);
+        if let Ok(attempt) = limits.begin(now, Check::Password, Some(ip), Some(&account)) {
+            attempt.failed(now);
         }
     }
     let (addresses, accounts) = limits.tracked();
@@ -296,4 +296,55 @@ fn an_unknown_user_costs_the_same_argon2_work_as_a_wrong_password() {
     let params = |hash: &str| hash.split('$').take(4).collect::<Vec<_>>().join("$");
     assert_eq!(params(lodge::auth::password::DUMMY_HASH), params(&stored));
     assert_eq!(params(&stored), "$argon2id$v=19$m=19456,t=2,p=1");
+}
+
+#[tokio::test]
+async fn a_page_from_a_rebinding_name_is_refused_and_its_host_not_trusted() {
+    let app = spawn_app_with(|s| s.server.allowed_hosts = vec!["lodge.internal".into()]).await;
+    let port = app.url.rsplit(':').next().unwrap().to_owned();
+    let query = json!({ "query": "{ authReturnUrl(returnTo: \"http://evil.example:1/x\") }" });
+    let from = |host: &str| {
+        let authority = format!("{host}:{port}");
+        (authority.clone(), format!("http://{authority}"))
+    };
+    for (host, allowed) in [
+        ("evil.example", false),
+        ("127.0.0.1", true),
+        ("localhost", true),
+        ("lodge.internal", true),
+        ("LODGE.internal", true),
+    ] {
+        let (authority, origin) = from(host);
+        let response = app
+            .post(&query, &[("Host", &authority), ("Origin", &origin)])
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        if allowed {
+            assert_eq!(status, 200, "{host}: {body}");
+        } else {
+            assert_eq!(status, 403, "{host}: {body}");
+            assert!(error_message(&body).contains("server.allowed_hosts"), "{body}");
+        }
+    }
+    // A script (no Origin) still gets an answer, but its Host is no reason to redirect there.
+    for host in ["evil.example:1", "lodge.internal:1"] {
+        let target = format!("http://{host}/x");
+        let body = json!({
+            "query": "query($t: String!) { authReturnUrl(returnTo: $t) }",
+            "variables": { "t": target },
+        });
+        let response: Value = app
+            .post(&body, &[("Host", host)])
+            .await
+            .json()
+            .await
+            .unwrap();
+        let url = &response["data"]["authReturnUrl"];
+        if host.starts_with("evil") {
+            assert!(url.is_null(), "{host}: {response}");
+        } else {
+            assert_eq!(url, &target, "an allowed host is Lodge's own");
+        }
+    }
 }

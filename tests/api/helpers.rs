@@ -334,3 +334,55 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+impl TestApp {
+    /// Sends each body as a POST to `/api/gql` on its own connection, every one written before
+    /// any answer is read (as an attacker's parallel requests arrive), with this client's
+    /// cookie and `headers`; gives the answers' bodies in the order sent.
+    pub async fn post_all_at_once(&self, bodies: &[Value], headers: &[(&str, &str)]) -> Vec<Value> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let address = self.url.trim_start_matches("http://").to_owned();
+        let mut extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        if let Some(cookie) = self.cookie() {
+            extra.push_str(&format!("Cookie: cb-session-id={cookie}\r\n"));
+        }
+        let mut streams = Vec::new();
+        for body in bodies {
+            let body = body.to_string();
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            let request = format!(
+                "POST /api/gql HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+                body.len()
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            streams.push(stream);
+        }
+        let mut answers = Vec::new();
+        for mut stream in streams {
+            let mut raw = Vec::new();
+            stream.read_to_end(&mut raw).await.unwrap();
+            let raw = String::from_utf8_lossy(&raw);
+            let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            answers.push(serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")));
+        }
+        answers
+    }
+}
+
+/// How many answers carry each `webErrorCode` (`"ok"` for none).
+pub fn count_codes(answers: &[Value]) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for answer in answers {
+        let code = match answer["errors"][0]["extensions"]["webErrorCode"].as_str() {
+            Some(code) => code.to_owned(),
+            None => "ok".to_owned(),
+        };
+        *counts.entry(code).or_default() += 1;
+    }
+    counts
+}

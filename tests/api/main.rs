@@ -3,7 +3,9 @@
 mod audit;
 mod binary;
 mod crash;
+mod floods;
 mod forward_auth;
+mod guesses;
 mod hardening;
 mod helpers;
 mod http;

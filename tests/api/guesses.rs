@@ -1,0 +1,139 @@
+//! Parallel guesses: every password check counts before it starts, token logins stay cheap.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const LOGIN: &str = "query login($c: Object) {
+    authLogin(provider: \"local\", credentials: $c) { authStatus } }";
+
+fn login_body(user: &str, password: &str) -> Value {
+    json!({ "query": LOGIN, "variables": { "c": { "user": user, "password": password } } })
+}
+
+#[tokio::test]
+async fn two_hundred_parallel_password_guesses_check_at_most_the_accounts_budget() {
+    let app = spawn_app().await;
+    // The right password last: it cannot be among the first ten checked.
+    let bodies: Vec<Value> = (0..200)
+        .map(|i| match i {
+            199 => login_body(ADMIN, ADMIN_PASSWORD),
+            i => login_body(ADMIN, &format!("guess number {i}")),
+        })
+        .collect();
+    let answers = app.post_all_at_once(&bodies, &[]).await;
+    let codes = count_codes(&answers);
+    let failed = codes.get("authFailed").copied().unwrap_or(0);
+    let throttled = codes.get("tooManyRequests").copied().unwrap_or(0);
+    assert!(
+        failed <= 10,
+        "at most limits.account_failures checked: {codes:?}"
+    );
+    assert_eq!(failed + throttled, 200, "{codes:?}");
+    assert_eq!(
+        error_code(&answers[199]),
+        "tooManyRequests",
+        "the right password came too late"
+    );
+    let audit = app.count("audit_events");
+    assert!(audit <= 12, "only checked guesses are recorded: {audit}");
+    let after = app.new_client().login(ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(
+        error_code(&after),
+        "tooManyRequests",
+        "the account is locked"
+    );
+}
+
+#[tokio::test]
+async fn parallel_wrong_old_passwords_are_throttled_like_logins() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let change = |old: &str| {
+        json!({
+            "query": "query($old: String!, $new: String!) {
+                authChangeLocalPassword(oldPassword: $old, newPassword: $new) }",
+            "variables": { "old": old, "new": "a brand new password" },
+        })
+    };
+    let bodies: Vec<Value> = (0..200)
+        .map(|i| match i {
+            199 => change(ADMIN_PASSWORD),
+            i => change(&format!("old guess {i}")),
+        })
+        .collect();
+    let answers = app.post_all_at_once(&bodies, &[]).await;
+    let codes = count_codes(&answers);
+    let wrong = codes.get("invalidInput").copied().unwrap_or(0);
+    let throttled = codes.get("tooManyRequests").copied().unwrap_or(0);
+    assert!((1..=10).contains(&wrong), "{codes:?}");
+    assert_eq!(wrong + throttled, 200, "{codes:?}");
+    assert_eq!(error_code(&answers[199]), "tooManyRequests");
+
+    // The same budget as logins: the account is locked for both.
+    let login = app.new_client().login(ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(error_code(&login), "tooManyRequests");
+    // And with a Bearer token instead of the session.
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("stolen").await;
+    let bearer = format!("Bearer {token}");
+    let thief = app.new_client();
+    let answers = thief
+        .post_all_at_once(&bodies[..50], &[("Authorization", &bearer)])
+        .await;
+    let codes = count_codes(&answers);
+    assert!(
+        codes.get("invalidInput").copied().unwrap_or(0) <= 10,
+        "{codes:?}"
+    );
+}
+
+#[tokio::test]
+async fn sixty_four_parallel_token_logins_from_one_address_all_succeed() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("ci").await;
+    let body = json!({
+        "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
+        "variables": { "c": { "token": token } },
+    });
+    let answers = app
+        .new_client()
+        .post_all_at_once(&vec![body; 64], &[])
+        .await;
+    for answer in &answers {
+        assert_eq!(
+            answer["data"]["authLogin"]["authStatus"], "SUCCESS",
+            "{answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_password_reset_lifts_the_lock() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    app.add_user("carol", "carol's password", "user").await;
+    for _ in 0..10 {
+        app.new_client().login("carol", "wrong").await;
+    }
+    let locked = app.new_client().login("carol", "carol's password").await;
+    assert_eq!(error_code(&locked), "tooManyRequests");
+    let reset = app
+        .gql(
+            "{ setUserCredentials(userId: \"carol\", providerId: \"local\",
+                credentials: {password: \"carol's new password\"}) }",
+            json!({}),
+        )
+        .await;
+    assert_ok(&reset);
+    let login = app
+        .new_client()
+        .login("carol", "carol's new password")
+        .await;
+    assert_eq!(
+        login["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{login}"
+    );
+}
