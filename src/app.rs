@@ -48,10 +48,19 @@ impl App {
             secure_cookies: settings.server.public_url.is_https(),
             console: settings.graphql.console,
         });
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let max_connections = settings.server.max_connections.max(1) as usize;
+        let connections = http::Connections::new(max_connections);
         let server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(state.clone())
                 .configure(http::routes)
+        })
+        .workers(workers)
+        // actix counts per worker; each takes its share of the cap.
+        .max_connections(max_connections.div_ceil(workers))
+        .on_connect(move |_, extensions| {
+            extensions.insert(connections.opened());
         })
         .listen(listener)?
         .disable_signals()

@@ -117,13 +117,21 @@ impl Query {
     }
 
     /// Where the login page may send the browser after login (Lodge's own): `returnTo` when it is
-    /// a path on Lodge, on Lodge's own origin, or on one of `forward_auth.return_origins`;
+    /// a path on Lodge, on `server.public_url`, on the host the request came to when that is an
+    /// IP address, `localhost` or one of `server.allowed_hosts`, or on one of
+    /// `forward_auth.return_origins`;
     /// null otherwise, so a link cannot make Lodge an open redirect.
     fn auth_return_url(ctx: &Context, return_to: String) -> Option<String> {
         let settings = ctx.auth.settings();
+        // The Host header is the client's word: trusted only where a rebinding name cannot be.
+        let own_host = ctx
+            .request
+            .host
+            .as_deref()
+            .filter(|h| settings.server.is_allowed_host(h));
         return_to::allowed_return(
             &return_to,
-            ctx.request.host.as_deref(),
+            own_host,
             settings.server.public_url.origin(),
             &settings.forward_auth,
         )

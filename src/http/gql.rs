@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use actix_web::{
     HttpRequest, HttpResponse,
     cookie::{Cookie, SameSite, time::Duration as CookieAge},
-    http::{StatusCode, header},
+    http::{ConnectionType, StatusCode, header},
     web,
 };
 use futures_util::StreamExt as _;
@@ -17,7 +17,7 @@ use juniper::{
 use super::{AppState, SESSION_COOKIE, json_error, session_cookie_value};
 use crate::{
     auth::Caller,
-    config::IpNet,
+    config::{IpNet, ServerSettings},
     graphql::{self, Context, CookieChange, RequestInfo},
 };
 
@@ -40,7 +40,7 @@ pub async fn handle(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(why) = same_site(&req, state.auth.settings().server.public_url.origin()) {
+    if let Err(why) = same_site(&req, &state.auth.settings().server) {
         return json_error(StatusCode::FORBIDDEN, &why);
     }
     if !is_json(&req) {
@@ -49,9 +49,23 @@ pub async fn handle(
             "the request body must be JSON: send Content-Type: application/json",
         );
     }
-    let body = match read_body(&req, payload).await {
-        Ok(body) => body,
-        Err(response) => return response,
+    let body_timeout = state.auth.settings().server.body_timeout.0.unsigned_abs();
+    let body = match tokio::time::timeout(body_timeout, read_body(&req, payload)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(response)) => return response,
+        Err(_) => {
+            let mut response = json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the request body did not arrive within {} s (server.body_timeout)",
+                    body_timeout.as_secs_f64()
+                ),
+            );
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            return response;
+        }
     };
     let mut request = match parse_request(&body) {
         Ok(request) => request,
@@ -117,8 +131,10 @@ fn host(req: &HttpRequest) -> Option<&str> {
 }
 
 /// Refuses what a browser marks as coming from another site: `Sec-Fetch-Site: cross-site`, or an
-/// `Origin` that is neither this server's host nor `server.public_url`. Scripts send neither.
-fn same_site(req: &HttpRequest, public_origin: Option<&str>) -> Result<(), String> {
+/// `Origin` that is neither `server.public_url` nor this server's own host when browsers may use
+/// that host ([`ServerSettings::is_allowed_host`]: a page served from a rebinding DNS name is
+/// refused). Scripts send neither header.
+fn same_site(req: &HttpRequest, server: &ServerSettings) -> Result<(), String> {
     let headers = req.headers();
     let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if fetch_site.is_some_and(|site| site.eq_ignore_ascii_case("cross-site")) {
@@ -132,14 +148,21 @@ fn same_site(req: &HttpRequest, public_origin: Option<&str>) -> Result<(), Strin
         .unwrap_or_default()
         .trim_end_matches('/')
         .to_ascii_lowercase();
-    let own = origin
+    if server.public_url.origin() == Some(origin.as_str()) {
+        return Ok(());
+    }
+    let authority = origin
         .split_once("://")
         .filter(|(scheme, _)| *scheme == "http" || *scheme == "https")
-        .is_some_and(|(_, authority)| host(req).is_some_and(|h| h.eq_ignore_ascii_case(authority)));
-    if own || public_origin == Some(origin.as_str()) {
-        Ok(())
-    } else {
-        Err(format!("requests from origin {origin} are refused"))
+        .map(|(_, authority)| authority)
+        .filter(|authority| host(req).is_some_and(|h| h.eq_ignore_ascii_case(authority)));
+    match authority {
+        Some(own) if server.is_allowed_host(own) => Ok(()),
+        Some(_) => Err(format!(
+            "requests from origin {origin} are refused: browsers may use this server by IP \
+             address, localhost, server.public_url or server.allowed_hosts"
+        )),
+        None => Err(format!("requests from origin {origin} are refused")),
     }
 }
 

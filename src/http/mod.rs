@@ -4,6 +4,11 @@ mod forward_auth;
 mod gql;
 mod pages;
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+};
+
 use actix_web::{HttpResponse, http::StatusCode, web};
 
 use crate::{auth::Auth, graphql::OperationCache};
@@ -71,6 +76,53 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 .insert_header(("Cache-Control", "no-store"))
                 .content_type("text/plain; charset=utf-8")
                 .body("the database is not writable now\n")
+        }
+    }
+}
+
+/// Counts the open connections, and says in the log when `server.max_connections` is reached
+/// (new connections then wait to be accepted) and when there is room again.
+#[derive(Clone)]
+pub struct Connections(Arc<ConnectionCount>);
+
+struct ConnectionCount {
+    open: AtomicUsize,
+    max: usize,
+    full: AtomicBool,
+}
+
+/// One open connection, counted until it closes (actix drops it with the connection's data).
+pub struct OpenConnection(Arc<ConnectionCount>);
+
+impl Connections {
+    pub fn new(max: usize) -> Self {
+        Self(Arc::new(ConnectionCount {
+            open: AtomicUsize::new(0),
+            max,
+            full: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn opened(&self) -> OpenConnection {
+        let count = &self.0;
+        let open = count.open.fetch_add(1, Ordering::Relaxed) + 1;
+        if open >= count.max && !count.full.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "{open} connections open, the limit (server.max_connections = {}): new \
+                 connections wait until others close",
+                count.max
+            );
+        }
+        OpenConnection(self.0.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        let count = &self.0;
+        let open = count.open.fetch_sub(1, Ordering::Relaxed) - 1;
+        if open < count.max - count.max / 10 && count.full.swap(false, Ordering::Relaxed) {
+            tracing::info!("{open} connections open: below server.max_connections again");
         }
     }
 }

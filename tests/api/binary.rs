@@ -62,6 +62,11 @@ impl Drop for Server {
 /// Starts `lodge` on port 0, logging at debug level to `lodge.log` in `dir`, and reads its
 /// stdout until the `listening on` line.
 pub(crate) fn start(dir: &Path) -> (Server, String, Vec<String>) {
+    start_with(dir, &[])
+}
+
+/// [`start`] with more `LODGE_*` variables.
+pub(crate) fn start_with(dir: &Path, env: &[(&str, &str)]) -> (Server, String, Vec<String>) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -72,6 +77,7 @@ pub(crate) fn start(dir: &Path) -> (Server, String, Vec<String>) {
             .env("LODGE_SERVER__PORT", "0")
             .env("LODGE_ADMIN__PASSWORD", "binary admin password")
             .env("LODGE_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -97,7 +103,7 @@ pub(crate) fn start(dir: &Path) -> (Server, String, Vec<String>) {
     }
 }
 
-fn post(url: &str, body: Value, cookie: Option<&str>) -> (Value, Option<String>) {
+pub(crate) fn post(url: &str, body: Value, cookie: Option<&str>) -> (Value, Option<String>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
