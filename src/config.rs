@@ -275,7 +275,9 @@ impl ServerSettings {
         let host = if authority.starts_with('[') {
             return authority.contains(']');
         } else {
-            authority.rsplit_once(':').map_or(authority.as_str(), |(h, _)| h)
+            authority
+                .rsplit_once(':')
+                .map_or(authority.as_str(), |(h, _)| h)
         };
         host.parse::<IpAddr>().is_ok()
             || host == "localhost"

@@ -327,8 +327,9 @@ impl Auth {
         if let Some(user_id) = user_id {
             event = event.user(user_id.trim());
         }
+        let shown = user_id.map(|u| crate::text::bounded(u.trim(), audit::MAX_TEXT));
         tracing::info!(
-            user = user_id.map(|u| crate::text::bounded(u.trim(), audit::MAX_TEXT)),
+            user = shown.as_deref().map(tracing::field::display),
             provider,
             address = address.map(tracing::field::display),
             "login failed: {detail}"

@@ -127,7 +127,7 @@ pub(crate) fn post(url: &str, body: Value, cookie: Option<&str>) -> (Value, Opti
     })
 }
 
-fn login(url: &str, user: &str, password: &str) -> (Value, Option<String>) {
+pub(crate) fn login(url: &str, user: &str, password: &str) -> (Value, Option<String>) {
     post(
         url,
         json!({

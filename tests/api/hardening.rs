@@ -324,7 +324,10 @@ async fn a_page_from_a_rebinding_name_is_refused_and_its_host_not_trusted() {
             assert_eq!(status, 200, "{host}: {body}");
         } else {
             assert_eq!(status, 403, "{host}: {body}");
-            assert!(error_message(&body).contains("server.allowed_hosts"), "{body}");
+            assert!(
+                error_message(&body).contains("server.allowed_hosts"),
+                "{body}"
+            );
         }
     }
     // A script (no Origin) still gets an answer, but its Host is no reason to redirect there.

@@ -9,6 +9,7 @@ mod guesses;
 mod hardening;
 mod helpers;
 mod http;
+mod injection;
 mod login;
 mod proxy;
 mod remembered;

@@ -782,3 +782,25 @@ async fn delete_token_while_logins_wait<T>(
     other.execute_batch("COMMIT").unwrap();
     started
 }
+
+#[tokio::test]
+async fn token_names_refuse_bidi_overrides_zero_width_characters_and_byte_order_marks() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let cases = [
+        ("a right-to-left override", "deploy\u{202e}txt.exe"),
+        ("a left-to-right isolate", "a\u{2066}b"),
+        ("a zero-width space", "ci\u{200b}"),
+        ("a zero-width joiner", "c\u{200d}i"),
+        ("a byte order mark", "\u{feff}ci"),
+    ];
+    for (case, name) in cases {
+        let response = app.create_token(name, "DAY").await;
+        assert_eq!(error_code(&response), "invalidInput", "{case}");
+        assert!(
+            error_message(&response).contains("U+"),
+            "{case}: {response}"
+        );
+    }
+    assert_ok(&app.create_token("Überwachung ✓", "DAY").await);
+}

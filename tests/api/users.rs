@@ -283,3 +283,48 @@ async fn a_user_created_without_credentials_cannot_log_in() {
         "authFailed"
     );
 }
+
+#[tokio::test]
+async fn user_ids_are_normalised_and_confusable_ones_refused() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let create = |id: &str| {
+        app.gql(
+            "query($id: ID!) { createUser(userId: $id, enabled: true) { userId } }",
+            json!({ "id": id }),
+        )
+    };
+    let refused = [
+        ("a Cyrillic а among Latin letters", "\u{430}dmin"),
+        ("Greek and Latin", "\u{3b1}lpha-beta"),
+        ("a right-to-left override", "ad\u{202e}nim"),
+        ("a zero-width space", "ad\u{200b}min"),
+        ("a byte order mark", "\u{feff}root"),
+        ("a newline", "a\nb"),
+    ];
+    for (case, id) in refused {
+        let response = create(id).await;
+        assert_eq!(error_code(&response), "invalidInput", "{case}: {response}");
+    }
+    // Full-width letters are the same id as plain ones after NFKC: `admin` exists already.
+    let full_width = create("\u{ff41}\u{ff44}\u{ff4d}\u{ff49}\u{ff4e}").await;
+    assert_eq!(error_code(&full_width), "alreadyExists", "{full_width}");
+    let accented = create("Zo\u{0065}\u{0301}").await;
+    assert_eq!(
+        accented["data"]["createUser"]["userId"], "Zo\u{e9}",
+        "{accented}"
+    );
+    let cyrillic = create("\u{431}\u{43e}\u{440}\u{438}\u{441}").await;
+    assert_ok(&cyrillic);
+    assert_eq!(app.count("users"), 3);
+
+    // A login with the full-width spelling finds the administrator.
+    let login = app
+        .new_client()
+        .login("\u{ff41}\u{ff44}\u{ff4d}\u{ff49}\u{ff4e}", ADMIN_PASSWORD)
+        .await;
+    assert_eq!(
+        login["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{login}"
+    );
+}
