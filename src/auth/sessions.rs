@@ -68,8 +68,9 @@ pub enum Caller {
     },
     /// A bearer token that does not log in.
     BadBearer,
-    /// A bearer token from an address with too many failures: not even looked at.
-    Throttled,
+    /// A bearer token from an address with too many failures: not even looked at. How long
+    /// the address must wait.
+    Throttled(SignedDuration),
 }
 
 impl Caller {
@@ -89,7 +90,7 @@ impl Caller {
             Caller::Anonymous => Err(Error::AuthRequired),
             Caller::Expired => Err(Error::SessionExpired),
             Caller::BadBearer => Err(Error::AuthFailed),
-            Caller::Throttled => Err(Error::TooManyRequests(SignedDuration::ZERO)),
+            Caller::Throttled(wait) => Err(Error::TooManyRequests(*wait)),
         }
     }
 
@@ -148,8 +149,10 @@ impl Auth {
         address: Option<IpAddr>,
     ) -> Result<Caller> {
         if let Some(bearer) = bearer {
-            let Ok(attempt) = self.begin_attempt(Check::Token, address, None) else {
-                return Ok(Caller::Throttled);
+            let attempt = match self.begin_attempt(Check::Token, address, None) {
+                Ok(attempt) => attempt,
+                Err(Error::TooManyRequests(wait)) => return Ok(Caller::Throttled(wait)),
+                Err(e) => return Err(e),
             };
             let caller = self.bearer(bearer).await;
             self.settle(attempt, matches!(caller, Ok(Caller::Bearer { .. })));

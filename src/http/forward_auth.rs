@@ -33,10 +33,15 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let address = client_address(&req, &state.auth.settings().server.trusted_proxies);
     let caller = state.auth.caller(cookie, bearer.as_deref(), address).await;
     let user = match &caller {
-        Ok(Caller::Throttled) => {
-            return HttpResponse::TooManyRequests()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish();
+        // 401, not 429: nginx's auth_request turns anything but 2xx, 401 and 403 into a 500.
+        Ok(Caller::Throttled(wait)) => {
+            let mut response = denied();
+            let wait = wait.as_secs().max(1);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&wait.to_string()).expect("digits"),
+            );
+            return response;
         }
         Ok(caller) => match caller.user() {
             Some(user) => user,

@@ -122,14 +122,22 @@ fn start_nginx(binary: &Path, lodge: &str, upstream: u16) -> (Nginx, u16) {
     (nginx, port)
 }
 
-#[tokio::test]
-async fn nginx_lets_through_only_requests_with_a_lodge_token_or_session() {
-    let Some(binary) = nginx_binary() else {
+/// The nginx binary, or `None` (the test is skipped, except in CI) when none is installed.
+fn nginx_or_skip() -> Option<PathBuf> {
+    let binary = nginx_binary();
+    if binary.is_none() {
         let why = "proxy test skipped: nginx is not installed (Debian: apt-get install nginx)";
         if std::env::var_os("CI_REQUIRE_NGINX").is_some() {
             panic!("{why}, and CI_REQUIRE_NGINX is set");
         }
         eprintln!("{why}");
+    }
+    binary
+}
+
+#[tokio::test]
+async fn nginx_lets_through_only_requests_with_a_lodge_token_or_session() {
+    let Some(binary) = nginx_or_skip() else {
         return;
     };
     let app = spawn_app().await;
@@ -224,6 +232,69 @@ async fn nginx_lets_through_only_requests_with_a_lodge_token_or_session() {
     assert!(seen.contains("x-user: vera\n"), "{seen}");
     assert!(!seen.contains("x-user: admin"), "{seen}");
     assert_eq!(seen.matches("x-user:").count(), 1, "{seen}");
+}
+
+#[tokio::test]
+async fn nginx_clears_forged_identity_headers_and_passes_on_a_throttled_answer() {
+    let Some(binary) = nginx_or_skip() else {
+        return;
+    };
+    let app = spawn_app_with(|s| {
+        s.server.trusted_proxies = vec![lodge::config::IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    app.login_admin().await;
+    let token = app.new_token("script").await;
+    let (upstream, hits) = start_upstream();
+    let lodge = app.url.trim_start_matches("http://").to_owned();
+    let (_nginx, port) = start_nginx(&binary, &lodge, upstream);
+    let get = |token: String, extra: &[(&'static str, &'static str)]| {
+        let mut request = app
+            .client
+            .get(format!("http://127.0.0.1:{port}/page"))
+            .bearer_auth(token);
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+
+    let forged = [
+        ("X-Role", "admin"),
+        ("X-First-name", "Forged"),
+        ("X-Last-name", "Forged"),
+        ("X-Full-name", "Forged Name"),
+        ("X-Email", "forged@example.com"),
+        ("X-Team", "admin"),
+    ];
+    let response = get(token.clone(), &forged).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = response.text().await.unwrap().to_lowercase();
+    assert!(
+        !seen.contains("forged"),
+        "no client identity header arrives: {seen}"
+    );
+    assert!(!seen.contains("x-role"), "{seen}");
+    assert!(seen.contains("x-user: admin\n"), "{seen}");
+    assert!(seen.contains("x-full-name: admin\n"), "{seen}");
+
+    for _ in 0..30 {
+        let response = get("lodge_wrong".into(), &[]).await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let before = hits.load(Ordering::SeqCst);
+    let throttled = get(token, &[]).await.unwrap();
+    assert_eq!(
+        throttled.status(),
+        401,
+        "passed on by nginx, not turned into a 500"
+    );
+    let retry_after = throttled
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap());
+    assert_eq!(retry_after, Some("2"), "one failure drains every 2 s");
+    assert_eq!(hits.load(Ordering::SeqCst), before);
 }
 
 #[test]
