@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::Context as _;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, backup::StepResult};
+use rusqlite::{Connection, OpenFlags, backup::StepResult};
 use rusqlite_migration::{M, Migrations};
 
 /// A failure of the database; never shown to clients, logged with its cause.
@@ -249,12 +249,30 @@ impl Store {
     /// Copies the live database to a new file at `to` with SQLite's online backup, page by page,
     /// while others keep reading and writing; then checks the copy.
     pub fn backup_to(&self, to: &Path) -> anyhow::Result<()> {
-        if to.exists() {
+        // Never through a symbolic link, dangling or not: it would write wherever it points.
+        if let Ok(found) = std::fs::symlink_metadata(to) {
+            if found.file_type().is_symlink() {
+                anyhow::bail!(
+                    "{} is a symbolic link; a backup never follows one: choose a new file",
+                    to.display()
+                );
+            }
             anyhow::bail!("{} exists already; choose a new file", to.display());
         }
         let source = self.conn()?;
-        let mut target = Connection::open(to)
-            .with_context(|| format!("cannot create the backup file {}", to.display()))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut target = Connection::open_with_flags(to, flags).with_context(|| {
+            format!(
+                "cannot create the backup file {} (a path through a symbolic link is refused)",
+                to.display()
+            )
+        })?;
+        // No journal file beside it, which could be a planted link too; a backup cut short is
+        // a broken new file, never a change to the database.
+        target.pragma_update(None, "journal_mode", "MEMORY")?;
         {
             let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
             // All pages in one step, inside one read transaction: in WAL mode writers go on, and

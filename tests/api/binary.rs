@@ -566,3 +566,33 @@ fn a_sigterm_right_after_the_listening_line_still_stops_cleanly() {
         assert!(status.success(), "exit status {status:?}");
     }
 }
+
+#[test]
+fn a_backup_never_follows_a_symbolic_link() {
+    let dir = tempfile::tempdir().unwrap();
+    run_command(lodge(dir.path()), &["user", "list"], "");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("planted.db");
+    let dangling = dir.path().join("dangling.db");
+    std::os::unix::fs::symlink(&target, &dangling).unwrap();
+    let existing = elsewhere.path().join("precious.txt");
+    std::fs::write(&existing, "keep me").unwrap();
+    let to_existing = dir.path().join("existing.db");
+    std::os::unix::fs::symlink(&existing, &to_existing).unwrap();
+    let linked_dir = dir.path().join("linked");
+    std::os::unix::fs::symlink(elsewhere.path(), &linked_dir).unwrap();
+
+    for (case, path, says) in [
+        ("a dangling link", "dangling.db", "symbolic link"),
+        ("a link to a file", "existing.db", "symbolic link"),
+        ("a path through a linked folder", "linked/new.db", "symbolic link"),
+    ] {
+        let backup = lodge(dir.path()).args(["backup", path]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&backup.stderr);
+        assert!(!backup.status.success(), "{case}");
+        assert!(stderr.contains(says), "{case}: {stderr}");
+    }
+    assert!(!target.exists(), "nothing written where the dangling link points");
+    assert!(!elsewhere.path().join("new.db").exists());
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
+}
