@@ -54,6 +54,7 @@ fn seeded() -> Seeded {
                     digest: &digest,
                     now: 0,
                     expires_at: None,
+                    needs_admin: false,
                 },
             )
             .unwrap();

@@ -225,6 +225,7 @@ mod tests {
             created_at: 0,
             last_seen_at: 0,
             token_expires_at: None,
+            token_needs_admin: false,
             user: UserRow {
                 id: 1,
                 user_id: "alice".into(),

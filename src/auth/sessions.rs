@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{
-    Auth, Error, Result, User,
+    Auth, Error, Result, Role, User,
     audit::{self, AuditEvent, kind},
     from_micros,
     limits::{Attempt, Check},
@@ -36,7 +36,7 @@ fn parent_gone(e: &Error) -> bool {
 }
 
 /// What the audit log says of a token that does not log in.
-const BAD_TOKEN: &str = "unknown, expired or malformed token";
+const BAD_TOKEN: &str = "unknown, expired, malformed or suspended token";
 
 /// How often at most a session's last access or a token's last use is written.
 const TOUCH_EVERY: SignedDuration = SignedDuration::from_secs(60);
@@ -175,7 +175,8 @@ impl Auth {
         if !cookie.proves(&row.secret_digest) {
             return Ok(Caller::Expired);
         }
-        if let Some(reason) = session_end(&row, now, idle, max) {
+        let suspended = row.token_needs_admin && !self.admin_held(&row.user.role);
+        if let Some(reason) = session_end(&row, now, idle, max, suspended) {
             let (id, digest, user, user_id) = (
                 row.id,
                 row.secret_digest,
@@ -275,7 +276,8 @@ impl Auth {
             return Ok(None);
         };
         let expired = token.expires_at.is_some_and(|t| t <= now.as_microsecond());
-        if expired || !user.enabled {
+        let suspended = token.needs_admin && !self.admin_held(&user.role);
+        if expired || suspended || !user.enabled {
             return Ok(None);
         }
         let mut pending = self.pending_last_used();
@@ -537,6 +539,12 @@ impl Auth {
         }
     }
 
+    /// Whether a user with this stored role keeps the tokens they made as an administrator:
+    /// under `tokens.admins_only`, only while they still are one.
+    fn admin_held(&self, role: &str) -> bool {
+        role == Role::Admin.as_str() || !self.settings().tokens.admins_only
+    }
+
     fn session_limits(&self) -> (SignedDuration, SignedDuration) {
         let s = &self.settings().session;
         (s.idle_timeout.0, s.max_lifetime.0)
@@ -561,9 +569,12 @@ fn session_end(
     now: Timestamp,
     idle: SignedDuration,
     max: SignedDuration,
+    token_suspended: bool,
 ) -> Option<&'static str> {
     if !row.user.enabled {
         Some("user disabled")
+    } else if token_suspended {
+        Some("its API token is suspended: its user is no longer an administrator")
     } else if now.duration_since(from_micros(row.last_seen_at)) >= idle {
         Some("idle timeout")
     } else if now.duration_since(from_micros(row.created_at)) >= max {

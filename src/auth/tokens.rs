@@ -145,6 +145,9 @@ impl Auth {
         let digest = secret.digest();
         let max = rules.max_per_user;
         let owner = user.id;
+        // A token its owner made because they are an administrator is suspended while they are
+        // not; one the command line gave is the operator's grant and is not.
+        let needs_admin = rules.admins_only && actor.user.is_some();
         let token_name = name.clone();
         let micros = now.as_microsecond();
         let expiry_text = match expires_at {
@@ -172,6 +175,7 @@ impl Auth {
                             digest: &digest,
                             now: micros,
                             expires_at: expires_at.map(|t| t.as_microsecond()),
+                            needs_admin,
                         },
                     );
                     match inserted {

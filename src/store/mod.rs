@@ -59,6 +59,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/002_audit.sql")),
         M::up(include_str!("migrations/003_sessions_by_id.sql")),
         M::up(include_str!("migrations/004_sessions_unindexed.sql")),
+        M::up(include_str!("migrations/005_tokens_need_admin.sql")),
     ])
 }
 

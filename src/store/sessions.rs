@@ -30,6 +30,8 @@ pub struct SessionRow {
     pub last_seen_at: i64,
     /// The expiry of the API token the session was opened with, when it still exists.
     pub token_expires_at: Option<i64>,
+    /// Whether that token needs its owner to be an administrator (`store::tokens::TokenRow`).
+    pub token_needs_admin: bool,
     pub user: UserRow,
 }
 
@@ -82,7 +84,7 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(i64, SessionRow)>> {
     Ok(conn
         .prepare_cached(concat!(
             "SELECT (SELECT n FROM generation), s.id, s.secret_digest, s.provider, s.token_id, ",
-            "s.created_at, s.last_seen_at, t.expires_at, ",
+            "s.created_at, s.last_seen_at, t.expires_at, coalesce(t.needs_admin, 0), ",
             users::user_columns_without_hash!(),
             " FROM sessions s
              JOIN users u ON u.id = s.user_id
@@ -98,7 +100,8 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(i64, SessionRow)>> {
                 created_at: r.get(5)?,
                 last_seen_at: r.get(6)?,
                 token_expires_at: r.get(7)?,
-                user: users::from_row(r, 8)?,
+                token_needs_admin: r.get(8)?,
+                user: users::from_row(r, 9)?,
             };
             Ok((r.get(0)?, row))
         })

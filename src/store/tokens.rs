@@ -14,6 +14,8 @@ pub struct TokenRow {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// Made by its owner as an administrator under `tokens.admins_only`.
+    pub needs_admin: bool,
 }
 
 pub struct NewToken<'a> {
@@ -22,6 +24,7 @@ pub struct NewToken<'a> {
     pub digest: &'a [u8; 32],
     pub now: i64,
     pub expires_at: Option<i64>,
+    pub needs_admin: bool,
 }
 
 /// Tokens of a user that can still log in at `now`.
@@ -37,14 +40,15 @@ pub fn count_live(conn: &Connection, user: i64, now: i64) -> Result<i64> {
 /// Inserts a token; a name the user already has fails with SQLite's unique constraint error.
 pub fn insert(conn: &Connection, token: &NewToken<'_>) -> rusqlite::Result<i64> {
     conn.execute(
-        "INSERT INTO api_tokens (user_id, name, digest, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO api_tokens (user_id, name, digest, created_at, expires_at, needs_admin)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             token.user,
             token.name,
             &token.digest[..],
             token.now,
-            token.expires_at
+            token.expires_at,
+            token.needs_admin
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -57,7 +61,7 @@ pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)>
     let tx = conn.unchecked_transaction()?;
     let read_at = super::generation::current(&tx)?;
     let mut stmt = tx.prepare_cached(
-        "SELECT id, name, created_at, expires_at, last_used_at FROM api_tokens
+        "SELECT id, name, created_at, expires_at, last_used_at, needs_admin FROM api_tokens
          WHERE user_id = ?1 ORDER BY created_at, id",
     )?;
     let rows = stmt.query_map([user], |r| {
@@ -67,6 +71,7 @@ pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)>
             created_at: r.get(2)?,
             expires_at: r.get(3)?,
             last_used_at: r.get(4)?,
+            needs_admin: r.get(5)?,
         })
     })?;
     let tokens = rows.collect::<rusqlite::Result<_>>()?;
@@ -81,7 +86,7 @@ pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, To
     Ok(conn
         .prepare_cached(concat!(
             "SELECT (SELECT n FROM generation), t.id, t.name, t.created_at, t.expires_at, ",
-            "t.last_used_at, ",
+            "t.last_used_at, t.needs_admin, ",
             users::user_columns_without_hash!(),
             " FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.digest = ?1"
@@ -93,8 +98,9 @@ pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, To
                 created_at: r.get(3)?,
                 expires_at: r.get(4)?,
                 last_used_at: r.get(5)?,
+                needs_admin: r.get(6)?,
             };
-            Ok((r.get(0)?, token, users::from_row(r, 6)?))
+            Ok((r.get(0)?, token, users::from_row(r, 7)?))
         })
         .optional()?)
 }

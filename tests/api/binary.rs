@@ -585,14 +585,21 @@ fn a_backup_never_follows_a_symbolic_link() {
     for (case, path, says) in [
         ("a dangling link", "dangling.db", "symbolic link"),
         ("a link to a file", "existing.db", "symbolic link"),
-        ("a path through a linked folder", "linked/new.db", "symbolic link"),
+        (
+            "a path through a linked folder",
+            "linked/new.db",
+            "symbolic link",
+        ),
     ] {
         let backup = lodge(dir.path()).args(["backup", path]).output().unwrap();
         let stderr = String::from_utf8_lossy(&backup.stderr);
         assert!(!backup.status.success(), "{case}");
         assert!(stderr.contains(says), "{case}: {stderr}");
     }
-    assert!(!target.exists(), "nothing written where the dangling link points");
+    assert!(
+        !target.exists(),
+        "nothing written where the dangling link points"
+    );
     assert!(!elsewhere.path().join("new.db").exists());
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
 }

@@ -328,3 +328,70 @@ async fn user_ids_are_normalised_and_confusable_ones_refused() {
         "{login}"
     );
 }
+
+#[tokio::test]
+async fn a_demoted_administrators_own_tokens_are_suspended_until_promoted_again() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    app.add_user("nora", "nora's password", "admin").await;
+    let nora = app.new_client();
+    assert_ok(&nora.login("nora", "nora's password").await);
+    let made = nora.new_token("nora's deploy").await;
+    let token_session = app.new_client();
+    assert_ok(&token_session.login_with_token(&made).await);
+    // The operator's grant on the command line is not suspended (made here as the CLI does).
+    let nora_user = app.auth.user("nora").await.unwrap();
+    let granted = app
+        .auth
+        .create_token(
+            &lodge::auth::Actor::command_line(),
+            &nora_user,
+            &lodge::auth::TokenName::parse("granted").unwrap(),
+            lodge::auth::Expiry::Default,
+        )
+        .await
+        .unwrap()
+        .secret
+        .expose()
+        .to_owned();
+    let set_role = |role: &str| {
+        app.gql(
+            "query($r: String) { setUserAuthRole(userId: \"nora\", authRole: $r) }",
+            json!({ "r": role }),
+        )
+    };
+    let active = "{ activeUser { userId } }";
+    let needs_user = "{ tokenApiList { tokenName } }";
+
+    assert_ok(&set_role("user").await);
+    let refused = app.new_client().login_with_token(&made).await;
+    assert_eq!(error_code(&refused), "authFailed", "{refused}");
+    assert_eq!(
+        error_code(&app.gql_bearer(&made, needs_user, json!({})).await),
+        "authFailed"
+    );
+    assert_eq!(
+        error_code(&token_session.gql(needs_user, json!({})).await),
+        "sessionExpired",
+        "the session the token opened ends"
+    );
+    let granted_login = app.gql_bearer(&granted, active, json!({})).await;
+    assert_eq!(
+        granted_login["data"]["activeUser"]["userId"], "nora",
+        "{granted_login}"
+    );
+    let detail = app
+        .gql(
+            "{ auditLog(filter: {kind: \"session.end\"}) { detail } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        detail.to_string().contains("no longer an administrator"),
+        "{detail}"
+    );
+
+    assert_ok(&set_role("admin").await);
+    let again = app.gql_bearer(&made, active, json!({})).await;
+    assert_eq!(again["data"]["activeUser"]["userId"], "nora", "{again}");
+}
