@@ -293,6 +293,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_client_address_is_the_rightmost_that_no_trusted_proxy_wrote() {
+        use actix_web::test::TestRequest;
+        let trusted = [
+            IpNet::parse("127.0.0.1").unwrap(),
+            IpNet::parse("10.0.0.0/30").unwrap(),
+        ];
+        let from = |peer: &str, forwarded: &[&str]| {
+            let mut req = TestRequest::default().peer_addr(format!("{peer}:4000").parse().unwrap());
+            for value in forwarded {
+                req = req.append_header(("X-Forwarded-For", *value));
+            }
+            client_address(&req.to_http_request(), &trusted).map(|ip| ip.to_string())
+        };
+        let cases = [
+            (
+                "an untrusted peer's own claim",
+                "203.0.113.9",
+                &["1.2.3.4"][..],
+                "203.0.113.9",
+            ),
+            ("one proxy", "127.0.0.1", &["198.51.100.7"], "198.51.100.7"),
+            (
+                "a client's forged entries on the left",
+                "127.0.0.1",
+                &["1.2.3.4, 5.6.7.8, 198.51.100.7"],
+                "198.51.100.7",
+            ),
+            (
+                "two proxies, two headers",
+                "127.0.0.1",
+                &["1.2.3.4", "198.51.100.7, 10.0.0.2"],
+                "198.51.100.7",
+            ),
+            (
+                "garbage on the right",
+                "127.0.0.1",
+                &["198.51.100.7, nonsense"],
+                "198.51.100.7",
+            ),
+            (
+                "a trusted peer without the header",
+                "127.0.0.1",
+                &[],
+                "127.0.0.1",
+            ),
+        ];
+        for (case, peer, forwarded, expected) in cases {
+            assert_eq!(from(peer, forwarded).as_deref(), Some(expected), "{case}");
+        }
+    }
+
+    #[test]
     fn the_variables_taken_are_those_juniper_gives() {
         for body in [
             r#"{"query": "q"}"#,
