@@ -1,5 +1,6 @@
-//! A real nginx with `auth_request` against Lodge, in front of an upstream that echoes headers.
-//! The nginx configuration is `docs/nginx-forward-auth.conf`, the one the docs tell people to use.
+//! A real nginx (`auth_request`) and a real Caddy (`forward_auth`) asking Lodge, in front of an
+//! upstream that echoes headers, with the configurations the docs tell people to use:
+//! `docs/nginx-forward-auth.conf` and `docs/caddy-forward-auth.Caddyfile`.
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -18,14 +19,12 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-fn nginx_binary() -> Option<PathBuf> {
+fn find_binary(name: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
     dirs.extend(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from));
-    dirs.into_iter()
-        .map(|d| d.join("nginx"))
-        .find(|p| p.is_file())
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// An upstream that answers every request with the request's headers, one per line.
@@ -58,12 +57,13 @@ fn start_upstream() -> (u16, Arc<AtomicUsize>) {
     (port, hits)
 }
 
-struct Nginx {
+/// A proxy's process and its folder, stopped and removed when dropped.
+struct Proxy {
     child: Child,
     _prefix: tempfile::TempDir,
 }
 
-impl Drop for Nginx {
+impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -78,7 +78,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_nginx(binary: &Path, lodge: &str, upstream: u16) -> (Nginx, u16) {
+fn start_nginx(binary: &Path, lodge: &str, upstream: u16) -> (Proxy, u16) {
     let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/nginx-forward-auth.conf");
     let server = std::fs::read_to_string(documented).unwrap();
     let port = free_port();
@@ -110,25 +110,64 @@ fn start_nginx(binary: &Path, lodge: &str, upstream: u16) -> (Nginx, u16) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("nginx starts");
-    let nginx = Nginx {
+    (listening(child, prefix, port, "nginx"), port)
+}
+
+/// Caddy with `docs/caddy-forward-auth.Caddyfile`, on a free port, without TLS or its admin API.
+fn start_caddy(binary: &Path, lodge: &str, upstream: u16) -> (Proxy, u16) {
+    let documented =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/caddy-forward-auth.Caddyfile");
+    let site = std::fs::read_to_string(documented).unwrap();
+    let port = free_port();
+    let site = site
+        .replace(
+            "service.example.com {",
+            &format!("http://127.0.0.1:{port} {{"),
+        )
+        .replace("127.0.0.1:8978", lodge)
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"));
+    let prefix = tempfile::tempdir().unwrap();
+    let path = prefix.path().join("Caddyfile");
+    std::fs::write(
+        &path,
+        format!("{{\n\tadmin off\n\tauto_https off\n}}\n{site}"),
+    )
+    .unwrap();
+    let child = Command::new(binary)
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(&path)
+        .env("HOME", prefix.path())
+        .env("XDG_DATA_HOME", prefix.path())
+        .env("XDG_CONFIG_HOME", prefix.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("caddy starts");
+    (listening(child, prefix, port, "caddy"), port)
+}
+
+/// Waits until the proxy `child` listens on `port`.
+fn listening(child: Child, prefix: tempfile::TempDir, port: u16, name: &str) -> Proxy {
+    let proxy = Proxy {
         child,
         _prefix: prefix,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not listen on {port}");
+        assert!(Instant::now() < deadline, "{name} did not listen on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    (nginx, port)
+    proxy
 }
 
-/// The nginx binary, or `None` (the test is skipped, except in CI) when none is installed.
-fn nginx_or_skip() -> Option<PathBuf> {
-    let binary = nginx_binary();
+/// The proxy's binary, or `None` (the test is skipped, except in CI) when it is not installed.
+fn binary_or_skip(name: &str, required_by: &str) -> Option<PathBuf> {
+    let binary = find_binary(name);
     if binary.is_none() {
-        let why = "proxy test skipped: nginx is not installed (Debian: apt-get install nginx)";
-        if std::env::var_os("CI_REQUIRE_NGINX").is_some() {
-            panic!("{why}, and CI_REQUIRE_NGINX is set");
+        let why =
+            format!("proxy test skipped: {name} is not installed (Debian: apt-get install {name})");
+        if std::env::var_os(required_by).is_some() {
+            panic!("{why}, and {required_by} is set");
         }
         eprintln!("{why}");
     }
@@ -137,7 +176,7 @@ fn nginx_or_skip() -> Option<PathBuf> {
 
 #[tokio::test]
 async fn nginx_lets_through_only_requests_with_a_lodge_token_or_session() {
-    let Some(binary) = nginx_or_skip() else {
+    let Some(binary) = binary_or_skip("nginx", "CI_REQUIRE_NGINX") else {
         return;
     };
     let app = spawn_app().await;
@@ -236,9 +275,29 @@ async fn nginx_lets_through_only_requests_with_a_lodge_token_or_session() {
 
 #[tokio::test]
 async fn nginx_clears_forged_identity_headers_and_passes_on_a_throttled_answer() {
-    let Some(binary) = nginx_or_skip() else {
-        return;
-    };
+    if let Some(binary) = binary_or_skip("nginx", "CI_REQUIRE_NGINX") {
+        forged_headers_are_cleared_and_throttling_passed_on(|lodge, upstream| {
+            start_nginx(&binary, lodge, upstream)
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn caddy_clears_forged_identity_headers_and_passes_on_a_throttled_answer() {
+    if let Some(binary) = binary_or_skip("caddy", "CI_REQUIRE_CADDY") {
+        forged_headers_are_cleared_and_throttling_passed_on(|lodge, upstream| {
+            start_caddy(&binary, lodge, upstream)
+        })
+        .await;
+    }
+}
+
+/// Through the proxy `start` runs: a client's identity headers never reach the upstream, and a
+/// throttled address gets 401 with `Retry-After`.
+async fn forged_headers_are_cleared_and_throttling_passed_on(
+    start: impl FnOnce(&str, u16) -> (Proxy, u16),
+) {
     let app = spawn_app_with(|s| {
         s.server.trusted_proxies = vec![lodge::config::IpNet::parse("127.0.0.1").unwrap()];
     })
@@ -247,7 +306,7 @@ async fn nginx_clears_forged_identity_headers_and_passes_on_a_throttled_answer()
     let token = app.new_token("script").await;
     let (upstream, hits) = start_upstream();
     let lodge = app.url.trim_start_matches("http://").to_owned();
-    let (_nginx, port) = start_nginx(&binary, &lodge, upstream);
+    let (_proxy, port) = start(&lodge, upstream);
     let get = |token: String, extra: &[(&'static str, &'static str)]| {
         let mut request = app
             .client
@@ -276,6 +335,7 @@ async fn nginx_clears_forged_identity_headers_and_passes_on_a_throttled_answer()
     );
     assert!(!seen.contains("x-role"), "{seen}");
     assert!(seen.contains("x-user: admin\n"), "{seen}");
+    assert!(seen.contains("x-team: admin|user\n"), "{seen}");
     assert!(seen.contains("x-full-name: admin\n"), "{seen}");
 
     for _ in 0..30 {
@@ -287,7 +347,7 @@ async fn nginx_clears_forged_identity_headers_and_passes_on_a_throttled_answer()
     assert_eq!(
         throttled.status(),
         401,
-        "passed on by nginx, not turned into a 500"
+        "passed on by the proxy, not turned into a 500"
     );
     let retry_after = throttled
         .headers()
@@ -298,12 +358,14 @@ async fn nginx_clears_forged_identity_headers_and_passes_on_a_throttled_answer()
 }
 
 #[test]
-fn the_docs_show_the_tested_nginx_configuration_verbatim() {
+fn the_docs_show_the_tested_proxy_configurations_verbatim() {
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-    let conf = std::fs::read_to_string(docs.join("nginx-forward-auth.conf")).unwrap();
     let guide = std::fs::read_to_string(docs.join("forward-auth.md")).unwrap();
-    assert!(
-        guide.contains(&conf),
-        "docs/forward-auth.md must show docs/nginx-forward-auth.conf"
-    );
+    for file in ["nginx-forward-auth.conf", "caddy-forward-auth.Caddyfile"] {
+        let conf = std::fs::read_to_string(docs.join(file)).unwrap();
+        assert!(
+            guide.contains(&conf),
+            "docs/forward-auth.md must show docs/{file}"
+        );
+    }
 }
