@@ -37,6 +37,10 @@ pub fn escape(text: &str) -> Cow<'_, str> {
 
 /// [`escape`]d and cut to at most `max` characters, the cut marked with `…`.
 pub fn bounded(text: &str, max: usize) -> String {
+    // Almost every text: short enough in bytes, so in characters, and nothing to escape.
+    if text.len() <= max && !text.chars().any(is_invisible) {
+        return text.to_owned();
+    }
     let escaped = escape(text);
     match escaped.char_indices().nth(max.saturating_sub(1)) {
         Some((end, _)) if escaped.chars().count() > max => format!("{}…", &escaped[..end]),

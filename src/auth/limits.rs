@@ -40,7 +40,8 @@ const IN_FLIGHT_WAIT: SignedDuration = SignedDuration::from_secs(1);
 /// The most doublings of `account_lock`, before `account_lock_max` caps it.
 const MAX_DOUBLINGS: u32 = 16;
 
-/// What is checked: a password costs a hash and is guessable, a token costs neither.
+/// What is checked: a password costs a hash and is guessable; a token costs neither, and
+/// neither does a user id no user can have (refused before any lookup), which is checked as one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
     Password,
