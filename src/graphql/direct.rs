@@ -8,9 +8,15 @@
 //! function ([`query::login`]) and builds the `Value` juniper would build. Anything else (other
 //! fields, fragments, directives, variables juniper refuses) runs through juniper as before.
 //!
-//! `parse_document_source` and `ExecutionError::new` are public in juniper 0.18 but hidden from
-//! its documentation; the API test that sends each login document both ways and compares the
-//! answers byte for byte shows whether an upgrade changed what they do.
+//! Three items this module uses are public in juniper 0.18.0 but marked `#[doc(hidden)]`, so
+//! juniper does not promise to keep them:
+//! - `juniper::parser::parse_document_source`: the document parsed once, for the plan;
+//! - `juniper::validation::validate_input_values`: the variables checked as juniper checks them;
+//! - `juniper::ExecutionError::new`: a field error placed where juniper would place it.
+//!
+//! `Cargo.toml` pins juniper to `=0.18.0` for that reason, and the API test that sends each
+//! login document both ways and compares the answers byte for byte shows whether an upgrade
+//! changed what they do. Upgrade juniper on purpose, with that test.
 
 use std::borrow::Cow;
 

@@ -29,3 +29,89 @@ pub fn counters(conn: &Connection) -> Result<Counters> {
             })
         })?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table, what of it is kept in memory, and so which of its changes must move the change
+    /// counter (`auth::remembered` forgets what it keeps when the counter moves). A new table needs
+    /// a line here: the test below fails until it has one.
+    const CACHE_DEPENDENCIES: &[(&str, &[&str], &str)] = &[
+        (
+            "users",
+            &["UPDATE", "DELETE"],
+            "sessions and tokens are kept with their user's row (role, enabled); a new user is in \
+             nothing kept",
+        ),
+        (
+            "api_tokens",
+            &["INSERT", "UPDATE", "DELETE"],
+            "tokens by digest and each user's token list are kept; a new token changes the list",
+        ),
+        (
+            "sessions",
+            &["UPDATE", "DELETE"],
+            "sessions are kept by id; a new session has a new id (a reused row is an UPDATE)",
+        ),
+        ("audit_events", &[], "never kept in memory"),
+        ("generation", &[], "the counter itself"),
+    ];
+
+    /// The triggers on `table` that fire after `event` and move the counter.
+    fn counting_triggers(conn: &Connection, table: &str, event: &str) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1")
+            .unwrap();
+        let triggers = stmt
+            .query_map([table], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .unwrap()
+            .map(Result::unwrap);
+        triggers
+            .filter(|(_, sql)| {
+                let sql = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+                sql.contains(&format!("AFTER {event} ON {table}"))
+                    && sql.contains("UPDATE generation SET n = n + 1")
+            })
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    #[test]
+    fn every_change_a_kept_row_depends_on_moves_the_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::Store::open(&dir.path().join("lodge.db")).unwrap();
+        store
+            .read(|conn| {
+                let tables: Vec<String> = conn
+                    .prepare(
+                        "SELECT name FROM sqlite_master WHERE type = 'table'
+                         AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                    )?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for table in &tables {
+                    let decided = CACHE_DEPENDENCIES.iter().find(|(t, ..)| t == table);
+                    let Some((_, events, _)) = decided else {
+                        panic!(
+                            "table `{table}` has no line in CACHE_DEPENDENCIES: decide whether \
+                             anything kept in memory depends on it"
+                        );
+                    };
+                    for event in *events {
+                        assert!(
+                            !counting_triggers(conn, table, event).is_empty(),
+                            "no trigger moves the change counter after {event} ON {table}"
+                        );
+                    }
+                }
+                for (table, ..) in CACHE_DEPENDENCIES {
+                    assert!(tables.contains(&table.to_string()), "`{table}` is gone");
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+}
