@@ -82,20 +82,7 @@ impl Error {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        use rusqlite::ErrorCode;
-        let fault = match &e {
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => match f.code {
-                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
-                    Some("the database is locked by another process")
-                }
-                ErrorCode::DiskFull => Some("the disk holding the database is full"),
-                ErrorCode::ReadOnly => Some("the database file is read-only"),
-                ErrorCode::CannotOpen => Some("the database file cannot be opened"),
-                _ => None,
-            },
-            _ => None,
-        };
-        match fault {
+        match e.unavailable() {
             Some(fault) => {
                 tracing::error!("{fault}: {e:#}");
                 Error::Unavailable(fault)

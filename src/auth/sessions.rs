@@ -28,11 +28,9 @@ fn parent_gone(e: &Error) -> bool {
     let Error::Internal(cause) = e else {
         return false;
     };
-    matches!(
-        cause.downcast_ref::<StoreError>(),
-        Some(StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)))
-            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
-    )
+    cause
+        .downcast_ref::<StoreError>()
+        .is_some_and(StoreError::is_parent_gone)
 }
 
 /// What the audit log says of a token that does not log in.

@@ -15,7 +15,6 @@ use crate::{
     store::{
         sessions as store_sessions,
         tokens::{self as store_tokens, TokenRow},
-        users::is_unique_violation,
     },
 };
 
@@ -159,37 +158,38 @@ impl Auth {
             .token(name.as_str())
             .detail(expiry_text)
             .by(actor);
-        let outcome =
-            self.store()
-                .write(move |tx| {
-                    // The writer holds the write lock: parallel creates count one after another.
-                    store_tokens::delete_expired_named(tx, owner, token_name.as_str(), micros)?;
-                    if store_tokens::count_live(tx, owner, micros)? >= i64::from(max) {
-                        return Ok(Err(Error::QuotaExceeded(max)));
+        let outcome = self
+            .store()
+            .write(move |tx| {
+                // The writer holds the write lock: parallel creates count one after another.
+                store_tokens::delete_expired_named(tx, owner, token_name.as_str(), micros)?;
+                if store_tokens::count_live(tx, owner, micros)? >= i64::from(max) {
+                    return Ok(Err(Error::QuotaExceeded(max)));
+                }
+                let inserted = store_tokens::insert(
+                    tx,
+                    &store_tokens::NewToken {
+                        user: owner,
+                        name: token_name.as_str(),
+                        digest: &digest,
+                        now: micros,
+                        expires_at: expires_at.map(|t| t.as_microsecond()),
+                        needs_admin,
+                    },
+                );
+                match inserted {
+                    Ok(_) => {
+                        audit::record(tx, now, &event)?;
+                        Ok(Ok(()))
                     }
-                    let inserted = store_tokens::insert(
-                        tx,
-                        &store_tokens::NewToken {
-                            user: owner,
-                            name: token_name.as_str(),
-                            digest: &digest,
-                            now: micros,
-                            expires_at: expires_at.map(|t| t.as_microsecond()),
-                            needs_admin,
-                        },
-                    );
-                    match inserted {
-                        Ok(_) => {
-                            audit::record(tx, now, &event)?;
-                            Ok(Ok(()))
-                        }
-                        Err(e) if is_unique_violation(&e) => Ok(Err(Error::AlreadyExists(
-                            format!("you already have a token named `{}`", token_name.as_str()),
-                        ))),
-                        Err(e) => Err(e.into()),
-                    }
-                })
-                .await?;
+                    Err(e) if e.is_taken() => Ok(Err(Error::AlreadyExists(format!(
+                        "you already have a token named `{}`",
+                        token_name.as_str()
+                    )))),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
         outcome?;
         Ok(NewToken {
             secret,

@@ -152,8 +152,8 @@ impl Auth {
                         let user = store_users::by_user_id(tx, user_id.as_str())?;
                         Ok(user.map(User::from))
                     }
-                    Err(e) if store_users::is_unique_violation(&e) => Ok(None),
-                    Err(e) => Err(e.into()),
+                    Err(e) if e.is_taken() => Ok(None),
+                    Err(e) => Err(e),
                 }
             })
             .await?

@@ -18,15 +18,103 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, backup::StepResult};
 use rusqlite_migration::{M, Migrations};
 
-/// A failure of the database; never shown to clients, logged with its cause.
+/// A failure of the database, classified here so that no caller needs SQLite's error codes;
+/// never shown to clients, logged with its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Another process held the database beyond the busy timeout.
+    #[error("the database is locked by another process: {0}")]
+    Locked(#[source] rusqlite::Error),
+    #[error("the disk holding the database is full: {0}")]
+    DiskFull(#[source] rusqlite::Error),
+    #[error("the database file is read-only: {0}")]
+    ReadOnly(#[source] rusqlite::Error),
+    #[error("the database file cannot be opened: {0}")]
+    CannotOpen(#[source] rusqlite::Error),
+    #[error("the database file is damaged: {0}")]
+    Corrupt(#[source] rusqlite::Error),
+    /// A constraint refused the change: a row named by a foreign key is gone, or a unique
+    /// value is taken.
+    #[error("{0:?} constraint: {1}")]
+    Constraint(Constraint, #[source] rusqlite::Error),
+    /// Any other failure SQLite reports (a bug of ours, usually).
+    #[error("database: {0}")]
+    Sqlite(#[source] rusqlite::Error),
     #[error("database connection pool: {0}")]
     Pool(#[from] r2d2::Error),
-    #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("database task did not finish: {0}")]
-    Task(String),
+    #[error("the database took no write in time")]
+    WriteTimedOut,
+    #[error("the database writer has stopped")]
+    WriterStopped,
+    #[error("the database writer dropped a write")]
+    WriteDropped,
+    #[error("a write was not run")]
+    WriteNotRun,
+    #[error("a database write panicked")]
+    WritePanicked,
+    /// A blocking read's thread could not be joined (it panicked).
+    #[error("a database read did not finish: {0}")]
+    ReadFailed(String),
+}
+
+/// Which constraint refused a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Constraint {
+    ForeignKey,
+    Unique,
+    Other,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::{ErrorCode, ffi};
+        let rusqlite::Error::SqliteFailure(failure, _) = &e else {
+            return StoreError::Sqlite(e);
+        };
+        match failure.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreError::Locked(e),
+            ErrorCode::DiskFull => StoreError::DiskFull(e),
+            ErrorCode::ReadOnly => StoreError::ReadOnly(e),
+            ErrorCode::CannotOpen => StoreError::CannotOpen(e),
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(e),
+            ErrorCode::ConstraintViolation => {
+                let kind = match failure.extended_code {
+                    ffi::SQLITE_CONSTRAINT_FOREIGNKEY => Constraint::ForeignKey,
+                    ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                        Constraint::Unique
+                    }
+                    _ => Constraint::Other,
+                };
+                StoreError::Constraint(kind, e)
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+impl StoreError {
+    /// What keeps the database from taking a change now, when the fault is the machine's (a
+    /// lock, a full disk, a read-only or missing file) and may pass: said to the client, who
+    /// may try again.
+    pub fn unavailable(&self) -> Option<&'static str> {
+        match self {
+            StoreError::Locked(_) => Some("the database is locked by another process"),
+            StoreError::DiskFull(_) => Some("the disk holding the database is full"),
+            StoreError::ReadOnly(_) => Some("the database file is read-only"),
+            StoreError::CannotOpen(_) => Some("the database file cannot be opened"),
+            _ => None,
+        }
+    }
+
+    /// Whether a unique value (a user id, a token name) is taken.
+    pub fn is_taken(&self) -> bool {
+        matches!(self, StoreError::Constraint(Constraint::Unique, _))
+    }
+
+    /// Whether a row the change names (a session's user or token) is gone.
+    pub fn is_parent_gone(&self) -> bool {
+        matches!(self, StoreError::Constraint(Constraint::ForeignKey, _))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -244,7 +332,7 @@ impl Store {
     pub async fn check_writable(&self, patience: Duration) -> Result<()> {
         tokio::time::timeout(patience, self.write(|_| Ok(())))
             .await
-            .map_err(|_| StoreError::Task("the database took no write in time".into()))?
+            .map_err(|_| StoreError::WriteTimedOut)?
     }
 
     /// Copies the live database to a new file at `to` with SQLite's online backup, page by page,
@@ -353,7 +441,7 @@ impl Store {
             f(&mut conn)
         })
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(|e| StoreError::ReadFailed(e.to_string()))?
     }
 }
 

@@ -645,7 +645,7 @@ mod tests {
                 let after = generation::counters(c)?;
                 lists.lock().unwrap().leave(c, after);
                 if fail {
-                    return Err(crate::store::StoreError::Task("failed on purpose".into()));
+                    return Err(crate::store::StoreError::WriteNotRun);
                 }
                 Ok(None)
             })

@@ -37,8 +37,8 @@ pub fn count_live(conn: &Connection, user: i64, now: i64) -> Result<i64> {
     )?)
 }
 
-/// Inserts a token; a name the user already has fails with SQLite's unique constraint error.
-pub fn insert(conn: &Connection, token: &NewToken<'_>) -> rusqlite::Result<i64> {
+/// Inserts a token; a name its user has already fails with [`super::StoreError::is_taken`].
+pub fn insert(conn: &Connection, token: &NewToken<'_>) -> Result<i64> {
     conn.execute(
         "INSERT INTO api_tokens (user_id, name, digest, created_at, expires_at, needs_admin)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -60,8 +60,8 @@ pub fn count(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
 }
 
-/// Inserts a user; a taken user id fails with SQLite's unique constraint error.
-pub fn insert(conn: &Connection, user: &NewUser<'_>) -> rusqlite::Result<i64> {
+/// Inserts a user; a taken user id fails with [`super::StoreError::is_taken`].
+pub fn insert(conn: &Connection, user: &NewUser<'_>) -> Result<i64> {
     conn.execute(
         "INSERT INTO users (user_id, display_name, role, enabled, password_hash, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -131,13 +131,4 @@ pub fn set_role(conn: &Connection, id: i64, role: &str) -> Result<bool> {
         "UPDATE users SET role = ?2 WHERE id = ?1",
         params![id, role],
     )? > 0)
-}
-
-/// Whether the user id is taken: the error a unique constraint gives.
-pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(
-        e,
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-    )
 }

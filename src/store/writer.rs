@@ -172,7 +172,7 @@ impl Writer {
                     (Some(Err(e)), _) => Err(e),
                     (_, Some(e)) => Err(copy(e)),
                     (Some(Ok(value)), None) => Ok(value),
-                    (None, None) => Err(StoreError::Task("a write was not run".into())),
+                    (None, None) => Err(StoreError::WriteNotRun),
                 };
                 settled(result.as_ref().ok());
                 Box::new(move || {
@@ -186,10 +186,8 @@ impl Writer {
             .as_ref()
             .expect("the queue is open while a Writer exists")
             .send(job)
-            .map_err(|_| StoreError::Task("the database writer has stopped".into()))?;
-        answered
-            .await
-            .map_err(|_| StoreError::Task("the database writer dropped a write".into()))?
+            .map_err(|_| StoreError::WriterStopped)?;
+        answered.await.map_err(|_| StoreError::WriteDropped)?
     }
 }
 
@@ -325,7 +323,7 @@ fn in_savepoint<T>(
 ) -> Result<T> {
     savepoints.open.execute([])?;
     let outcome = catch_unwind(AssertUnwindSafe(|| f(conn)))
-        .unwrap_or_else(|_| Err(StoreError::Task("a database write panicked".into())));
+        .unwrap_or_else(|_| Err(StoreError::WritePanicked));
     if conn.is_autocommit() {
         // A fault ended the transaction; the batch reports it.
         return outcome;
@@ -349,7 +347,7 @@ fn in_savepoint<T>(
 
 /// A commit's error, for each write it held.
 fn copy(e: &rusqlite::Error) -> StoreError {
-    StoreError::Sqlite(copy_sqlite(e))
+    copy_sqlite(e).into()
 }
 
 fn copy_sqlite(e: &rusqlite::Error) -> rusqlite::Error {
