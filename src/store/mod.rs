@@ -125,9 +125,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: writer::Writer,
-    /// The start of the write-ahead log's shared index (`lodge.db-shm`), mapped into memory as
-    /// SQLite maps it, read for [`Store::log_header`].
-    log_index: Option<Arc<memmap2::Mmap>>,
+    /// The write-ahead log's shared index (`lodge.db-shm`), whose header
+    /// [`Store::log_header`] reads.
+    log_index: Option<Arc<std::fs::File>>,
     /// The log's header after the writer's last commit, and the change counter that commit left,
     /// when no other connection committed in between (see [`writer::Published`]).
     own_commit: Arc<Mutex<Option<(LogHeader, i64)>>>,
@@ -151,18 +151,23 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
-/// The log index's header in `index` (see [`Store::log_header`]), when its two copies agree.
-fn read_log_header(index: &memmap2::Mmap) -> Option<LogHeader> {
+/// The log index's header in `index` (see [`Store::log_header`]), when its two copies agree:
+/// one `pread` of the file SQLite maps (the kernel's page cache is what SQLite's mapping shows).
+/// It was mapped into this process as well until the mapping was measured against this read
+/// and gave no clear gain to a token login (BENCHMARKS.md, "Optimisations").
+#[cfg(unix)]
+fn read_log_header(index: &std::fs::File) -> Option<LogHeader> {
+    use std::os::unix::fs::FileExt as _;
     let mut header = [0u8; 96];
-    for (i, byte) in header.iter_mut().enumerate() {
-        // SAFETY: `i` is within the mapping's 96 bytes; volatile, since other threads and
-        // processes write them while this reads.
-        *byte = unsafe { index.as_ptr().add(i).read_volatile() };
-    }
-    // What is read after this (the remembered maps) is not read before the header.
-    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+    index.read_exact_at(&mut header, 0).ok()?;
     let (first, second) = header.split_at(48);
     (first == second).then_some(header)
+}
+
+/// Elsewhere the change counter is read in a transaction each time.
+#[cfg(not(unix))]
+fn read_log_header(_: &std::fs::File) -> Option<LogHeader> {
+    None
 }
 
 /// Why the database file (or, before it exists, its folder) cannot be written, if it cannot.
@@ -252,30 +257,12 @@ impl Store {
         // and the next process to open the database would take itself for the first, empty the
         // index and rebuild it under this one. So the writer thread and the pool's connection
         // manager each hold it, and it closes after the last connection.
-        let log_index = index_file.as_ref().and_then(|file| {
-            // A shorter file (never seen: SQLite sizes it before its first read) would make
-            // reading the mapping fault; without it, the counter is read in a transaction.
-            if file.metadata().ok()?.len() < size_of::<LogHeader>() as u64 {
-                return None;
-            }
-            // SAFETY: the mapping only outlives this store's connections if another process
-            // truncates the file, which SQLite does only when it is the first to open the
-            // database: never while this process holds its lock on the file, which it does
-            // while the writer's connection is open (see above). Its bytes change under it;
-            // `log_header` reads them with volatile copies.
-            let map = unsafe {
-                memmap2::MmapOptions::new()
-                    .len(size_of::<LogHeader>())
-                    .map(&**file)
-            };
-            map.ok().map(Arc::new)
-        });
         let own_commit = Arc::new(Mutex::new(None));
         let writer = writer::Writer::start(
             conn,
             path,
             writer::Published {
-                log_index: log_index.clone(),
+                log_index: index_file.clone(),
                 own_commit: own_commit.clone(),
             },
             index_file.clone(),
@@ -298,7 +285,7 @@ impl Store {
         Ok(Self {
             pool,
             writer,
-            log_index,
+            log_index: index_file,
             own_commit,
         })
     }
@@ -310,10 +297,9 @@ impl Store {
 
     /// The write-ahead log index's header now, when both its copies agree (they differ while a
     /// commit is writing them). Equal headers at two moments mean no commit in between, by this
-    /// or any other process (a checkpoint may change them too, without a commit). It is read
-    /// from the shared memory SQLite writes it in, without a system call, where a read
-    /// transaction takes and drops a lock with two `fcntl` calls (a `pread` of the file cost a
-    /// token login 2 % of its CPU).
+    /// or any other process (a checkpoint may change them too, without a commit). One `pread`,
+    /// where a read transaction takes and drops a lock with two `fcntl` calls and runs a
+    /// statement.
     pub fn log_header(&self) -> Option<LogHeader> {
         read_log_header(self.log_index.as_deref()?)
     }
@@ -458,7 +444,8 @@ mod tests {
     /// of it. The store once opened `lodge.db-shm` to map it and closed it at once: SQLite's lock
     /// on the file went with it, so the next process to open the database took itself for the
     /// first, emptied the shared index and rebuilt it under the running server, which died of
-    /// SIGBUS reading the emptied mapping (two `lodge user add` run together showed it).
+    /// SIGBUS reading the emptied mapping (two `lodge user add` run together showed it). The
+    /// header is read with `pread` now, but the descriptor is still held for the same reason.
     #[test]
     fn the_store_keeps_sqlites_lock_on_the_shared_index_for_its_whole_life() {
         use std::os::fd::AsRawFd;

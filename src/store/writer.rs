@@ -93,7 +93,7 @@ impl<'c> Savepoints<'c> {
 /// transaction (no other can commit then) and again after reading the header, and leaves the
 /// pair only when it has not moved.
 pub(super) struct Published {
-    pub log_index: Option<Arc<memmap2::Mmap>>,
+    pub log_index: Option<Arc<std::fs::File>>,
     pub own_commit: Arc<Mutex<Option<(LogHeader, i64)>>>,
 }
 
