@@ -111,6 +111,8 @@ pub struct Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled {
     pub retry_after: SignedDuration,
+    /// Held back by attempts still in flight, not by failures: too many at once.
+    pub in_flight: bool,
 }
 
 /// An attempt that passed the limits and holds its place in them: tell it how it ended with
@@ -169,6 +171,7 @@ impl Limits {
             {
                 return Err(Throttled {
                     retry_after: until.duration_since(now),
+                    in_flight: false,
                 });
             }
             // After a lock has run out, one more try: its failure locks the account again.
@@ -176,6 +179,7 @@ impl Limits {
             if entry.pending >= budget {
                 return Err(Throttled {
                     retry_after: IN_FLIGHT_WAIT,
+                    in_flight: true,
                 });
             }
         }
@@ -193,6 +197,7 @@ impl Limits {
                 let wait = refill.mul_f64((level + in_flight + 1.0 - burst).min(level));
                 return Err(Throttled {
                     retry_after: wait.max(IN_FLIGHT_WAIT),
+                    in_flight: level + 1.0 <= burst,
                 });
             }
             if tables.addresses.len() >= MAX_TRACKED

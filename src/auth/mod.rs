@@ -52,6 +52,13 @@ pub enum Error {
     NotFound(String),
     #[error("too many failed logins: try again in {} s", .0.as_secs().max(1))]
     TooManyRequests(jiff::SignedDuration),
+    /// Password checks are counted before they start: this account or address has as many in
+    /// flight as its budget allows.
+    #[error(
+        "too many password checks at once for this account or from this address: try again in {} s",
+        .0.as_secs().max(1)
+    )]
+    TooManyAtOnce(jiff::SignedDuration),
     #[error("too many logins in one request: at most {0} authLogin fields")]
     TooManyLogins(usize),
     /// The database cannot take the change now (locked, full, read-only); nothing was saved.
@@ -73,7 +80,9 @@ impl Error {
             Error::InvalidInput(_) => "invalidInput",
             Error::AlreadyExists(_) => "alreadyExists",
             Error::NotFound(_) => "notFound",
-            Error::TooManyRequests(_) | Error::TooManyLogins(_) => "tooManyRequests",
+            Error::TooManyRequests(_) | Error::TooManyAtOnce(_) | Error::TooManyLogins(_) => {
+                "tooManyRequests"
+            }
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internalError",
         }

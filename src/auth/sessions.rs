@@ -149,7 +149,9 @@ impl Auth {
         if let Some(bearer) = bearer {
             let attempt = match self.begin_attempt(Check::Token, address, None) {
                 Ok(attempt) => attempt,
-                Err(Error::TooManyRequests(wait)) => return Ok(Caller::Throttled(wait)),
+                Err(Error::TooManyRequests(wait) | Error::TooManyAtOnce(wait)) => {
+                    return Ok(Caller::Throttled(wait));
+                }
                 Err(e) => return Err(e),
             };
             let caller = self.bearer(bearer).await;
@@ -403,7 +405,10 @@ impl Auth {
     ) -> Result<Attempt> {
         self.limits()
             .begin(self.now(), check, address, account)
-            .map_err(|t| Error::TooManyRequests(t.retry_after))
+            .map_err(|t| match t.in_flight {
+                true => Error::TooManyAtOnce(t.retry_after),
+                false => Error::TooManyRequests(t.retry_after),
+            })
     }
 
     pub(super) fn settle(&self, attempt: Attempt, succeeded: bool) {

@@ -35,6 +35,12 @@ async fn two_hundred_parallel_password_guesses_check_at_most_the_accounts_budget
         "tooManyRequests",
         "the right password came too late"
     );
+    assert!(
+        answers
+            .iter()
+            .any(|a| error_message(a).contains("too many password checks at once")),
+        "a guess refused while others are in flight says so"
+    );
     let audit = app.count("audit_events");
     assert!(audit <= 12, "only checked guesses are recorded: {audit}");
     let after = app.new_client().login(ADMIN, ADMIN_PASSWORD).await;
