@@ -9,7 +9,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use lodge::{
     auth::secret::{ApiTokenSecret, SessionSecret},
-    store::{Store, generation, sessions, tokens, users},
+    store::{Store, change_counter, sessions, tokens, users},
 };
 
 struct Seeded {
@@ -127,7 +127,7 @@ fn lookups(c: &mut Criterion) {
         b.iter(|| s.store.log_header().unwrap())
     });
     c.bench_function("change counter read (a read transaction)", |b| {
-        b.iter(|| s.store.read(generation::current).unwrap())
+        b.iter(|| s.store.read(change_counter::current).unwrap())
     });
     // Under load the writer commits between any two lookups, and a reader then reads its pages
     // again; this shows that cost with one small commit from another connection before each.

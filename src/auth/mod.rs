@@ -2,9 +2,9 @@
 //! Knows no HTTP or GraphQL type; takes the time from its [`Clock`].
 
 pub mod audit;
+mod cache;
 pub mod limits;
 pub mod password;
-mod remembered;
 pub mod return_to;
 pub mod secret;
 mod sessions;
@@ -13,14 +13,14 @@ mod users;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use cache::SessionChange;
 use jiff::Timestamp;
-use remembered::SessionChange;
 
 use crate::{
     clock::Clock,
     config::Settings,
     store::{
-        Result as StoreResult, Store, StoreError, generation, sessions::UserSessions,
+        Result as StoreResult, Store, StoreError, change_counter, sessions::UserSessions,
         users::UserRow,
     },
 };
@@ -178,7 +178,7 @@ pub struct Auth {
     /// minute, each of which made every reader read its pages again.
     last_used: Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
     /// Sessions, tokens and token lists looked up, kept while the database says nothing changed.
-    remembered: Arc<remembered::Remembered>,
+    cache: Arc<cache::Cache>,
     /// Each user's sessions, used and changed only by session writes on the writer thread.
     user_sessions: Arc<Mutex<UserSessions>>,
     /// The threads that hash passwords.
@@ -206,7 +206,7 @@ impl Auth {
             )),
             settings,
             last_used: Arc::default(),
-            remembered: Arc::default(),
+            cache: Arc::default(),
             user_sessions: Arc::default(),
         }
     }
@@ -223,7 +223,7 @@ impl Auth {
     }
 
     /// A write of sessions by this server: `f` lists what it changed of them, so that what is
-    /// remembered is updated in commit order instead of forgotten, and opens and ends them
+    /// cached is updated in commit order instead of forgotten, and opens and ends them
     /// through each user's list of sessions (made exact before it runs).
     async fn write_sessions<T, F>(&self, f: F) -> Result<T>
     where
@@ -236,7 +236,7 @@ impl Auth {
             + Send
             + 'static,
     {
-        let own_write = self.remembered.own_write();
+        let own_write = self.cache.own_write();
         let keep = self.session_cap();
         let lists = self.user_sessions.clone();
         let on_failure = self.user_sessions.clone();
@@ -251,10 +251,10 @@ impl Auth {
                     lists.settle(None);
                     let mut changes: Vec<_> = ended.into_iter().map(SessionChange::Ended).collect();
                     let value = f(tx, &mut lists, &mut changes)?;
-                    let after = generation::counters(tx)?;
+                    let after = change_counter::counters(tx)?;
                     lists.settle(Some(after.sessions_ended));
                     lists.leave(tx, after);
-                    Ok((value, before.changes, after.changes, changes))
+                    Ok((value, before.change_counter, after.change_counter, changes))
                 },
                 // Until what the write changed is applied, a moved counter is its own: the mark
                 // goes with this closure, after.

@@ -7,15 +7,15 @@ use jiff::{SignedDuration, Timestamp};
 use super::{
     Auth, Error, Result, Role, User,
     audit::{self, AuditEvent, kind},
+    cache::{SessionChange, TokenEntry},
     from_micros,
     limits::{Attempt, Check},
     password::{self, ClientHash},
-    remembered::{SessionChange, TokenEntry},
     secret::{ApiTokenSecret, Digest, SessionCookie, SessionSecret, random_id},
     users::UserId,
 };
 use crate::store::{
-    StoreError, generation,
+    StoreError, change_counter,
     sessions::{self as store_sessions, NewSession, SessionRow},
     tokens as store_tokens,
     users::{self as store_users, UserRow},
@@ -214,38 +214,38 @@ impl Auth {
     /// The database's change counter now: the one read last, or the one the writer's last
     /// commit left, while the write-ahead log's header shows no commit since; else read (after
     /// the header, so that the pair noted is never newer on the header's side).
-    pub(super) fn generation(&self) -> Result<i64> {
+    pub(super) fn change_counter(&self) -> Result<i64> {
         let header = self.store().log_header();
         if let Some(known) = header.as_ref().and_then(|h| {
-            self.remembered
-                .generation_at(h)
-                .or_else(|| self.store().generation_at(h))
+            self.cache
+                .change_counter_at(h)
+                .or_else(|| self.store().change_counter_at(h))
         }) {
             return Ok(known);
         }
-        let now_at = self.store().read(generation::current)?;
+        let now_at = self.store().read(change_counter::current)?;
         if let Some(header) = header {
-            self.remembered.note_log(header, now_at);
+            self.cache.note_log(header, now_at);
         }
         Ok(now_at)
     }
 
-    /// The session with this id: remembered when nothing changed since, else read and kept.
+    /// The session with this id: from the cache when nothing changed since, else read and kept.
     fn session_row(&self, id: i64) -> Result<Option<SessionRow>> {
-        if let Some(row) = self.remembered.session(self.generation()?, id) {
+        if let Some(row) = self.cache.session(self.change_counter()?, id) {
             return Ok(Some(row));
         }
         let found = self.store().read(|conn| store_sessions::by_id(conn, id))?;
         Ok(found.map(|(read_at, row)| {
-            self.remembered.keep_session(read_at, row.clone());
+            self.cache.keep_session(read_at, row.clone());
             row
         }))
     }
 
-    /// The token with this digest and its owner, remembered or read and kept, as
+    /// The token with this digest and its owner, from the cache or read and kept, as
     /// [`Auth::session_row`].
     fn token_entry(&self, digest: &Digest) -> Result<Option<TokenEntry>> {
-        if let Some(entry) = self.remembered.token(self.generation()?, digest) {
+        if let Some(entry) = self.cache.token(self.change_counter()?, digest) {
             return Ok(Some(entry));
         }
         let found = self
@@ -253,7 +253,7 @@ impl Auth {
             .read(|conn| store_tokens::by_digest(conn, digest))?;
         Ok(found.map(|(read_at, token, user)| {
             let entry = TokenEntry { token, user };
-            self.remembered.keep_token(read_at, *digest, entry.clone());
+            self.cache.keep_token(read_at, *digest, entry.clone());
             entry
         }))
     }

@@ -206,15 +206,14 @@ impl Auth {
     pub async fn list_tokens(&self, user: &User) -> Result<Vec<Token>> {
         let shown_after = (self.now() - self.settings().tokens.keep_expired.0).as_microsecond();
         let owner = user.id;
-        let all = match self.remembered.token_list(self.generation()?, owner) {
+        let all = match self.cache.token_list(self.change_counter()?, owner) {
             Some(all) => all,
             None => {
                 let (read_at, all) = self
                     .store()
                     .read(|conn| store_tokens::all_of_user(conn, owner))?;
                 let all = Arc::new(all);
-                self.remembered
-                    .keep_token_list(read_at, owner, Arc::clone(&all));
+                self.cache.keep_token_list(read_at, owner, Arc::clone(&all));
                 all
             }
         };

@@ -1,7 +1,7 @@
 //! SQLite only: the pool, the connection policy, the migrations and one module per table family.
 
 pub mod audit;
-pub mod generation;
+pub mod change_counter;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
@@ -148,6 +148,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/003_sessions_by_id.sql")),
         M::up(include_str!("migrations/004_sessions_unindexed.sql")),
         M::up(include_str!("migrations/005_tokens_need_admin.sql")),
+        M::up(include_str!("migrations/006_change_counter_named.sql")),
     ])
 }
 
@@ -304,11 +305,11 @@ impl Store {
         read_log_header(self.log_index.as_deref()?)
     }
 
-    /// The change counter (`generation`) when the log's header is `header` because the writer's
+    /// The change counter when the log's header is `header` because the writer's
     /// last commit left it so: known without a read transaction.
-    pub fn generation_at(&self, header: &LogHeader) -> Option<i64> {
+    pub fn change_counter_at(&self, header: &LogHeader) -> Option<i64> {
         match &*self.own_commit.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some((seen, generation)) if seen == header => Some(*generation),
+            Some((seen, counter)) if seen == header => Some(*counter),
             _ => None,
         }
     }
@@ -453,7 +454,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.db");
         let store = Store::open(&path).unwrap();
-        store.read(generation::current).unwrap();
+        store.read(change_counter::current).unwrap();
         // Kept open until the store is gone, so that closing it drops nothing that matters.
         let probe = open_log_index(&path).expect("the shared index");
         // What a process opening the database asks first: may it lock SQLite's "dead man
@@ -473,10 +474,12 @@ mod tests {
         assert!(held_by_this_process(), "after opening");
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime
-            .block_on(store.write(|c| Ok(c.execute("UPDATE generation SET n = n + 1", [])?)))
+            .block_on(
+                store.write(|c| Ok(c.execute("UPDATE change_counter SET value = value + 1", [])?)),
+            )
             .unwrap();
         for _ in 0..3 {
-            store.read(generation::current).unwrap();
+            store.read(change_counter::current).unwrap();
             let _ = store.log_header();
         }
         assert!(held_by_this_process(), "after reads and a write");
@@ -490,7 +493,7 @@ mod tests {
         assert!(released, "the lock outlived the store");
     }
 
-    /// What the remembered lookups rely on: any commit of any connection changes the header, and
+    /// What the cache relies on: any commit of any connection changes the header, and
     /// reads do not.
     #[test]
     fn the_log_header_changes_with_every_commit_of_any_connection_and_only_then() {
@@ -504,7 +507,7 @@ mod tests {
                 .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
                 .unwrap();
             assert_eq!(count, 0);
-            store.read(generation::current).unwrap();
+            store.read(change_counter::current).unwrap();
             assert_eq!(
                 store.log_header(),
                 Some(seen),
@@ -517,7 +520,7 @@ mod tests {
                 seen = store.log_header().expect("a header");
             }
             other
-                .execute("UPDATE generation SET n = n + 1", [])
+                .execute("UPDATE change_counter SET value = value + 1", [])
                 .unwrap();
             let now = store.log_header().expect("a header");
             assert_ne!(
@@ -537,22 +540,24 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let other = Connection::open(&path).unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let bump =
-            |c: &Connection| Ok(c.execute("UPDATE generation SET n = n + 1", []).map(drop)?);
+        let bump = |c: &Connection| {
+            Ok(c.execute("UPDATE change_counter SET value = value + 1", [])
+                .map(drop)?)
+        };
         runtime.block_on(store.write(bump)).unwrap();
         let header = store.log_header().expect("a header");
-        let counter = store.read(generation::current).unwrap();
-        assert_eq!(store.generation_at(&header), Some(counter));
+        let counter = store.read(change_counter::current).unwrap();
+        assert_eq!(store.change_counter_at(&header), Some(counter));
 
         other
-            .execute("UPDATE generation SET n = n + 1", [])
+            .execute("UPDATE change_counter SET value = value + 1", [])
             .unwrap();
         let after = store.log_header().expect("a header");
-        assert_eq!(store.generation_at(&after), None);
+        assert_eq!(store.change_counter_at(&after), None);
 
         runtime.block_on(store.write(bump)).unwrap();
         let header = store.log_header().expect("a header");
-        assert_eq!(store.generation_at(&header), Some(counter + 2));
+        assert_eq!(store.change_counter_at(&header), Some(counter + 2));
     }
 
     /// The race the published pair must not lose: another connection committing between the
@@ -572,7 +577,7 @@ mod tests {
                 other.busy_timeout(BUSY_TIMEOUT).unwrap();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     // Busy is no failure here: the writer held the lock longer than it waits.
-                    let _ = other.execute("UPDATE generation SET n = n + 1", []);
+                    let _ = other.execute("UPDATE change_counter SET value = value + 1", []);
                     // SQLite's busy wait sleeps: without a pause the writer would starve.
                     std::thread::sleep(std::time::Duration::from_micros(50));
                 }
@@ -581,16 +586,18 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let (mut answered, mut checked) = (0, 0);
         for _ in 0..2000 {
-            let bump =
-                store.write(|c| Ok(c.execute("UPDATE generation SET n = n + 1", []).map(drop)?));
+            let bump = store.write(|c| {
+                Ok(c.execute("UPDATE change_counter SET value = value + 1", [])
+                    .map(drop)?)
+            });
             if runtime.block_on(bump).is_err() {
                 continue;
             }
             let Some(header) = store.log_header() else {
                 continue;
             };
-            let published = store.generation_at(&header);
-            let counter = store.read(generation::current).unwrap();
+            let published = store.change_counter_at(&header);
+            let counter = store.read(change_counter::current).unwrap();
             if store.log_header() != Some(header) {
                 continue;
             }

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     Result,
-    generation::{self, Counters},
+    change_counter::{self, Counters},
     users::{self, UserRow},
     writer,
 };
@@ -83,7 +83,7 @@ fn reuse(conn: &Connection, id: i64, session: &NewSession<'_>) -> Result<bool> {
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(i64, SessionRow)>> {
     Ok(conn
         .prepare_cached(concat!(
-            "SELECT (SELECT n FROM generation), s.id, s.secret_digest, s.provider, s.token_id, ",
+            "SELECT (SELECT value FROM change_counter), s.id, s.secret_digest, s.provider, s.token_id, ",
             "s.created_at, s.last_seen_at, t.expires_at, coalesce(t.needs_admin, 0), ",
             users::user_columns_without_hash!(),
             " FROM sessions s
@@ -174,7 +174,7 @@ const READ_AT_ONCE: usize = 4096;
 ///
 /// Only the server opens sessions; any process may end them. (Two servers on one file would each
 /// hold a user to the limit among the sessions it opened itself.) The lists are exact while the
-/// count of ended sessions (`generation.sessions_ended`) is where the server's own writes left
+/// count of ended sessions (`change_counter.sessions_ended`) is where the server's own writes left
 /// it, and are read again from the table when it has moved. A write that changed the lists and
 /// then failed leaves them to be read again too.
 ///
@@ -287,7 +287,7 @@ impl UserSessions {
     pub fn counters(&self, conn: &Connection) -> Result<Counters> {
         match self.left {
             Some((at, counters)) if place(conn) == Some(at) => Ok(counters),
-            _ => generation::counters(conn),
+            _ => change_counter::counters(conn),
         }
     }
 
@@ -418,7 +418,7 @@ mod tests {
 
     use super::*;
     use crate::store::{
-        Store, generation, users,
+        Store, change_counter, users,
         writer::testing::{Write, in_one_batch},
     };
 
@@ -466,7 +466,7 @@ mod tests {
     }
 
     fn ended(conn: &Connection) -> i64 {
-        generation::counters(conn).unwrap().sessions_ended
+        change_counter::counters(conn).unwrap().sessions_ended
     }
 
     #[test]
@@ -633,7 +633,7 @@ mod tests {
             let lists = lists.clone();
             Box::new(move |c| {
                 let said = lists.lock().unwrap().counters(c)?;
-                Ok(Some((said, generation::counters(c)?)))
+                Ok(Some((said, change_counter::counters(c)?)))
             })
         };
         // A session write's end: it moves the counter, reads it and leaves it; then, if told,
@@ -642,7 +642,7 @@ mod tests {
             let lists = lists.clone();
             Box::new(move |c| {
                 c.execute("UPDATE users SET display_name = display_name || '.'", [])?;
-                let after = generation::counters(c)?;
+                let after = change_counter::counters(c)?;
                 lists.lock().unwrap().leave(c, after);
                 if fail {
                     return Err(crate::store::StoreError::WriteNotRun);
@@ -678,7 +678,7 @@ mod tests {
         for (said, held) in &seen {
             assert_eq!(said, held);
         }
-        let changes: Vec<i64> = seen.iter().map(|(_, held)| held.changes).collect();
+        let changes: Vec<i64> = seen.iter().map(|(_, held)| held.change_counter).collect();
         assert_eq!(changes[1], changes[0] + 1, "the other write moved it");
         assert_eq!(
             changes[2],
@@ -687,7 +687,7 @@ mod tests {
         );
 
         // Between batches another process moves the counter; the next batch reads it.
-        let left = seen[2].1.changes + 1;
+        let left = seen[2].1.change_counter + 1;
         let other_process = Connection::open(&path).unwrap();
         other_process
             .execute("UPDATE users SET display_name = 'Ann'", [])
@@ -695,6 +695,6 @@ mod tests {
         let outcomes = in_one_batch(&store, vec![look(&lists)]).await;
         let (said, held) = outcomes.into_iter().next().unwrap().unwrap().unwrap();
         assert_eq!(said, held);
-        assert_eq!(held.changes, left + 1);
+        assert_eq!(held.change_counter, left + 1);
     }
 }

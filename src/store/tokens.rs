@@ -59,7 +59,7 @@ pub fn insert(conn: &Connection, token: &NewToken<'_>) -> Result<i64> {
 pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)> {
     // One read transaction for both reads, so that the list is the one at that counter.
     let tx = conn.unchecked_transaction()?;
-    let read_at = super::generation::current(&tx)?;
+    let read_at = super::change_counter::current(&tx)?;
     let mut stmt = tx.prepare_cached(
         "SELECT id, name, created_at, expires_at, last_used_at, needs_admin FROM api_tokens
          WHERE user_id = ?1 ORDER BY created_at, id",
@@ -85,7 +85,7 @@ pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)>
 pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, TokenRow, UserRow)>> {
     Ok(conn
         .prepare_cached(concat!(
-            "SELECT (SELECT n FROM generation), t.id, t.name, t.created_at, t.expires_at, ",
+            "SELECT (SELECT value FROM change_counter), t.id, t.name, t.created_at, t.expires_at, ",
             "t.last_used_at, t.needs_admin, ",
             users::user_columns_without_hash!(),
             " FROM api_tokens t JOIN users u ON u.id = t.user_id

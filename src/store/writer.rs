@@ -18,7 +18,7 @@ use std::{
 use rusqlite::{Connection, Statement};
 use tokio::sync::oneshot;
 
-use super::{LogHeader, Result, StoreError, generation, read_log_header};
+use super::{LogHeader, Result, StoreError, change_counter, read_log_header};
 
 /// Writes committed together at most; a longer queue waits for the next commit.
 const MAX_BATCH: usize = 256;
@@ -84,7 +84,7 @@ impl<'c> Savepoints<'c> {
 }
 
 /// Where the writer leaves, after each commit, the log's header that commit made and the change
-/// counter it left (`Store::generation_at`): readers in this process then trust what they keep
+/// counter it left (`Store::change_counter_at`): readers in this process then trust what they keep
 /// without reading the counter, until the next commit of any process changes the header.
 ///
 /// A header read after the commit could be another process's, committed in between, and paired
@@ -273,7 +273,7 @@ fn commit_batch(
     let (counter, committed) = match &broken {
         Some(e) => (None, Err(copy_sqlite(e))),
         None => (
-            generation::current(conn).ok(),
+            change_counter::current(conn).ok(),
             conn.prepare_cached("COMMIT")
                 .and_then(|mut s| s.execute([]))
                 .map(drop),

@@ -2,6 +2,7 @@
 
 mod audit;
 mod binary;
+mod cache;
 mod crash;
 mod floods;
 mod forward_auth;
@@ -12,7 +13,6 @@ mod http;
 mod injection;
 mod login;
 mod proxy;
-mod remembered;
 mod sessions;
 mod store;
 mod tokens;

@@ -1,5 +1,5 @@
 //! Sessions, tokens and users' token lists the server has looked up, kept while the database's
-//! change counter (`store::generation`) has not moved past what they were read at.
+//! change counter (`store::change_counter`) has not moved past what they were read at.
 //!
 //! Every update or delete of a user, token or session, and every new token, moves the counter on
 //! in its own transaction, whichever process makes it. A request reads the counter (one small read) before
@@ -41,14 +41,14 @@ pub(super) enum SessionChange {
 }
 
 #[derive(Default)]
-pub(super) struct Remembered {
-    kept: Mutex<Kept>,
+pub(super) struct Cache {
+    kept: Mutex<Entries>,
 }
 
 #[derive(Default)]
-struct Kept {
+struct Entries {
     /// The counter everything kept is valid at.
-    generation: i64,
+    counter: i64,
     /// The write-ahead log's header and the counter read after it: while the header stays the
     /// same, nothing was committed and the counter has not moved.
     log: Option<(LogHeader, i64)>,
@@ -60,11 +60,11 @@ struct Kept {
     token_lists: HashMap<i64, Arc<Vec<TokenRow>>>,
 }
 
-impl Kept {
-    /// Brings what is kept up to the counter `generation`, just read from the database: false
+impl Entries {
+    /// Brings what is kept up to the counter `counter`, just read from the database: false
     /// when it cannot be used at that counter now.
-    fn advance(&mut self, generation: i64) -> bool {
-        if generation <= self.generation {
+    fn advance(&mut self, counter: i64) -> bool {
+        if counter <= self.counter {
             // Valid at a counter at least as new as the caller saw.
             return true;
         }
@@ -74,27 +74,27 @@ impl Kept {
             // at every commit under a login flood; the caller reads the database instead.
             return false;
         }
-        self.forget(generation);
+        self.forget(counter);
         true
     }
 
-    fn forget(&mut self, generation: i64) {
+    fn forget(&mut self, counter: i64) {
         self.tokens.clear();
         self.sessions.clear();
         self.token_lists.clear();
-        self.generation = generation;
+        self.counter = counter;
     }
 }
 
-/// Which of the maps of [`Kept`] a lookup is in.
-type Map<K, V> = fn(&mut Kept) -> &mut HashMap<K, V>;
+/// Which of the maps of [`Entries`] a lookup is in.
+type Map<K, V> = fn(&mut Entries) -> &mut HashMap<K, V>;
 
 /// One of the server's own session writes, from before it is queued until what it changed is
 /// applied (or it failed): while one exists, a counter that moved is not a reason to forget.
-pub(super) struct OwnWrite(Arc<Remembered>);
+pub(super) struct OwnWrite(Arc<Cache>);
 
 impl OwnWrite {
-    /// The write committed: [`Remembered::committed`], and only then the mark goes.
+    /// The write committed: [`Cache::committed`], and only then the mark goes.
     pub fn committed(self, before: i64, after: i64, changes: &[SessionChange]) {
         self.0.committed(before, after, changes);
     }
@@ -106,65 +106,65 @@ impl Drop for OwnWrite {
     }
 }
 
-impl Remembered {
-    fn kept(&self) -> MutexGuard<'_, Kept> {
+impl Cache {
+    fn kept(&self) -> MutexGuard<'_, Entries> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The counter, without reading it, when the log's header is what it was when it was read.
-    pub fn generation_at(&self, header: &LogHeader) -> Option<i64> {
+    pub fn change_counter_at(&self, header: &LogHeader) -> Option<i64> {
         match &self.kept().log {
-            Some((seen, generation)) if seen == header => Some(*generation),
+            Some((seen, counter)) if seen == header => Some(*counter),
             _ => None,
         }
     }
 
     /// Notes the counter read after the log's header was `header`.
-    pub fn note_log(&self, header: LogHeader, generation: i64) {
-        self.kept().log = Some((header, generation));
+    pub fn note_log(&self, header: LogHeader, counter: i64) {
+        self.kept().log = Some((header, counter));
     }
 
-    /// The token with this digest, if kept and the database's counter is still `generation`.
-    pub fn token(&self, generation: i64, digest: &Digest) -> Option<TokenEntry> {
-        self.get(generation, |k| &mut k.tokens, digest)
+    /// The token with this digest, if kept and the database's counter is still `counter`.
+    pub fn token(&self, counter: i64, digest: &Digest) -> Option<TokenEntry> {
+        self.get(counter, |k| &mut k.tokens, digest)
     }
 
-    /// Keeps a token read in a snapshot at `generation`.
-    pub fn keep_token(&self, generation: i64, digest: Digest, entry: TokenEntry) {
-        self.keep(generation, |k| &mut k.tokens, digest, entry);
+    /// Keeps a token read in a snapshot at `counter`.
+    pub fn keep_token(&self, counter: i64, digest: Digest, entry: TokenEntry) {
+        self.keep(counter, |k| &mut k.tokens, digest, entry);
     }
 
-    /// The session with this id, if kept and the database's counter is still `generation`.
-    pub fn session(&self, generation: i64, id: i64) -> Option<SessionRow> {
-        self.get(generation, |k| &mut k.sessions, &id)
+    /// The session with this id, if kept and the database's counter is still `counter`.
+    pub fn session(&self, counter: i64, id: i64) -> Option<SessionRow> {
+        self.get(counter, |k| &mut k.sessions, &id)
     }
 
-    /// Keeps a session read in a snapshot at `generation`.
-    pub fn keep_session(&self, generation: i64, row: SessionRow) {
-        self.keep(generation, |k| &mut k.sessions, row.id, row);
+    /// Keeps a session read in a snapshot at `counter`.
+    pub fn keep_session(&self, counter: i64, row: SessionRow) {
+        self.keep(counter, |k| &mut k.sessions, row.id, row);
     }
 
-    /// A user's tokens, if kept and the database's counter is still `generation`.
-    pub fn token_list(&self, generation: i64, user: i64) -> Option<Arc<Vec<TokenRow>>> {
-        self.get(generation, |k| &mut k.token_lists, &user)
+    /// A user's tokens, if kept and the database's counter is still `counter`.
+    pub fn token_list(&self, counter: i64, user: i64) -> Option<Arc<Vec<TokenRow>>> {
+        self.get(counter, |k| &mut k.token_lists, &user)
     }
 
-    /// Keeps a user's tokens read in a snapshot at `generation`.
-    pub fn keep_token_list(&self, generation: i64, user: i64, tokens: Arc<Vec<TokenRow>>) {
-        self.keep(generation, |k| &mut k.token_lists, user, tokens);
+    /// Keeps a user's tokens read in a snapshot at `counter`.
+    pub fn keep_token_list(&self, counter: i64, user: i64, tokens: Arc<Vec<TokenRow>>) {
+        self.keep(counter, |k| &mut k.token_lists, user, tokens);
     }
 
-    fn get<K: Eq + Hash, V: Clone>(&self, generation: i64, map: Map<K, V>, key: &K) -> Option<V> {
+    fn get<K: Eq + Hash, V: Clone>(&self, counter: i64, map: Map<K, V>, key: &K) -> Option<V> {
         let mut kept = self.kept();
-        if !kept.advance(generation) {
+        if !kept.advance(counter) {
             return None;
         }
         map(&mut kept).get(key).cloned()
     }
 
-    fn keep<K: Eq + Hash, V>(&self, generation: i64, map: Map<K, V>, key: K, value: V) {
+    fn keep<K: Eq + Hash, V>(&self, counter: i64, map: Map<K, V>, key: K, value: V) {
         let mut kept = self.kept();
-        if kept.advance(generation) && kept.generation == generation {
+        if kept.advance(counter) && kept.counter == counter {
             insert_bounded(map(&mut kept), key, value);
         }
     }
@@ -181,7 +181,7 @@ impl Remembered {
     pub fn committed(&self, before: i64, after: i64, changes: &[SessionChange]) {
         let mut kept = self.kept();
         let all_listed = usize::try_from(after - before).is_ok_and(|n| n == changes.len());
-        if kept.generation == before && all_listed {
+        if kept.counter == before && all_listed {
             for change in changes {
                 match *change {
                     SessionChange::Ended(id) => {
@@ -194,8 +194,8 @@ impl Remembered {
                     }
                 }
             }
-            kept.generation = after;
-        } else if kept.generation <= before {
+            kept.counter = after;
+        } else if kept.counter <= before {
             // Behind: something else changed the database before this write, and what is kept
             // may predate it; or this write changed more than it says.
             kept.forget(after);
@@ -240,10 +240,10 @@ mod tests {
 
     #[test]
     fn a_moved_counter_forgets_everything_and_an_older_read_is_not_kept() {
-        let r = Remembered::default();
+        let r = Cache::default();
         r.keep_session(5, session(1));
         assert!(r.session(5, 1).is_some());
-        // Another process changed something: generation 6 is read before the next lookup.
+        // Another process changed something: counter 6 is read before the next lookup.
         assert!(r.session(6, 1).is_none());
         // A read from before that change must not come back.
         r.keep_session(5, session(1));
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_counter_moved_while_an_own_write_settles_is_neither_trusted_nor_a_reason_to_forget() {
-        let r = Arc::new(Remembered::default());
+        let r = Arc::new(Cache::default());
         r.keep_session(3, session(1));
         let write = r.own_write();
         // The write committed 3 -> 4; a lookup reads 4 before the writer thread applies it.
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn own_writes_update_what_is_kept_in_commit_order() {
-        let r = Remembered::default();
+        let r = Cache::default();
         r.keep_session(3, session(1));
         r.keep_session(3, session(2));
         r.committed(3, 4, &[SessionChange::Seen { id: 1, at: 99 }]);

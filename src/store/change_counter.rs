@@ -1,6 +1,7 @@
-//! The change counter: moved on by triggers (migrations 003 and 004) with every update or delete
-//! of a user, token or session and every new token, in the transaction that makes it, whichever
-//! process that is. Beside it, the number of sessions ended so far.
+//! The change counter (`change_counter.value`): moved on by triggers (migrations 003 and 004,
+//! renamed by 006) with every update or delete of a user, token or session and every new token,
+//! in the transaction that makes it, whichever process that is. Beside it, the number of sessions
+//! ended so far (`change_counter.sessions_ended`).
 
 use rusqlite::Connection;
 
@@ -8,23 +9,23 @@ use super::Result;
 
 pub fn current(conn: &Connection) -> Result<i64> {
     Ok(conn
-        .prepare_cached("SELECT n FROM generation")?
+        .prepare_cached("SELECT value FROM change_counter")?
         .query_row([], |r| r.get(0))?)
 }
 
 /// The change counter and the number of sessions ended, read together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
-    pub changes: i64,
+    pub change_counter: i64,
     pub sessions_ended: i64,
 }
 
 pub fn counters(conn: &Connection) -> Result<Counters> {
     Ok(conn
-        .prepare_cached("SELECT n, sessions_ended FROM generation")?
+        .prepare_cached("SELECT value, sessions_ended FROM change_counter")?
         .query_row([], |r| {
             Ok(Counters {
-                changes: r.get(0)?,
+                change_counter: r.get(0)?,
                 sessions_ended: r.get(1)?,
             })
         })?)
@@ -35,7 +36,7 @@ mod tests {
     use super::*;
 
     /// Every table, what of it is kept in memory, and so which of its changes must move the change
-    /// counter (`auth::remembered` forgets what it keeps when the counter moves). A new table needs
+    /// counter (`auth::cache` forgets what it keeps when the counter moves). A new table needs
     /// a line here: the test below fails until it has one.
     const CACHE_DEPENDENCIES: &[(&str, &[&str], &str)] = &[
         (
@@ -55,7 +56,7 @@ mod tests {
             "sessions are kept by id; a new session has a new id (a reused row is an UPDATE)",
         ),
         ("audit_events", &[], "never kept in memory"),
-        ("generation", &[], "the counter itself"),
+        ("change_counter", &[], "the counter itself"),
     ];
 
     /// The triggers on `table` that fire after `event` and move the counter.
@@ -71,9 +72,11 @@ mod tests {
             .map(Result::unwrap);
         triggers
             .filter(|(_, sql)| {
+                // SQLite quotes a table's name in the triggers where a migration renamed it.
+                let sql = sql.replace('"', "");
                 let sql = sql.split_whitespace().collect::<Vec<_>>().join(" ");
                 sql.contains(&format!("AFTER {event} ON {table}"))
-                    && sql.contains("UPDATE generation SET n = n + 1")
+                    && sql.contains("UPDATE change_counter SET value = value + 1")
             })
             .map(|(name, _)| name)
             .collect()
