@@ -132,6 +132,37 @@ impl TestApp {
         response
     }
 
+    /// Sends `method` to `path` on this server, with this client's cookie, and no body.
+    pub async fn request(&self, method: reqwest::Method, path: &str) -> Response {
+        let mut request = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(cookie) = self.cookie() {
+            request = request.header(header::COOKIE, format!("cb-session-id={cookie}"));
+        }
+        request.send().await.expect("server answers")
+    }
+
+    /// `GET path`, with this client's cookie.
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(reqwest::Method::GET, path).await
+    }
+
+    /// POSTs `body` as it is to `/api/gql` with this `Content-Type`, without the cookie.
+    pub async fn post_raw(&self, content_type: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.client
+            .post(self.gql_url())
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("server answers")
+    }
+
+    /// Fails the test unless the server still answers a plain query.
+    pub async fn assert_still_answers(&self) {
+        let answer = self.gql("{ __typename }", json!({})).await;
+        assert_eq!(answer["data"]["__typename"], "Query", "{answer}");
+    }
+
     /// Runs an operation with the cookie jar and returns the whole JSON response.
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
         self.gql_with(query, variables, &[]).await
@@ -259,6 +290,15 @@ pub fn session_set_cookie(response: &Response) -> Option<String> {
 }
 
 /// The `webErrorCode` of the first error.
+/// The first error's message of an answer that is not a GraphQL execution's (a 4xx).
+pub async fn refusal_message(response: Response) -> String {
+    let body: Value = response.json().await.expect("a JSON error body");
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub fn error_code(response: &Value) -> &str {
     response["errors"][0]["extensions"]["webErrorCode"]
         .as_str()

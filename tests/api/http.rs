@@ -1,4 +1,4 @@
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -7,23 +7,11 @@ async fn get_never_runs_an_operation() {
     let app = spawn_app().await;
     app.login_admin().await;
     let query = "mutation { tokenApiCreate(tokenName: \"via-get\") { token } }";
-    let response = app
-        .client
-        .get(app.gql_url())
-        .query(&[("query", query)])
-        .header("Cookie", format!("cb-session-id={}", app.cookie().unwrap()))
-        .send()
-        .await
-        .unwrap();
+    let url = reqwest::Url::parse_with_params(&app.gql_url(), &[("query", query)]).unwrap();
+    let response = app.get(&url.as_str()[app.url.len()..]).await;
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "POST");
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("POST")
-    );
+    assert!(refusal_message(response).await.contains("POST"));
     assert_eq!(app.count("api_tokens"), 0, "nothing changed");
 
     for method in [
@@ -31,12 +19,7 @@ async fn get_never_runs_an_operation() {
         reqwest::Method::DELETE,
         reqwest::Method::PATCH,
     ] {
-        let response = app
-            .client
-            .request(method.clone(), app.gql_url())
-            .send()
-            .await
-            .unwrap();
+        let response = app.request(method.clone(), "/api/gql").await;
         assert_eq!(response.status(), 405, "{method}");
     }
 }
@@ -50,30 +33,17 @@ async fn only_json_bodies_are_accepted() {
         "application/graphql",
     ] {
         let response = app
-            .client
-            .post(app.gql_url())
-            .header("Content-Type", content_type)
-            .body(r#"{"query": "{ activeUser { userId } }"}"#)
-            .send()
-            .await
-            .unwrap();
+            .post_raw(content_type, r#"{"query": "{ activeUser { userId } }"}"#)
+            .await;
         assert_eq!(response.status(), 415, "{content_type}");
-        let body: Value = response.json().await.unwrap();
-        assert!(
-            body["errors"][0]["message"]
-                .as_str()
-                .unwrap()
-                .contains("application/json")
-        );
+        assert!(refusal_message(response).await.contains("application/json"));
     }
     let with_charset = app
-        .client
-        .post(app.gql_url())
-        .header("Content-Type", "application/json; charset=utf-8")
-        .body(r#"{"query": "{ __typename }"}"#)
-        .send()
-        .await
-        .unwrap();
+        .post_raw(
+            "application/json; charset=utf-8",
+            r#"{"query": "{ __typename }"}"#,
+        )
+        .await;
     assert_eq!(with_charset.status(), 200);
 }
 
@@ -82,26 +52,10 @@ async fn a_body_over_64_kib_is_refused_and_the_server_keeps_answering() {
     let app = spawn_app().await;
     let padding = " ".repeat(65 * 1024);
     let body = format!(r#"{{"query": "{{ __typename }}{padding}"}}"#);
-    let response = app
-        .client
-        .post(app.gql_url())
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_raw("application/json", body).await;
     assert_eq!(response.status(), 413);
-    let error: Value = response.json().await.unwrap();
-    assert!(
-        error["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("64 KiB")
-    );
-    assert_eq!(
-        app.gql("{ __typename }", json!({})).await["data"]["__typename"],
-        "Query"
-    );
+    assert!(refusal_message(response).await.contains("64 KiB"));
+    app.assert_still_answers().await;
 }
 
 #[tokio::test]
@@ -128,23 +82,12 @@ async fn broken_requests_get_a_clear_error_and_the_server_keeps_answering() {
         ("an empty body", "", "not a GraphQL request"),
     ];
     for (case, body, needle) in cases {
-        let response = app
-            .client
-            .post(app.gql_url())
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = app.post_raw("application/json", body).await;
         assert_eq!(response.status(), 400, "{case}");
-        let error: Value = response.json().await.unwrap();
-        let message = error["errors"][0]["message"].as_str().unwrap_or_default();
+        let message = refusal_message(response).await;
         assert!(message.contains(needle), "{case}: {message}");
     }
-    assert_eq!(
-        app.gql("{ __typename }", json!({})).await["data"]["__typename"],
-        "Query"
-    );
+    app.assert_still_answers().await;
 }
 
 #[tokio::test]
@@ -188,10 +131,7 @@ async fn invalid_operations_get_graphql_errors() {
         assert!(message.contains(needle), "{case}: {message}");
         assert!(response["data"].is_null(), "{case}: nothing ran");
     }
-    assert_eq!(
-        app.gql("{ __typename }", json!({})).await["data"]["__typename"],
-        "Query"
-    );
+    app.assert_still_answers().await;
 }
 
 #[tokio::test]
@@ -224,25 +164,14 @@ async fn introspection_is_on_by_default_and_a_setting_turns_it_off() {
 #[tokio::test]
 async fn healthz_answers_without_a_login() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(format!("{}/healthz", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(app.get("/healthz").await.status(), 200);
 }
 
 #[tokio::test]
 async fn pages_send_a_strict_content_security_policy_and_no_sniffing() {
     let app = spawn_app().await;
     for path in ["/", "/api/gql/console"] {
-        let response = app
-            .client
-            .get(format!("{}{path}", app.url))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
         let headers = response.headers();
         let csp = headers["content-security-policy"].to_str().unwrap();
@@ -261,12 +190,7 @@ async fn pages_send_a_strict_content_security_policy_and_no_sniffing() {
         );
     }
     for asset in ["app.js", "common.js", "console.js", "lodge.css"] {
-        let response = app
-            .client
-            .get(format!("{}/static/{asset}", app.url))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get(&format!("/static/{asset}")).await;
         assert_eq!(response.status(), 200, "{asset}");
         assert_eq!(
             response.headers()["x-content-type-options"],
@@ -274,24 +198,13 @@ async fn pages_send_a_strict_content_security_policy_and_no_sniffing() {
             "{asset}"
         );
     }
-    let missing = app
-        .client
-        .get(format!("{}/static/secret.txt", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
+    assert_eq!(app.get("/static/secret.txt").await.status(), 404);
 }
 
 #[tokio::test]
 async fn the_console_can_be_turned_off() {
     let app = spawn_app_with(|s| s.graphql.console = false).await;
-    let response = app
-        .client
-        .get(format!("{}/api/gql/console", app.url))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/api/gql/console").await;
     assert_eq!(response.status(), 404);
     assert!(response.text().await.unwrap().contains("graphql.console"));
 }
@@ -321,13 +234,7 @@ async fn the_token_policy_tells_the_page_who_may_create_tokens() {
 #[tokio::test]
 async fn readyz_answers_503_while_the_database_cannot_take_writes_and_200_after() {
     let app = spawn_app().await;
-    let ready = || async {
-        app.client
-            .get(format!("{}/readyz", app.url))
-            .send()
-            .await
-            .unwrap()
-    };
+    let ready = || app.get("/readyz");
     assert_eq!(ready().await.status(), 200);
 
     let blocker = app.db();
@@ -336,13 +243,7 @@ async fn readyz_answers_503_while_the_database_cannot_take_writes_and_200_after(
     assert_eq!(blocked.status(), 503);
     assert!(blocked.text().await.unwrap().contains("not writable"));
     // Liveness does no database work and still answers.
-    let live = app
-        .client
-        .get(format!("{}/healthz", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(live.status(), 200);
+    assert_eq!(app.get("/healthz").await.status(), 200);
 
     blocker.execute_batch("ROLLBACK").unwrap();
     assert_eq!(ready().await.status(), 200);
@@ -358,17 +259,8 @@ async fn a_document_that_panics_juniper_gets_a_clear_error_and_the_server_keeps_
     ] {
         let response = app.post(&json!({ "query": query }), &[]).await;
         assert_eq!(response.status(), 400, "{query}");
-        let body: Value = response.json().await.unwrap();
-        assert!(
-            body["errors"][0]["message"]
-                .as_str()
-                .unwrap()
-                .contains("variables"),
-            "{body}"
-        );
+        let message = refusal_message(response).await;
+        assert!(message.contains("variables"), "{message}");
     }
-    assert_eq!(
-        app.gql("{ __typename }", json!({})).await["data"]["__typename"],
-        "Query"
-    );
+    app.assert_still_answers().await;
 }
