@@ -26,6 +26,16 @@ fn at(text: &str) -> Timestamp {
     text.parse().unwrap()
 }
 
+/// The token names a `tokenApiList` answer lists, in its order.
+fn names(listed: &Value) -> Vec<&str> {
+    listed["data"]["tokenApiList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tokenName"].as_str().unwrap())
+        .collect()
+}
+
 fn time(value: &Value) -> Timestamp {
     at(value
         .as_str()
@@ -146,13 +156,7 @@ async fn an_administrator_creates_one_token_of_each_lifetime_and_the_sixth_is_re
     }
     let sixth = app.create_token("sixth", "DAY").await;
     assert_eq!(error_code(&sixth), "quotaExceeded");
-    assert_eq!(
-        app.gql(LIST, json!({})).await["data"]["tokenApiList"]
-            .as_array()
-            .unwrap()
-            .len(),
-        5
-    );
+    assert_eq!(names(&app.gql(LIST, json!({})).await).len(), 5);
 }
 
 #[tokio::test]
@@ -406,7 +410,7 @@ async fn names_are_trimmed_bounded_and_unique_per_user() {
         );
     }
     let listed = app.gql(LIST, json!({})).await;
-    assert_eq!(listed["data"]["tokenApiList"].as_array().unwrap().len(), 2);
+    assert_eq!(names(&listed).len(), 2);
 }
 
 #[tokio::test]
@@ -414,41 +418,43 @@ async fn expiry_is_a_lifetime_or_a_future_date_never_both() {
     let start = at("2027-06-01T00:00:00Z");
     let app = spawn_app_at(start, |_| {}).await;
     app.login_admin().await;
-    let dated = app
-        .gql(
-            "mutation { tokenApiCreate(tokenName: \"dated\", expiresAt: \"2027-06-15T08:30:00Z\") { expireTime } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        time(&dated["data"]["tokenApiCreate"]["expireTime"]),
-        at("2027-06-15T08:30:00Z")
-    );
-    let past = app
-        .gql(
-            "mutation { tokenApiCreate(tokenName: \"past\", expiresAt: \"2027-05-31T23:59:59Z\") { expireTime } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(error_code(&past), "invalidInput");
-    let both = app
-        .gql(
-            "mutation { tokenApiCreate(tokenName: \"both\", lifetime: DAY, expiresAt: \"2027-07-01T00:00:00Z\") { expireTime } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(error_code(&both), "invalidInput");
-    let default = app
-        .gql(
-            "mutation { tokenApiCreate(tokenName: \"default\") { expireTime } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        time(&default["data"]["tokenApiCreate"]["expireTime"]),
-        at("2027-07-01T00:00:00Z"),
-        "a month by default"
-    );
+    // (token name, tokenApiCreate's expiry arguments, the expiry given or the error code)
+    let cases = [
+        (
+            "dated",
+            "expiresAt: \"2027-06-15T08:30:00Z\"",
+            Ok("2027-06-15T08:30:00Z"),
+        ),
+        (
+            "past",
+            "expiresAt: \"2027-05-31T23:59:59Z\"",
+            Err("invalidInput"),
+        ),
+        (
+            "both",
+            "lifetime: DAY, expiresAt: \"2027-07-01T00:00:00Z\"",
+            Err("invalidInput"),
+        ),
+        // A month by default.
+        ("default", "", Ok("2027-07-01T00:00:00Z")),
+    ];
+    for (name, expiry, expected) in cases {
+        let arguments = [format!("tokenName: \"{name}\""), expiry.to_owned()]
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let query = format!("mutation {{ tokenApiCreate({arguments}) {{ expireTime }} }}");
+        let created = app.gql(&query, json!({})).await;
+        match expected {
+            Ok(expires) => assert_eq!(
+                time(&created["data"]["tokenApiCreate"]["expireTime"]),
+                at(expires),
+                "{name}"
+            ),
+            Err(code) => assert_eq!(error_code(&created), code, "{name}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -514,14 +520,8 @@ async fn expired_tokens_stay_listed_free_the_quota_and_are_removed_later() {
     assert_ok(&app.create_token("short-0", "WEEK").await);
 
     let listed = app.gql(LIST, json!({})).await;
-    let names: Vec<&str> = listed["data"]["tokenApiList"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["tokenName"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        names(&listed),
         [
             "short-1",
             "short-2",
@@ -541,13 +541,7 @@ async fn expired_tokens_stay_listed_free_the_quota_and_are_removed_later() {
     app.advance(SignedDuration::from_hours(24 * 30));
     app.login_admin().await;
     let listed = app.gql(LIST, json!({})).await;
-    let names: Vec<&str> = listed["data"]["tokenApiList"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["tokenName"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["after-expiry", "short-0"]);
+    assert_eq!(names(&listed), ["after-expiry", "short-0"]);
 }
 
 #[tokio::test]
