@@ -266,7 +266,26 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     let profile = tempfile::tempdir().unwrap();
     let client = browser(&driver, &chromium, profile.path()).await;
 
-    // Logged out: the login form, and an error beside it for a wrong password.
+    logging_in_shows_an_error_for_a_wrong_password_then_the_profile(&app, &client).await;
+    let secrets = one_token_of_each_expiration_is_shown_once(&client).await;
+    reloading_shows_the_list_but_never_a_secret(&client, &secrets).await;
+    let api = the_secret_read_from_the_field_logs_in_through_the_api(&app, &secrets[1]).await;
+    the_sixth_is_refused_with_the_quota_message(&client).await;
+    delete_asks_first_naming_the_token_and_removes_the_row(&client, &api, &secrets[1]).await;
+    a_name_that_looks_like_markup_is_shown_as_text(&client).await;
+    the_console_runs_queries_with_the_same_session(&app, &client).await;
+    logging_out_ends_the_session_on_the_server(&app, &client).await;
+    a_user_who_may_not_create_tokens_is_told_why(&app, &client).await;
+    return_to_is_followed_to_lodges_own_pages_only(&app, &client).await;
+
+    client.close().await.unwrap();
+}
+
+/// Logged out: the login form, and an error beside it for a wrong password.
+async fn logging_in_shows_an_error_for_a_wrong_password_then_the_profile(
+    app: &TestApp,
+    client: &Client,
+) {
     client.goto(&app.url).await.unwrap();
     log_in(&client, ADMIN, "wrong password").await;
     wait_for(
@@ -288,8 +307,10 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     .await;
     assert_eq!(text(&client, "who-name").await, "admin");
     assert_eq!(text(&client, "who-role").await, "administrator");
+}
 
-    // One token of each expiration, each shown once.
+/// One token of each expiration, each shown once.
+async fn one_token_of_each_expiration_is_shown_once(client: &Client) -> Vec<String> {
     let lifetimes = [
         ("DAY", "t-day"),
         ("WEEK", "t-week"),
@@ -349,8 +370,11 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     )
     .await;
     assert_eq!(expires, "never");
+    secrets
+}
 
-    // Reloading shows the list but never a secret.
+/// Reloading shows the list but never a secret.
+async fn reloading_shows_the_list_but_never_a_secret(client: &Client, secrets: &[String]) {
     client.refresh().await.unwrap();
     wait_for(
         &client,
@@ -359,25 +383,39 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     )
     .await;
     let source = client.source().await.unwrap();
-    for secret in &secrets {
+    for secret in secrets {
         assert!(!source.contains(secret.as_str()));
     }
     save_screenshot(&client.screenshot().await.unwrap(), "token-tab.png");
+}
 
-    // The secret read from the field logs in through the API.
+/// The secret read from the field logs in through the API.
+async fn the_secret_read_from_the_field_logs_in_through_the_api(
+    app: &TestApp,
+    secret: &str,
+) -> TestApp {
     let api = app.new_client();
-    let login = api.login_with_token(&secrets[1]).await;
+    let login = api.login_with_token(secret).await;
     assert_eq!(
         login["data"]["authLogin"]["authStatus"], "SUCCESS",
         "{login}"
     );
+    api
+}
 
-    // The sixth is refused with the quota message.
+/// The sixth is refused with the quota message.
+async fn the_sixth_is_refused_with_the_quota_message(client: &Client) {
     let refused = add_token(&client, "t-sixth", "DAY").await.unwrap_err();
     assert!(refused.contains("at most 5"), "{refused}");
     close_dialog_with_escape(&client).await;
+}
 
-    // Delete asks first, naming the token; Cancel keeps it, Delete removes the row.
+/// Delete asks first, naming the token; Cancel keeps it, Delete removes the row.
+async fn delete_asks_first_naming_the_token_and_removes_the_row(
+    client: &Client,
+    api: &TestApp,
+    secret: &str,
+) {
     click(&client, "button[aria-label='Delete token t-week']").await;
     wait_for(
         &client,
@@ -409,10 +447,12 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     )
     .await;
     assert!(!row_names(&client).await.contains(&"t-week".to_owned()));
-    let gone = api.new_client().login_with_token(&secrets[1]).await;
+    let gone = api.new_client().login_with_token(secret).await;
     assert_eq!(gone["errors"][0]["message"], "User authentication failed");
+}
 
-    // A name that looks like markup is shown as text.
+/// A name that looks like markup is shown as text.
+async fn a_name_that_looks_like_markup_is_shown_as_text(client: &Client) {
     let markup = "<img src=x onerror=alert(1)>";
     add_token(&client, markup, "DAY").await.expect("created");
     click(&client, "#add-done").await;
@@ -427,8 +467,10 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
         js(&client, "document.querySelectorAll('img').length").await,
         0
     );
+}
 
-    // The console runs queries with the same session and lists the operations.
+/// The console runs queries with the same session and lists the operations.
+async fn the_console_runs_queries_with_the_same_session(app: &TestApp, client: &Client) {
     client
         .goto(&format!("{}/api/gql/console", app.url))
         .await
@@ -445,8 +487,10 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     let result: Value = serde_json::from_str(&text(&client, "result").await).unwrap();
     assert_eq!(result["data"]["tokenApiList"].as_array().unwrap().len(), 5);
     save_screenshot(&client.screenshot().await.unwrap(), "console.png");
+}
 
-    // Logging out returns to the login form, and the session is gone on the server.
+/// Logging out returns to the login form, and the session is gone on the server.
+async fn logging_out_ends_the_session_on_the_server(app: &TestApp, client: &Client) {
     client.goto(&app.url).await.unwrap();
     wait_for(
         &client,
@@ -460,8 +504,10 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
         0,
         "the browser's session ended on the server"
     );
+}
 
-    // A user who may not create tokens is told why.
+/// A user who may not create tokens is told why.
+async fn a_user_who_may_not_create_tokens_is_told_why(app: &TestApp, client: &Client) {
     app.add_user("rosa", "rosa's password", "user").await;
     log_in(&client, "rosa", "rosa's password").await;
     wait_for(
@@ -485,8 +531,10 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
         js(&client, "document.getElementById('add-token').disabled").await,
         true
     );
+}
 
-    // After login, `return_to` is followed to Lodge's own pages and ignored for a foreign origin.
+/// After login, `return_to` is followed to Lodge's own pages and ignored for a foreign origin.
+async fn return_to_is_followed_to_lodges_own_pages_only(app: &TestApp, client: &Client) {
     log_out(&client).await;
     client
         .goto(&format!("{}/?return_to=https://evil.example/", app.url))
@@ -517,6 +565,4 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
         "the console",
     )
     .await;
-
-    client.close().await.unwrap();
 }
