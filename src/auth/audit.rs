@@ -3,7 +3,6 @@
 use std::net::IpAddr;
 
 use jiff::Timestamp;
-use rusqlite::Connection;
 
 use super::{Auth, Result, User, from_micros};
 use crate::store::audit::{self as store_audit, AuditRow};
@@ -153,7 +152,7 @@ fn escaped(text: String) -> String {
 /// escaped and bounded ([`crate::text::bounded`]), so no client can forge a line or fill the
 /// disk with one.
 pub(crate) fn record(
-    conn: &Connection,
+    conn: &crate::store::Tx,
     now: Timestamp,
     event: &AuditEvent,
 ) -> crate::store::Result<()> {

@@ -8,9 +8,8 @@
 //! trimming, a logout, a last-access update) say what they changed, so they update what is kept
 //! instead of forgetting everything.
 //!
-//! Reading the counter is a read transaction, whose locks cost more than the rest of a lookup.
-//! So the counter read last is reused while the write-ahead log's header (`Store::log_header`)
-//! is byte for byte what it was before that read: no process has committed anything since.
+//! Reading the counter is a read transaction, whose locks cost more than the rest of a lookup;
+//! `Store::change_counter` reuses the one read last while nothing was committed since.
 //!
 //! The counter only grows; a database file swapped under a running server is not supported.
 
@@ -21,7 +20,7 @@ use std::{
 };
 
 use super::secret::Digest;
-use crate::store::{LogHeader, sessions::SessionRow, tokens::TokenRow, users::UserRow};
+use crate::store::{sessions::SessionRow, tokens::TokenRow, users::UserRow};
 
 /// Entries kept at most of each kind; a full map starts afresh, so memory stays bounded.
 const MAX_ENTRIES: usize = 16 * 1024;
@@ -49,9 +48,6 @@ pub(super) struct Cache {
 struct Entries {
     /// The counter everything kept is valid at.
     counter: i64,
-    /// The write-ahead log's header and the counter read after it: while the header stays the
-    /// same, nothing was committed and the counter has not moved.
-    log: Option<(LogHeader, i64)>,
     /// The server's own session writes queued or being committed (see [`OwnWrite`]).
     own_writes: usize,
     tokens: HashMap<Digest, TokenEntry>,
@@ -109,19 +105,6 @@ impl Drop for OwnWrite {
 impl Cache {
     fn kept(&self) -> MutexGuard<'_, Entries> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The counter, without reading it, when the log's header is what it was when it was read.
-    pub fn change_counter_at(&self, header: &LogHeader) -> Option<i64> {
-        match &self.kept().log {
-            Some((seen, counter)) if seen == header => Some(*counter),
-            _ => None,
-        }
-    }
-
-    /// Notes the counter read after the log's header was `header`.
-    pub fn note_log(&self, header: LogHeader, counter: i64) {
-        self.kept().log = Some((header, counter));
     }
 
     /// The token with this digest, if kept and the database's counter is still `counter`.

@@ -228,11 +228,7 @@ impl Auth {
     async fn write_sessions<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(
-                &rusqlite::Connection,
-                &mut UserSessions,
-                &mut Vec<SessionChange>,
-            ) -> StoreResult<T>
+        F: FnOnce(&crate::store::Tx, &mut UserSessions, &mut Vec<SessionChange>) -> StoreResult<T>
             + Send
             + 'static,
     {

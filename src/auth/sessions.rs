@@ -15,7 +15,7 @@ use super::{
     users::UserId,
 };
 use crate::store::{
-    StoreError, change_counter,
+    StoreError,
     sessions::{self as store_sessions, NewSession, SessionRow},
     tokens as store_tokens,
     users::{self as store_users, UserRow},
@@ -211,23 +211,9 @@ impl Auth {
         Ok(Caller::Session(session_from_row(row)))
     }
 
-    /// The database's change counter now: the one read last, or the one the writer's last
-    /// commit left, while the write-ahead log's header shows no commit since; else read (after
-    /// the header, so that the pair noted is never newer on the header's side).
+    /// The database's change counter now (`Store::change_counter`).
     pub(super) fn change_counter(&self) -> Result<i64> {
-        let header = self.store().log_header();
-        if let Some(known) = header.as_ref().and_then(|h| {
-            self.cache
-                .change_counter_at(h)
-                .or_else(|| self.store().change_counter_at(h))
-        }) {
-            return Ok(known);
-        }
-        let now_at = self.store().read(change_counter::current)?;
-        if let Some(header) = header {
-            self.cache.note_log(header, now_at);
-        }
-        Ok(now_at)
+        Ok(self.store().change_counter()?)
     }
 
     /// The session with this id: from the cache when nothing changed since, else read and kept.

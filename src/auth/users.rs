@@ -197,7 +197,7 @@ impl Auth {
     /// Runs `change` and records `event` in one transaction.
     async fn write_with_audit<F>(&self, event: AuditEvent, change: F) -> Result<()>
     where
-        F: FnOnce(&rusqlite::Connection) -> crate::store::Result<()> + Send + 'static,
+        F: FnOnce(&crate::store::Tx) -> crate::store::Result<()> + Send + 'static,
     {
         let now = self.now();
         self.store()

@@ -119,6 +119,11 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What a write is given: the writer's transaction, to pass to this module's functions, which
+/// compose in it. Callers outside `store` only pass it on; it is SQLite's connection today and
+/// the seam where a second backend's transaction goes.
+pub type Tx = Connection;
+
 /// The database: one file, read through a pool of connections and written by one writer thread
 /// that commits in batches.
 #[derive(Clone)]
@@ -131,6 +136,9 @@ pub struct Store {
     /// The log's header after the writer's last commit, and the change counter that commit left,
     /// when no other connection committed in between (see [`writer::Published`]).
     own_commit: Arc<Mutex<Option<(LogHeader, i64)>>>,
+    /// The log's header and the change counter read after it, the last time it was read: while
+    /// the header stays the same, nothing was committed and the counter has not moved.
+    last_read: Arc<Mutex<Option<(LogHeader, i64)>>>,
 }
 
 /// The two copies of the write-ahead log index's header, as SQLite's file format documents them
@@ -169,6 +177,14 @@ fn read_log_header(index: &std::fs::File) -> Option<LogHeader> {
 #[cfg(not(unix))]
 fn read_log_header(_: &std::fs::File) -> Option<LogHeader> {
     None
+}
+
+/// The counter kept in `pair` when it was kept with this log header.
+fn paired(pair: &Mutex<Option<(LogHeader, i64)>>, header: &LogHeader) -> Option<i64> {
+    match &*pair.lock().unwrap_or_else(|p| p.into_inner()) {
+        Some((seen, counter)) if seen == header => Some(*counter),
+        _ => None,
+    }
 }
 
 /// Why the database file (or, before it exists, its folder) cannot be written, if it cannot.
@@ -288,6 +304,7 @@ impl Store {
             writer,
             log_index: index_file,
             own_commit,
+            last_read: Arc::default(),
         })
     }
 
@@ -305,13 +322,29 @@ impl Store {
         read_log_header(self.log_index.as_deref()?)
     }
 
-    /// The change counter when the log's header is `header` because the writer's
-    /// last commit left it so: known without a read transaction.
-    pub fn change_counter_at(&self, header: &LogHeader) -> Option<i64> {
-        match &*self.own_commit.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some((seen, counter)) if seen == header => Some(*counter),
-            _ => None,
+    /// The change counter now: the one read last, or the one the writer's last commit left,
+    /// while the log's header shows no commit since; else read in a transaction (after the
+    /// header, so that the pair kept is never newer on the header's side). What the cache of
+    /// sessions and tokens (`auth::cache`) checks before every use.
+    pub fn change_counter(&self) -> Result<i64> {
+        let header = self.log_header();
+        if let Some(header) = &header
+            && let Some(counter) =
+                paired(&self.last_read, header).or_else(|| self.published_at(header))
+        {
+            return Ok(counter);
         }
+        let counter = self.read(change_counter::current)?;
+        if let Some(header) = header {
+            *self.last_read.lock().unwrap_or_else(|p| p.into_inner()) = Some((header, counter));
+        }
+        Ok(counter)
+    }
+
+    /// The counter the writer's last commit left, while the log's header is the one that commit
+    /// made (see [`writer::Published`]).
+    fn published_at(&self, header: &LogHeader) -> Option<i64> {
+        paired(&self.own_commit, header)
     }
 
     /// Whether the database takes writes now: the writer takes the write lock and commits an
@@ -436,6 +469,35 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// The store is a boundary: SQLite's types, error codes, pragmas and log header are named in
+    /// `src/store/` only (`Tx` is how a write's transaction is passed on).
+    #[test]
+    fn nothing_outside_the_store_names_sqlite() {
+        fn sources(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    sources(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    found.push(path);
+                }
+            }
+        }
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        for file in files.iter().filter(|f| !f.starts_with(src.join("store"))) {
+            let text = std::fs::read_to_string(file).unwrap();
+            for word in ["rusqlite", "PRAGMA", "LogHeader", "log_header", "SQLITE_"] {
+                assert!(
+                    !text.contains(word),
+                    "{} names `{word}`: keep SQLite inside src/store/",
+                    file.display()
+                );
+            }
+        }
+    }
+
     #[test]
     fn migrations_are_valid() {
         super::migrations().validate().unwrap();
@@ -547,17 +609,17 @@ mod tests {
         runtime.block_on(store.write(bump)).unwrap();
         let header = store.log_header().expect("a header");
         let counter = store.read(change_counter::current).unwrap();
-        assert_eq!(store.change_counter_at(&header), Some(counter));
+        assert_eq!(store.published_at(&header), Some(counter));
 
         other
             .execute("UPDATE change_counter SET value = value + 1", [])
             .unwrap();
         let after = store.log_header().expect("a header");
-        assert_eq!(store.change_counter_at(&after), None);
+        assert_eq!(store.published_at(&after), None);
 
         runtime.block_on(store.write(bump)).unwrap();
         let header = store.log_header().expect("a header");
-        assert_eq!(store.change_counter_at(&header), Some(counter + 2));
+        assert_eq!(store.published_at(&header), Some(counter + 2));
     }
 
     /// The race the published pair must not lose: another connection committing between the
@@ -596,7 +658,7 @@ mod tests {
             let Some(header) = store.log_header() else {
                 continue;
             };
-            let published = store.change_counter_at(&header);
+            let published = store.published_at(&header);
             let counter = store.read(change_counter::current).unwrap();
             if store.log_header() != Some(header) {
                 continue;

@@ -84,7 +84,7 @@ impl<'c> Savepoints<'c> {
 }
 
 /// Where the writer leaves, after each commit, the log's header that commit made and the change
-/// counter it left (`Store::change_counter_at`): readers in this process then trust what they keep
+/// counter it left (`Store::change_counter`): readers in this process then trust what they keep
 /// without reading the counter, until the next commit of any process changes the header.
 ///
 /// A header read after the commit could be another process's, committed in between, and paired
