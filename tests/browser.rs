@@ -287,26 +287,23 @@ async fn logging_in_shows_an_error_for_a_wrong_password_then_the_profile(
     client: &Client,
 ) {
     client.goto(&app.url).await.unwrap();
-    log_in(&client, ADMIN, "wrong password").await;
+    log_in(client, ADMIN, "wrong password").await;
     wait_for(
-        &client,
+        client,
         "document.getElementById('login-error').textContent",
         "a login error",
     )
     .await;
-    assert_eq!(
-        text(&client, "login-error").await,
-        "Wrong user or password."
-    );
-    log_in(&client, ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(text(client, "login-error").await, "Wrong user or password.");
+    log_in(client, ADMIN, ADMIN_PASSWORD).await;
     wait_for(
-        &client,
+        client,
         "!document.getElementById('profile-view').hidden",
         "the profile",
     )
     .await;
-    assert_eq!(text(&client, "who-name").await, "admin");
-    assert_eq!(text(&client, "who-role").await, "administrator");
+    assert_eq!(text(client, "who-name").await, "admin");
+    assert_eq!(text(client, "who-role").await, "administrator");
 }
 
 /// One token of each expiration, each shown once.
@@ -320,34 +317,34 @@ async fn one_token_of_each_expiration_is_shown_once(client: &Client) -> Vec<Stri
     ];
     let mut secrets = Vec::new();
     for (i, (lifetime, name)) in lifetimes.iter().enumerate() {
-        let secret = add_token(&client, name, lifetime).await.expect("created");
+        let secret = add_token(client, name, lifetime).await.expect("created");
         assert!(
             secret.starts_with("lodge_") && secret.len() == 55,
             "{secret}"
         );
-        let warning = text(&client, "once-warning").await;
+        let warning = text(client, "once-warning").await;
         assert!(warning.contains("will not be shown again"), "{warning}");
         if i == 0 {
-            click(&client, "#copy-token").await;
+            click(client, "#copy-token").await;
             wait_for(
-                &client,
+                client,
                 "document.getElementById('copy-status').textContent",
                 "copy status",
             )
             .await;
             save_screenshot(&client.screenshot().await.unwrap(), "token-once.png");
-            close_dialog_with_escape(&client).await;
+            close_dialog_with_escape(client).await;
         } else {
-            click(&client, "#add-done").await;
+            click(client, "#add-done").await;
             wait_for(
-                &client,
+                client,
                 "!document.getElementById('add-dialog').open",
                 "Done to close",
             )
             .await;
         }
         assert_eq!(
-            active_id(&client).await,
+            active_id(client).await,
             "add-token",
             "focus returns to + Add"
         );
@@ -359,13 +356,13 @@ async fn one_token_of_each_expiration_is_shown_once(client: &Client) -> Vec<Stri
         secrets.push(secret);
     }
     wait_for(
-        &client,
+        client,
         "document.querySelectorAll('#token-rows tr').length === 5",
         "five rows",
     )
     .await;
     let expires = js(
-        &client,
+        client,
         "document.querySelector('#token-rows tr:last-child td:nth-child(3)').textContent",
     )
     .await;
@@ -377,7 +374,7 @@ async fn one_token_of_each_expiration_is_shown_once(client: &Client) -> Vec<Stri
 async fn reloading_shows_the_list_but_never_a_secret(client: &Client, secrets: &[String]) {
     client.refresh().await.unwrap();
     wait_for(
-        &client,
+        client,
         "document.querySelectorAll('#token-rows tr').length === 5",
         "the list after reload",
     )
@@ -405,9 +402,9 @@ async fn the_secret_read_from_the_field_logs_in_through_the_api(
 
 /// The sixth is refused with the quota message.
 async fn the_sixth_is_refused_with_the_quota_message(client: &Client) {
-    let refused = add_token(&client, "t-sixth", "DAY").await.unwrap_err();
+    let refused = add_token(client, "t-sixth", "DAY").await.unwrap_err();
     assert!(refused.contains("at most 5"), "{refused}");
-    close_dialog_with_escape(&client).await;
+    close_dialog_with_escape(client).await;
 }
 
 /// Delete asks first, naming the token; Cancel keeps it, Delete removes the row.
@@ -416,37 +413,37 @@ async fn delete_asks_first_naming_the_token_and_removes_the_row(
     api: &TestApp,
     secret: &str,
 ) {
-    click(&client, "button[aria-label='Delete token t-week']").await;
+    click(client, "button[aria-label='Delete token t-week']").await;
     wait_for(
-        &client,
+        client,
         "document.getElementById('delete-dialog').open",
         "the delete dialog",
     )
     .await;
-    assert_eq!(text(&client, "delete-name").await, "t-week");
-    click(&client, "#delete-cancel").await;
+    assert_eq!(text(client, "delete-name").await, "t-week");
+    click(client, "#delete-cancel").await;
     wait_for(
-        &client,
+        client,
         "!document.getElementById('delete-dialog').open",
         "cancel",
     )
     .await;
-    assert!(row_names(&client).await.contains(&"t-week".to_owned()));
-    click(&client, "button[aria-label='Delete token t-week']").await;
+    assert!(row_names(client).await.contains(&"t-week".to_owned()));
+    click(client, "button[aria-label='Delete token t-week']").await;
     wait_for(
-        &client,
+        client,
         "document.getElementById('delete-dialog').open",
         "the delete dialog",
     )
     .await;
-    click(&client, "#delete-confirm").await;
+    click(client, "#delete-confirm").await;
     wait_for(
-        &client,
+        client,
         "document.querySelectorAll('#token-rows tr').length === 4",
         "the row to go",
     )
     .await;
-    assert!(!row_names(&client).await.contains(&"t-week".to_owned()));
+    assert!(!row_names(client).await.contains(&"t-week".to_owned()));
     let gone = api.new_client().login_with_token(secret).await;
     assert_eq!(gone["errors"][0]["message"], "User authentication failed");
 }
@@ -454,17 +451,17 @@ async fn delete_asks_first_naming_the_token_and_removes_the_row(
 /// A name that looks like markup is shown as text.
 async fn a_name_that_looks_like_markup_is_shown_as_text(client: &Client) {
     let markup = "<img src=x onerror=alert(1)>";
-    add_token(&client, markup, "DAY").await.expect("created");
-    click(&client, "#add-done").await;
+    add_token(client, markup, "DAY").await.expect("created");
+    click(client, "#add-done").await;
     wait_for(
-        &client,
+        client,
         "document.querySelectorAll('#token-rows tr').length === 5",
         "the new row",
     )
     .await;
-    assert!(row_names(&client).await.contains(&markup.to_owned()));
+    assert!(row_names(client).await.contains(&markup.to_owned()));
     assert_eq!(
-        js(&client, "document.querySelectorAll('img').length").await,
+        js(client, "document.querySelectorAll('img').length").await,
         0
     );
 }
@@ -475,16 +472,16 @@ async fn the_console_runs_queries_with_the_same_session(app: &TestApp, client: &
         .goto(&format!("{}/api/gql/console", app.url))
         .await
         .unwrap();
-    wait_for(&client, "[...document.querySelectorAll('#mutation-ops button')].some(b => b.textContent === 'tokenApiCreate')", "the operations").await;
-    type_into(&client, "query", "{ tokenApiList { tokenName } }").await;
-    click(&client, "#run").await;
+    wait_for(client, "[...document.querySelectorAll('#mutation-ops button')].some(b => b.textContent === 'tokenApiCreate')", "the operations").await;
+    type_into(client, "query", "{ tokenApiList { tokenName } }").await;
+    click(client, "#run").await;
     wait_for(
-        &client,
+        client,
         "document.getElementById('result').textContent.includes('tokenApiList')",
         "a response",
     )
     .await;
-    let result: Value = serde_json::from_str(&text(&client, "result").await).unwrap();
+    let result: Value = serde_json::from_str(&text(client, "result").await).unwrap();
     assert_eq!(result["data"]["tokenApiList"].as_array().unwrap().len(), 5);
     save_screenshot(&client.screenshot().await.unwrap(), "console.png");
 }
@@ -493,12 +490,12 @@ async fn the_console_runs_queries_with_the_same_session(app: &TestApp, client: &
 async fn logging_out_ends_the_session_on_the_server(app: &TestApp, client: &Client) {
     client.goto(&app.url).await.unwrap();
     wait_for(
-        &client,
+        client,
         "!document.getElementById('profile-view').hidden",
         "the profile",
     )
     .await;
-    log_out(&client).await;
+    log_out(client).await;
     assert_eq!(
         app.count("sessions"),
         0,
@@ -509,40 +506,40 @@ async fn logging_out_ends_the_session_on_the_server(app: &TestApp, client: &Clie
 /// A user who may not create tokens is told why.
 async fn a_user_who_may_not_create_tokens_is_told_why(app: &TestApp, client: &Client) {
     app.add_user("rosa", "rosa's password", "user").await;
-    log_in(&client, "rosa", "rosa's password").await;
+    log_in(client, "rosa", "rosa's password").await;
     wait_for(
-        &client,
+        client,
         "!document.getElementById('profile-view').hidden",
         "rosa's profile",
     )
     .await;
     wait_for(
-        &client,
+        client,
         "document.getElementById('token-policy').textContent",
         "the policy",
     )
     .await;
     assert!(
-        text(&client, "token-policy")
+        text(client, "token-policy")
             .await
             .contains("Only administrators")
     );
     assert_eq!(
-        js(&client, "document.getElementById('add-token').disabled").await,
+        js(client, "document.getElementById('add-token').disabled").await,
         true
     );
 }
 
 /// After login, `return_to` is followed to Lodge's own pages and ignored for a foreign origin.
 async fn return_to_is_followed_to_lodges_own_pages_only(app: &TestApp, client: &Client) {
-    log_out(&client).await;
+    log_out(client).await;
     client
         .goto(&format!("{}/?return_to=https://evil.example/", app.url))
         .await
         .unwrap();
-    log_in(&client, "rosa", "rosa's password").await;
+    log_in(client, "rosa", "rosa's password").await;
     wait_for(
-        &client,
+        client,
         "!document.getElementById('profile-view').hidden",
         "the profile",
     )
@@ -553,14 +550,14 @@ async fn return_to_is_followed_to_lodges_own_pages_only(app: &TestApp, client: &
         Some("127.0.0.1"),
         "stayed on Lodge: {here}"
     );
-    log_out(&client).await;
+    log_out(client).await;
     client
         .goto(&format!("{}/?return_to=/api/gql/console", app.url))
         .await
         .unwrap();
-    log_in(&client, "rosa", "rosa's password").await;
+    log_in(client, "rosa", "rosa's password").await;
     wait_for(
-        &client,
+        client,
         "location.pathname === '/api/gql/console'",
         "the console",
     )
