@@ -12,6 +12,8 @@ pub mod kind {
     pub const LOGOUT: &str = "logout";
     pub const TOKEN_CREATE: &str = "token.create";
     pub const TOKEN_DELETE: &str = "token.delete";
+    pub const TOKEN_LOOKUP: &str = "token.lookup";
+    pub const USER_UNLOCK: &str = "user.unlock";
     pub const USER_CREATE: &str = "user.create";
     pub const USER_UPDATE: &str = "user.update";
     pub const USER_DELETE: &str = "user.delete";
@@ -22,11 +24,13 @@ pub mod kind {
         LOGOUT,
         TOKEN_CREATE,
         TOKEN_DELETE,
+        TOKEN_LOOKUP,
         USER_CREATE,
         USER_UPDATE,
         USER_DELETE,
         PASSWORD_CHANGE,
         SESSION_END,
+        USER_UNLOCK,
     ];
 }
 

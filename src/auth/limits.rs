@@ -251,6 +251,16 @@ impl Limits {
         })
     }
 
+    /// Whether the account is locked now by its failures.
+    pub fn is_locked(&self, account: &str, now: Timestamp) -> bool {
+        let tables = self.inner.tables();
+        tables
+            .accounts
+            .get(&account_key(account))
+            .and_then(|entry| entry.locked_until)
+            .is_some_and(|until| until > now)
+    }
+
     /// Lifts an account's lock and forgets its failures (its password was reset).
     pub fn unlock(&self, account: &str) {
         let mut tables = self.inner.tables();

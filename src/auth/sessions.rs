@@ -230,7 +230,7 @@ impl Auth {
 
     /// The token with this digest and its owner, from the cache or read and kept, as
     /// [`Auth::session_row`].
-    fn token_entry(&self, digest: &Digest) -> Result<Option<TokenEntry>> {
+    pub(super) fn token_entry(&self, digest: &Digest) -> Result<Option<TokenEntry>> {
         if let Some(entry) = self.cache.token(self.change_counter()?, digest) {
             return Ok(Some(entry));
         }

@@ -202,9 +202,63 @@ impl Auth {
         })
     }
 
+    /// Tokens of users in user id order, each user's oldest first, as their owners list them:
+    /// an administrator's view. At most 10,000.
+    pub async fn list_all_tokens(&self) -> Result<Vec<(String, Token)>> {
+        let rows = self
+            .store()
+            .run(|conn| store_tokens::all_with_owner(conn, 10_000))
+            .await?;
+        let shown_after = self.shown_after();
+        let pending = self.pending_last_used();
+        Ok(rows
+            .into_iter()
+            .filter(|(_, row)| row.expires_at.is_none_or(|at| at >= shown_after))
+            .map(|(owner, mut row)| {
+                row.last_used_at = row.last_used_at.max(pending.get(&row.id).copied());
+                (owner, Token::from(row))
+            })
+            .collect())
+    }
+
+    /// The owner and the token behind a secret someone found, when it is a live token (not
+    /// expired, its owner enabled); recorded in the audit log, which token or not.
+    pub async fn lookup_token(&self, actor: &Actor, text: &str) -> Result<Option<(String, Token)>> {
+        let found = match ApiTokenSecret::parse(text.trim()) {
+            Ok(secret) => self.token_entry(&secret.digest())?,
+            Err(_) => None,
+        };
+        let now = self.now().as_microsecond();
+        let live = found.filter(|entry| entry.token.expires_at.is_none_or(|at| at > now));
+        let mut event = AuditEvent::new(kind::TOKEN_LOOKUP, live.is_some()).by(actor);
+        if let Some(entry) = &live {
+            event = event
+                .user(entry.user.user_id.clone())
+                .token(entry.token.name.clone());
+        } else {
+            event = event.detail("no live token has this secret");
+        }
+        self.audit(event).await;
+        Ok(live.map(|entry| (entry.user.user_id, Token::from(entry.token))))
+    }
+
+    /// How many of the user's tokens can log in now: what counts toward the quota.
+    pub async fn live_token_count(&self, user: &User) -> Result<i64> {
+        let (owner, now) = (user.id, self.now().as_microsecond());
+        Ok(self
+            .store()
+            .run(move |conn| store_tokens::count_live(conn, owner, now))
+            .await?)
+    }
+
+    /// When a token expired before this, it is no longer listed (`tokens.keep_expired`).
+    fn shown_after(&self) -> i64 {
+        (self.now() - self.settings().tokens.keep_expired.0).as_microsecond()
+    }
+
     /// The user's tokens, oldest first; expired ones stay listed for `tokens.keep_expired`.
     pub async fn list_tokens(&self, user: &User) -> Result<Vec<Token>> {
-        let shown_after = (self.now() - self.settings().tokens.keep_expired.0).as_microsecond();
+        let shown_after = self.shown_after();
         let owner = user.id;
         let all = match self.cache.token_list(self.change_counter()?, owner) {
             Some(all) => all,
@@ -239,7 +293,11 @@ impl Auth {
             .by(actor);
         let owner = user.id;
         let end_sessions = self.settings().tokens.end_sessions_on_delete;
-        let missing = format!("you have no token named `{name}`");
+        let missing = if actor.user.as_ref().is_some_and(|a| a.id == user.id) {
+            format!("you have no token named `{name}`")
+        } else {
+            format!("`{}` has no token named `{name}`", user.user_id)
+        };
         let deleted = self
             .store()
             .write(move |tx| {

@@ -276,6 +276,29 @@ impl Auth {
         Ok(())
     }
 
+    /// Lifts a lock the failed-login limit holds on the user's account in this server (an
+    /// administrator's `adminUnlockUser`); gives whether it was locked.
+    pub async fn unlock_user(&self, actor: &Actor, user_id: &str) -> Result<bool> {
+        let user = self.user(user_id).await?;
+        let locked = self.limits().is_locked(&user.user_id, self.now());
+        self.limits().unlock(&user.user_id);
+        let event = AuditEvent::new(kind::USER_UNLOCK, true)
+            .user(user.user_id.clone())
+            .detail(if locked {
+                "lock lifted"
+            } else {
+                "was not locked"
+            })
+            .by(actor);
+        self.audit(event).await;
+        Ok(locked)
+    }
+
+    /// Whether the failed-login limit holds the user's account locked now.
+    pub fn is_locked(&self, user: &User) -> bool {
+        self.limits().is_locked(&user.user_id, self.now())
+    }
+
     /// `authChangeLocalPassword`: the old password must match, checked within the same limits
     /// as a password login; other sessions end.
     pub async fn change_own_password(

@@ -1,7 +1,7 @@
 //! `Mutation`: API tokens.
 
 use jiff::Timestamp;
-use juniper::graphql_object;
+use juniper::{ID, graphql_object};
 
 use super::{
     context::Context,
@@ -50,6 +50,18 @@ impl Mutation {
         let user = ctx.require_user()?;
         ctx.auth
             .delete_token(&ctx.actor(), user, &token_name)
+            .await?;
+        Ok(true)
+    }
+
+    /// Administrators only (Lodge's own): revokes any user's token by name, as the owner's
+    /// `tokenApiDelete` does: it stops working at once, and the sessions it opened end when
+    /// `tokens.end_sessions_on_delete` says so. Recorded with the administrator who did it.
+    async fn admin_token_delete(ctx: &Context, user_id: ID, token_name: String) -> Result<bool> {
+        ctx.require_admin()?;
+        let user = ctx.auth.user(&user_id).await?;
+        ctx.auth
+            .delete_token(&ctx.actor(), &user, &token_name)
             .await?;
         Ok(true)
     }

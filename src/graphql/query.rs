@@ -254,6 +254,43 @@ impl Query {
         Ok(Some(true))
     }
 
+    /// Administrators only (Lodge's own): the API tokens of the user `userId`, or of every user
+    /// without it (at most 10,000), each user's oldest first, listed as their owners see them.
+    /// Never a secret.
+    async fn admin_token_list(ctx: &Context, user_id: Option<ID>) -> Result<Vec<AdminTokenInfo>> {
+        ctx.require_admin()?;
+        let tokens = match user_id {
+            Some(user_id) => {
+                let user = ctx.auth.user(&user_id).await?;
+                let tokens = ctx.auth.list_tokens(&user).await?;
+                tokens
+                    .into_iter()
+                    .map(|t| (user.user_id.clone(), t))
+                    .collect()
+            }
+            None => ctx.auth.list_all_tokens().await?,
+        };
+        Ok(tokens.into_iter().map(AdminTokenInfo::from).collect())
+    }
+
+    /// Administrators only (Lodge's own): the live token behind a secret someone found (in a
+    /// log, a repository, a chat), so that it can be revoked with `adminTokenDelete`; null when
+    /// no live token has this secret. Changes nothing; recorded in the audit log
+    /// (`token.lookup`), found or not.
+    async fn admin_token_lookup(ctx: &Context, token: String) -> Result<Option<AdminTokenInfo>> {
+        ctx.require_admin()?;
+        let found = ctx.auth.lookup_token(&ctx.actor(), &token).await?;
+        Ok(found.map(AdminTokenInfo::from))
+    }
+
+    /// Administrators only (Lodge's own): lifts the lock the failed-login limit holds on the
+    /// user's account, so they can log in at once; true when it was locked. Recorded in the
+    /// audit log (`user.unlock`).
+    async fn admin_unlock_user(ctx: &Context, user_id: ID) -> Result<bool> {
+        ctx.require_admin()?;
+        ctx.auth.unlock_user(&ctx.actor(), &user_id).await
+    }
+
     /// Administrators only: `admin` or `user` (also when null).
     async fn set_user_auth_role(
         ctx: &Context,

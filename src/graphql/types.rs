@@ -458,6 +458,43 @@ impl AdminUserInfo {
     fn auth_role(&self) -> Option<&str> {
         Some(self.0.role.as_str())
     }
+
+    /// Whether the failed-login limit holds the account locked now (Lodge's own); an
+    /// administrator's `adminUnlockUser` or a password reset lifts it.
+    fn locked(&self, ctx: &Context) -> bool {
+        ctx.auth.is_locked(&self.0)
+    }
+
+    /// API tokens that can log in now: what counts toward `tokens.max_per_user` (Lodge's own).
+    async fn token_count(&self, ctx: &Context) -> crate::auth::Result<i32> {
+        let count = ctx.auth.live_token_count(&self.0).await?;
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+}
+
+/// Any user's API token as an administrator sees it (Lodge's own): never its secret or digest.
+#[derive(Debug, GraphQLObject)]
+pub struct AdminTokenInfo {
+    /// The owner.
+    pub user_id: ID,
+    pub token_name: String,
+    pub create_time: Timestamp,
+    /// Null for a token that never expires; in the past for an expired one, still listed.
+    pub expire_time: Option<Timestamp>,
+    /// Recorded at most once a minute.
+    pub last_used_time: Option<Timestamp>,
+}
+
+impl From<(String, Token)> for AdminTokenInfo {
+    fn from((owner, t): (String, Token)) -> Self {
+        Self {
+            user_id: ID::new(owner),
+            token_name: t.name,
+            create_time: t.created_at,
+            expire_time: t.expires_at,
+            last_used_time: t.last_used_at,
+        }
+    }
 }
 
 /// An API token as listed: never its secret.

@@ -80,6 +80,30 @@ pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)>
     Ok((read_at, tokens))
 }
 
+/// Every user's tokens with their owner's user id, by user id, then oldest first: what an
+/// administrator lists (at most `limit`).
+pub fn all_with_owner(conn: &Connection, limit: i64) -> Result<Vec<(String, TokenRow)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.user_id, t.id, t.name, t.created_at, t.expires_at, t.last_used_at, t.needs_admin
+         FROM api_tokens t JOIN users u ON u.id = t.user_id
+         ORDER BY u.user_id, t.created_at, t.id LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit], |r| {
+        Ok((
+            r.get(0)?,
+            TokenRow {
+                id: r.get(1)?,
+                name: r.get(2)?,
+                created_at: r.get(3)?,
+                expires_at: r.get(4)?,
+                last_used_at: r.get(5)?,
+                needs_admin: r.get(6)?,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The token with this digest and its owner, and the change counter of the snapshot they were
 /// read in.
 pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, TokenRow, UserRow)>> {

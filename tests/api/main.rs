@@ -1,5 +1,6 @@
 //! The integration tests: the real server over HTTP, each with its own SQLite file.
 
+mod admin;
 mod audit;
 mod binary;
 mod cache;
