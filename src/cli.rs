@@ -81,6 +81,18 @@ pub enum UserCommand {
     Passwd { name: String },
     /// List the users
     List,
+    /// Disable a user: their sessions end and their tokens stop working at once
+    Disable { name: String },
+    /// Enable a disabled user again (ended sessions stay ended)
+    Enable { name: String },
+    /// Delete a user with their tokens and sessions
+    Delete { name: String },
+    /// Make a user an administrator (`admin`) or not (`user`)
+    Role {
+        name: String,
+        #[arg(value_parser = ["admin", "user"])]
+        role: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +258,28 @@ async fn user(command: UserCommand, auth: Auth) -> anyhow::Result<()> {
             if let Some(shown) = shown {
                 println!("password: {shown}");
             }
+        }
+        UserCommand::Disable { name } => {
+            auth.enable_user(&Actor::command_line(), &name, false)
+                .await?;
+            println!(
+                "disabled `{}`; their sessions ended and their tokens stopped working",
+                name.trim()
+            );
+        }
+        UserCommand::Enable { name } => {
+            auth.enable_user(&Actor::command_line(), &name, true)
+                .await?;
+            println!("enabled `{}`", name.trim());
+        }
+        UserCommand::Delete { name } => {
+            auth.delete_user(&Actor::command_line(), &name).await?;
+            println!("deleted `{}` with their tokens and sessions", name.trim());
+        }
+        UserCommand::Role { name, role } => {
+            let role = Role::parse(&role)?;
+            auth.set_role(&Actor::command_line(), &name, role).await?;
+            println!("`{}` is now {}", name.trim(), role.as_str());
         }
         UserCommand::List => {
             let users = auth

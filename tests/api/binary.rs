@@ -138,7 +138,7 @@ pub(crate) fn login(url: &str, user: &str, password: &str) -> (Value, Option<Str
     )
 }
 
-fn token_login(url: &str, token: &str) -> (Value, Option<String>) {
+pub(crate) fn token_login(url: &str, token: &str) -> (Value, Option<String>) {
     post(
         url,
         json!({

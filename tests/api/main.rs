@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod binary;
 mod cache;
+mod commands;
 mod crash;
 mod floods;
 mod forward_auth;

@@ -1,0 +1,90 @@
+//! Every administrator action has a command: the command line changes users while the server
+//! runs, and the server follows at the next request.
+
+use serde_json::json;
+
+use crate::binary::{lodge, login, post, run_command, start, token_login};
+
+#[test]
+fn the_command_line_disables_enables_promotes_and_deletes_users_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url, _) = start(dir.path());
+    run_command(
+        lodge(dir.path()),
+        &["user", "add", "vic"],
+        "vic's password\n",
+    );
+    let token = run_command(
+        lodge(dir.path()),
+        &["token", "create", "--user", "vic", "--name", "ci"],
+        "",
+    );
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let (_, cookie) = login(&url, "vic", "vic's password");
+    let cookie = cookie.expect("vic logs in");
+    let me = json!({ "query": "{ activeUser { userId authRole } }" });
+    let verify = |token: &str| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                reqwest::Client::new()
+                    .get(format!("{url}/api/auth/verify"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+    };
+    assert_eq!(verify(&token), 200);
+
+    let disabled = run_command(lodge(dir.path()), &["user", "disable", "vic"], "");
+    assert!(String::from_utf8_lossy(&disabled.stdout).contains("disabled `vic`"));
+    assert_eq!(verify(&token), 401, "the token stops working at once");
+    let (answer, _) = post(&url, me.clone(), Some(&cookie));
+    assert!(
+        answer["data"]["activeUser"].is_null(),
+        "the session ended: {answer}"
+    );
+    let (refused, _) = token_login(&url, &token);
+    assert_eq!(
+        refused["errors"][0]["message"],
+        "User authentication failed"
+    );
+
+    run_command(lodge(dir.path()), &["user", "enable", "vic"], "");
+    assert_eq!(verify(&token), 200, "the token works again");
+    let (answer, _) = post(&url, me.clone(), Some(&cookie));
+    assert!(
+        answer["data"]["activeUser"].is_null(),
+        "an ended session stays ended"
+    );
+
+    run_command(lodge(dir.path()), &["user", "role", "vic", "admin"], "");
+    let (_, cookie) = login(&url, "vic", "vic's password");
+    let (answer, _) = post(&url, me.clone(), cookie.as_deref());
+    assert_eq!(
+        answer["data"]["activeUser"]["authRole"], "admin",
+        "{answer}"
+    );
+    let bad_role = lodge(dir.path())
+        .args(["user", "role", "vic", "root"])
+        .output()
+        .unwrap();
+    assert!(!bad_role.status.success());
+
+    run_command(lodge(dir.path()), &["user", "delete", "vic"], "");
+    assert_eq!(verify(&token), 401, "a deleted user's token is gone");
+    let listed = run_command(lodge(dir.path()), &["user", "list"], "");
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("vic"));
+    let again = lodge(dir.path())
+        .args(["user", "delete", "vic"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no user `vic`"));
+    drop(server);
+}
