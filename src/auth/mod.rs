@@ -163,6 +163,14 @@ impl From<UserRow> for User {
     }
 }
 
+/// A token's last use held in memory until [`Auth::flush_last_used`] writes it.
+#[derive(Debug, Clone, Copy)]
+struct LastUse {
+    /// Microseconds.
+    at: i64,
+    address: Option<std::net::IpAddr>,
+}
+
 /// Ended sessions removed at most in one write by [`Auth::housekeeping`]: a few milliseconds.
 const PURGE_AT_ONCE: usize = 1000;
 
@@ -176,7 +184,7 @@ pub struct Auth {
     /// Tokens' last uses not yet written: token row id to microseconds. Written together by
     /// [`Auth::flush_last_used`] (every minute and at shutdown), not one commit per token and
     /// minute, each of which made every reader read its pages again.
-    last_used: Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
+    last_used: Arc<std::sync::Mutex<std::collections::HashMap<i64, LastUse>>>,
     /// Sessions, tokens and token lists looked up, kept while the database says nothing changed.
     cache: Arc<cache::Cache>,
     /// Each user's sessions, used and changed only by session writes on the writer thread.
@@ -271,13 +279,15 @@ impl Auth {
         self.settings.session.max_per_user.max(1)
     }
 
-    fn pending_last_used(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, i64>> {
+    fn pending_last_used(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, LastUse>> {
         self.last_used.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Writes the tokens' last uses held in memory, in one write; gives how many.
     pub async fn flush_last_used(&self) -> Result<usize> {
-        let pending: Vec<(i64, i64)> = self.pending_last_used().drain().collect();
+        let pending: Vec<(i64, LastUse)> = self.pending_last_used().drain().collect();
         if pending.is_empty() {
             return Ok(0);
         }
@@ -286,8 +296,9 @@ impl Auth {
         let written = self
             .store
             .write(move |conn| {
-                for (id, at) in &pending {
-                    crate::store::tokens::touch(conn, *id, *at)?;
+                for (id, last) in &pending {
+                    let address = last.address.map(|a| a.to_string());
+                    crate::store::tokens::touch(conn, *id, last.at, address.as_deref())?;
                 }
                 Ok(())
             })
@@ -295,9 +306,9 @@ impl Auth {
         if let Err(e) = written {
             tracing::warn!("cannot write the tokens' last uses; kept for the next try: {e:#}");
             let mut held = self.pending_last_used();
-            for (id, at) in kept {
-                let at = held.get(&id).map_or(at, |&later| later.max(at));
-                held.insert(id, at);
+            for (id, last) in kept {
+                // A use recorded while the write failed is the later one.
+                held.entry(id).or_insert(last);
             }
             return Err(e.into());
         }

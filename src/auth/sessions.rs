@@ -154,7 +154,7 @@ impl Auth {
                 }
                 Err(e) => return Err(e),
             };
-            let caller = self.bearer(bearer).await;
+            let caller = self.bearer(bearer, address).await;
             self.settle(attempt, matches!(caller, Ok(Caller::Bearer { .. })));
             if matches!(caller, Ok(Caller::BadBearer)) {
                 self.login_failed("bearer", None, address, BAD_TOKEN).await;
@@ -244,18 +244,22 @@ impl Auth {
         }))
     }
 
-    async fn bearer(&self, text: &str) -> Result<Caller> {
+    async fn bearer(&self, text: &str, address: Option<IpAddr>) -> Result<Caller> {
         let Ok(secret) = ApiTokenSecret::parse(text) else {
             return Ok(Caller::BadBearer);
         };
-        Ok(match self.token_owner(&secret).await? {
+        Ok(match self.token_owner(&secret, address).await? {
             Some((user, _, _)) => Caller::Bearer { user },
             None => Caller::BadBearer,
         })
     }
 
     /// The enabled owner of a live token, recording its use.
-    async fn token_owner(&self, secret: &ApiTokenSecret) -> Result<Option<(User, String, i64)>> {
+    async fn token_owner(
+        &self,
+        secret: &ApiTokenSecret,
+        address: Option<IpAddr>,
+    ) -> Result<Option<(User, String, i64)>> {
         let digest = secret.digest();
         let now = self.now();
         let Some(TokenEntry { token, user }) = self.token_entry(&digest)? else {
@@ -267,9 +271,10 @@ impl Auth {
             return Ok(None);
         }
         let mut pending = self.pending_last_used();
-        let known = token.last_used_at.max(pending.get(&token.id).copied());
+        let known = token.last_used_at.max(pending.get(&token.id).map(|u| u.at));
         if known.is_none_or(|t| now.duration_since(from_micros(t)) >= TOUCH_EVERY) {
-            pending.insert(token.id, now.as_microsecond());
+            let at = now.as_microsecond();
+            pending.insert(token.id, super::LastUse { at, address });
         }
         drop(pending);
         Ok(Some((User::from(user), token.name, token.id)))
@@ -370,7 +375,10 @@ impl Auth {
         let attempt = self.begin_attempt(Check::Token, login.address, None)?;
         let outcome = async {
             let secret = ApiTokenSecret::parse(text).map_err(|_| Error::AuthFailed)?;
-            let (user, name, id) = self.token_owner(&secret).await?.ok_or(Error::AuthFailed)?;
+            let (user, name, id) = self
+                .token_owner(&secret, login.address)
+                .await?
+                .ok_or(Error::AuthFailed)?;
             self.open_session(user, "token", Some((id, name)), login)
                 .await
         }

@@ -65,6 +65,8 @@ pub struct Token {
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
+    /// The client address of that use, when known.
+    pub last_used_address: Option<String>,
 }
 
 impl From<TokenRow> for Token {
@@ -74,7 +76,18 @@ impl From<TokenRow> for Token {
             created_at: from_micros(row.created_at),
             expires_at: row.expires_at.map(from_micros),
             last_used_at: row.last_used_at.map(from_micros),
+            last_used_address: row.last_used_address,
         }
+    }
+}
+
+/// The token's last use as the database has it, or a later one held in memory.
+fn with_pending_use(row: &mut TokenRow, pending: &std::collections::HashMap<i64, super::LastUse>) {
+    if let Some(last) = pending.get(&row.id)
+        && row.last_used_at.is_none_or(|at| at < last.at)
+    {
+        row.last_used_at = Some(last.at);
+        row.last_used_address = last.address.map(|a| a.to_string());
     }
 }
 
@@ -198,6 +211,7 @@ impl Auth {
                 created_at: now,
                 expires_at,
                 last_used_at: None,
+                last_used_address: None,
             },
         })
     }
@@ -215,7 +229,7 @@ impl Auth {
             .into_iter()
             .filter(|(_, row)| row.expires_at.is_none_or(|at| at >= shown_after))
             .map(|(owner, mut row)| {
-                row.last_used_at = row.last_used_at.max(pending.get(&row.id).copied());
+                with_pending_use(&mut row, &pending);
                 (owner, Token::from(row))
             })
             .collect())
@@ -277,7 +291,7 @@ impl Auth {
             .filter(|row| row.expires_at.is_none_or(|at| at >= shown_after))
             .map(|row| {
                 let mut row = row.clone();
-                row.last_used_at = row.last_used_at.max(pending.get(&row.id).copied());
+                with_pending_use(&mut row, &pending);
                 Token::from(row)
             })
             .collect())

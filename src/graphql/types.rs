@@ -483,6 +483,8 @@ pub struct AdminTokenInfo {
     pub expire_time: Option<Timestamp>,
     /// Recorded at most once a minute.
     pub last_used_time: Option<Timestamp>,
+    /// The client address of that use, as `server.trusted_proxies` resolves it.
+    pub last_used_address: Option<String>,
 }
 
 impl From<(String, Token)> for AdminTokenInfo {
@@ -493,6 +495,7 @@ impl From<(String, Token)> for AdminTokenInfo {
             create_time: t.created_at,
             expire_time: t.expires_at,
             last_used_time: t.last_used_at,
+            last_used_address: t.last_used_address,
         }
     }
 }
@@ -507,6 +510,8 @@ pub struct ApiTokenInfo {
     pub expire_time: Option<Timestamp>,
     /// Recorded at most once a minute.
     pub last_used_time: Option<Timestamp>,
+    /// The client address of that use (Lodge's own), as `server.trusted_proxies` resolves it.
+    pub last_used_address: Option<String>,
 }
 
 impl From<Token> for ApiTokenInfo {
@@ -516,6 +521,7 @@ impl From<Token> for ApiTokenInfo {
             create_time: t.created_at,
             expire_time: t.expires_at,
             last_used_time: t.last_used_at,
+            last_used_address: t.last_used_address,
         }
     }
 }

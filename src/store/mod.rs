@@ -157,6 +157,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/004_sessions_unindexed.sql")),
         M::up(include_str!("migrations/005_tokens_need_admin.sql")),
         M::up(include_str!("migrations/006_change_counter_named.sql")),
+        M::up(include_str!("migrations/007_token_last_used_address.sql")),
     ])
 }
 

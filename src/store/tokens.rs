@@ -14,6 +14,8 @@ pub struct TokenRow {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// The client address of that use, when known.
+    pub last_used_address: Option<String>,
     /// Made by its owner as an administrator under `tokens.admins_only`.
     pub needs_admin: bool,
 }
@@ -61,8 +63,8 @@ pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)>
     let tx = conn.unchecked_transaction()?;
     let read_at = super::change_counter::current(&tx)?;
     let mut stmt = tx.prepare_cached(
-        "SELECT id, name, created_at, expires_at, last_used_at, needs_admin FROM api_tokens
-         WHERE user_id = ?1 ORDER BY created_at, id",
+        "SELECT id, name, created_at, expires_at, last_used_at, needs_admin, last_used_address
+         FROM api_tokens WHERE user_id = ?1 ORDER BY created_at, id",
     )?;
     let rows = stmt.query_map([user], |r| {
         Ok(TokenRow {
@@ -72,6 +74,7 @@ pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)>
             expires_at: r.get(3)?,
             last_used_at: r.get(4)?,
             needs_admin: r.get(5)?,
+            last_used_address: r.get(6)?,
         })
     })?;
     let tokens = rows.collect::<rusqlite::Result<_>>()?;
@@ -84,7 +87,8 @@ pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)>
 /// administrator lists (at most `limit`).
 pub fn all_with_owner(conn: &Connection, limit: i64) -> Result<Vec<(String, TokenRow)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT u.user_id, t.id, t.name, t.created_at, t.expires_at, t.last_used_at, t.needs_admin
+        "SELECT u.user_id, t.id, t.name, t.created_at, t.expires_at, t.last_used_at, t.needs_admin,
+                t.last_used_address
          FROM api_tokens t JOIN users u ON u.id = t.user_id
          ORDER BY u.user_id, t.created_at, t.id LIMIT ?1",
     )?;
@@ -98,6 +102,7 @@ pub fn all_with_owner(conn: &Connection, limit: i64) -> Result<Vec<(String, Toke
                 expires_at: r.get(4)?,
                 last_used_at: r.get(5)?,
                 needs_admin: r.get(6)?,
+                last_used_address: r.get(7)?,
             },
         ))
     })?;
@@ -110,7 +115,7 @@ pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, To
     Ok(conn
         .prepare_cached(concat!(
             "SELECT (SELECT value FROM change_counter), t.id, t.name, t.created_at, t.expires_at, ",
-            "t.last_used_at, t.needs_admin, ",
+            "t.last_used_at, t.needs_admin, t.last_used_address, ",
             users::user_columns_without_hash!(),
             " FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.digest = ?1"
@@ -123,8 +128,9 @@ pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, To
                 expires_at: r.get(4)?,
                 last_used_at: r.get(5)?,
                 needs_admin: r.get(6)?,
+                last_used_address: r.get(7)?,
             };
-            Ok((r.get(0)?, token, users::from_row(r, 7)?))
+            Ok((r.get(0)?, token, users::from_row(r, 8)?))
         })
         .optional()?)
 }
@@ -153,9 +159,12 @@ pub fn delete_expired_named(conn: &Connection, user: i64, name: &str, now: i64) 
     Ok(())
 }
 
-pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<()> {
-    conn.prepare_cached("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1")?
-        .execute(params![id, now])?;
+/// Records a token's last use and the client address it came from.
+pub fn touch(conn: &Connection, id: i64, now: i64, address: Option<&str>) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE api_tokens SET last_used_at = ?2, last_used_address = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, now, address])?;
     Ok(())
 }
 

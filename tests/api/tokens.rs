@@ -677,6 +677,59 @@ async fn last_use_is_recorded_at_most_once_a_minute() {
 }
 
 #[tokio::test]
+async fn the_last_use_records_the_client_address_for_the_owner_and_administrators() {
+    let app = spawn_app_with(|s| {
+        s.server.trusted_proxies = vec![lodge::config::IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    app.login_admin().await;
+    let token = app.new_token("from-ci").await;
+    let list = "{ tokenApiList { lastUsedAddress } }";
+    let admin_list = "{ adminTokenList { lastUsedAddress } }";
+    let address = |answer: Value, field: &str| answer["data"][field][0]["lastUsedAddress"].clone();
+    assert!(address(app.gql(list, json!({})).await, "tokenApiList").is_null());
+
+    let from = [("X-Forwarded-For", "198.51.100.23")];
+    let bearer = format!("Bearer {token}");
+    app.new_client()
+        .gql_with(
+            "{ activeUser { userId } }",
+            json!({}),
+            &[from[0], ("Authorization", bearer.as_str())],
+        )
+        .await;
+    // Held in memory, and shown, before it is written.
+    assert_eq!(
+        address(app.gql(list, json!({})).await, "tokenApiList"),
+        "198.51.100.23"
+    );
+    app.auth.flush_last_used().await.unwrap();
+    let stored: Option<String> = app
+        .db()
+        .query_row("SELECT last_used_address FROM api_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some("198.51.100.23"));
+    assert_eq!(
+        address(app.gql(admin_list, json!({})).await, "adminTokenList"),
+        "198.51.100.23"
+    );
+
+    // A minute later a login from elsewhere is the last use.
+    app.advance(SignedDuration::from_secs(61));
+    app.new_client()
+        .gql_with(
+            "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
+            json!({ "c": { "token": token } }),
+            &[("X-Forwarded-For", "203.0.113.5")],
+        )
+        .await;
+    assert_eq!(
+        address(app.gql(list, json!({})).await, "tokenApiList"),
+        "203.0.113.5"
+    );
+}
+
+#[tokio::test]
 async fn deleting_an_unknown_token_says_so() {
     let app = spawn_app().await;
     app.login_admin().await;
