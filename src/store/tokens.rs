@@ -29,6 +29,28 @@ pub struct NewToken<'a> {
     pub needs_admin: bool,
 }
 
+/// The columns every token query selects (of `api_tokens t`), in the order [`token_from_row`]
+/// reads them.
+macro_rules! token_columns {
+    () => {
+        "t.id, t.name, t.created_at, t.expires_at, t.last_used_at, t.needs_admin, \
+         t.last_used_address"
+    };
+}
+
+/// A token from the columns of `token_columns!`, starting at column `at`.
+fn token_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(at)?,
+        name: r.get(at + 1)?,
+        created_at: r.get(at + 2)?,
+        expires_at: r.get(at + 3)?,
+        last_used_at: r.get(at + 4)?,
+        needs_admin: r.get(at + 5)?,
+        last_used_address: r.get(at + 6)?,
+    })
+}
+
 /// Tokens of a user that can still log in at `now`.
 pub fn count_live(conn: &Connection, user: i64, now: i64) -> Result<i64> {
     Ok(conn.query_row(
@@ -62,21 +84,12 @@ pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)>
     // One read transaction for both reads, so that the list is the one at that counter.
     let tx = conn.unchecked_transaction()?;
     let read_at = super::change_counter::current(&tx)?;
-    let mut stmt = tx.prepare_cached(
-        "SELECT id, name, created_at, expires_at, last_used_at, needs_admin, last_used_address
-         FROM api_tokens WHERE user_id = ?1 ORDER BY created_at, id",
-    )?;
-    let rows = stmt.query_map([user], |r| {
-        Ok(TokenRow {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            created_at: r.get(2)?,
-            expires_at: r.get(3)?,
-            last_used_at: r.get(4)?,
-            needs_admin: r.get(5)?,
-            last_used_address: r.get(6)?,
-        })
-    })?;
+    let mut stmt = tx.prepare_cached(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM api_tokens t WHERE t.user_id = ?1 ORDER BY t.created_at, t.id"
+    ))?;
+    let rows = stmt.query_map([user], |r| token_from_row(r, 0))?;
     let tokens = rows.collect::<rusqlite::Result<_>>()?;
     drop(stmt);
     tx.commit()?;
@@ -86,26 +99,13 @@ pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)>
 /// Every user's tokens with their owner's user id, by user id, then oldest first: what an
 /// administrator lists (at most `limit`).
 pub fn all_with_owner(conn: &Connection, limit: i64) -> Result<Vec<(String, TokenRow)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT u.user_id, t.id, t.name, t.created_at, t.expires_at, t.last_used_at, t.needs_admin,
-                t.last_used_address
-         FROM api_tokens t JOIN users u ON u.id = t.user_id
-         ORDER BY u.user_id, t.created_at, t.id LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit], |r| {
-        Ok((
-            r.get(0)?,
-            TokenRow {
-                id: r.get(1)?,
-                name: r.get(2)?,
-                created_at: r.get(3)?,
-                expires_at: r.get(4)?,
-                last_used_at: r.get(5)?,
-                needs_admin: r.get(6)?,
-                last_used_address: r.get(7)?,
-            },
-        ))
-    })?;
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT u.user_id, ",
+        token_columns!(),
+        " FROM api_tokens t JOIN users u ON u.id = t.user_id
+         ORDER BY u.user_id, t.created_at, t.id LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit], |r| Ok((r.get(0)?, token_from_row(r, 1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -114,23 +114,15 @@ pub fn all_with_owner(conn: &Connection, limit: i64) -> Result<Vec<(String, Toke
 pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, TokenRow, UserRow)>> {
     Ok(conn
         .prepare_cached(concat!(
-            "SELECT (SELECT value FROM change_counter), t.id, t.name, t.created_at, t.expires_at, ",
-            "t.last_used_at, t.needs_admin, t.last_used_address, ",
+            "SELECT (SELECT value FROM change_counter), ",
+            token_columns!(),
+            ", ",
             users::user_columns_without_hash!(),
             " FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.digest = ?1"
         ))?
         .query_row([&digest[..]], |r| {
-            let token = TokenRow {
-                id: r.get(1)?,
-                name: r.get(2)?,
-                created_at: r.get(3)?,
-                expires_at: r.get(4)?,
-                last_used_at: r.get(5)?,
-                needs_admin: r.get(6)?,
-                last_used_address: r.get(7)?,
-            };
-            Ok((r.get(0)?, token, users::from_row(r, 8)?))
+            Ok((r.get(0)?, token_from_row(r, 1)?, users::from_row(r, 8)?))
         })
         .optional()?)
 }

@@ -64,7 +64,19 @@ struct Proxy {
 }
 
 impl Drop for Proxy {
+    /// SIGTERM, so that nginx's master stops its workers (a SIGKILL left them running with no
+    /// parent); SIGKILL only if it has not stopped within 5 s.
     fn drop(&mut self) {
+        let pid = i32::try_from(self.child.id()).expect("a pid");
+        // SAFETY: a signal to this test's own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
