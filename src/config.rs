@@ -67,8 +67,10 @@ pub struct AdminSettings {
 pub struct SessionSettings {
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
-    /// Sessions one user may hold; a login beyond ends their oldest.
+    /// Password sessions one user may hold; a password login beyond ends their oldest.
     pub max_per_user: u32,
+    /// Sessions each API token may hold; a token login beyond ends that token's oldest.
+    pub max_per_token: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -341,7 +343,8 @@ impl Default for SessionSettings {
         Self {
             idle_timeout: Duration(SignedDuration::from_mins(30)),
             max_lifetime: Duration(SignedDuration::from_hours(12)),
-            max_per_user: 100,
+            max_per_user: 20,
+            max_per_token: 100,
         }
     }
 }

@@ -20,7 +20,8 @@ use crate::{
     clock::Clock,
     config::Settings,
     store::{
-        Result as StoreResult, Store, StoreError, change_counter, sessions::UserSessions,
+        Result as StoreResult, Store, StoreError, change_counter,
+        sessions::{Caps, UserSessions},
         users::UserRow,
     },
 };
@@ -241,7 +242,7 @@ impl Auth {
             + 'static,
     {
         let own_write = self.cache.own_write();
-        let keep = self.session_cap();
+        let keep = self.session_caps();
         let lists = self.user_sessions.clone();
         let on_failure = self.user_sessions.clone();
         let (value, ..) = self
@@ -274,9 +275,13 @@ impl Auth {
         Ok(value)
     }
 
-    /// `session.max_per_user`: the sessions a user keeps at most.
-    fn session_cap(&self) -> u32 {
-        self.settings.session.max_per_user.max(1)
+    /// `session.max_per_user` and `session.max_per_token`: the sessions a user keeps at most,
+    /// of each kind.
+    fn session_caps(&self) -> Caps {
+        Caps {
+            password: self.settings.session.max_per_user,
+            token: self.settings.session.max_per_token,
+        }
     }
 
     fn pending_last_used(

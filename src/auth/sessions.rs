@@ -438,7 +438,7 @@ impl Auth {
         let secret_digest = secret.digest();
         let now = self.now();
         let user_row = user.id;
-        let keep = self.session_cap();
+        let keep = self.session_caps();
         let id = self
             .write_sessions(move |tx, lists, changes| {
                 if let Some(old) = replaces

@@ -190,7 +190,12 @@ pub struct UserSessions {
     /// meanwhile come later in the table and are read with it.
     reading_after: Option<i64>,
     read_at_once: usize,
-    by_user: HashMap<i64, VecDeque<i64>>,
+    /// Each user's sessions by kind (`None`: opened with a password; else the token's id), each
+    /// list oldest first.
+    by_user: HashMap<i64, HashMap<Option<i64>, VecDeque<i64>>>,
+    /// The API token each session opened with a token was opened with: a token's sessions are
+    /// capped apart from their user's password sessions ([`Caps`]).
+    token_of: HashMap<i64, i64>,
     /// While the table is being read: when each session read was opened, to sort the lists by
     /// once it is read whole.
     opened: HashMap<i64, i64>,
@@ -216,8 +221,39 @@ impl Default for UserSessions {
             reading_after: None,
             read_at_once: READ_AT_ONCE,
             by_user: HashMap::new(),
+            token_of: HashMap::new(),
             opened: HashMap::new(),
             left: None,
+        }
+    }
+}
+
+/// How many sessions a user keeps at most: opened with a password (`session.max_per_user`), and
+/// opened with each one of their API tokens (`session.max_per_token`). A login beyond ends the
+/// oldest session of its own kind only, so a script that logs in with its token again and
+/// again never ends its owner's browser session.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub password: u32,
+    pub token: u32,
+}
+
+impl Caps {
+    fn keep(&self, token: Option<i64>) -> usize {
+        match token {
+            None => self.password,
+            Some(_) => self.token,
+        }
+        .max(1) as usize
+    }
+}
+
+/// The same cap for both kinds.
+impl From<u32> for Caps {
+    fn from(keep: u32) -> Self {
+        Self {
+            password: keep,
+            token: keep,
         }
     }
 }
@@ -227,8 +263,13 @@ impl UserSessions {
     /// of ended sessions just read in it: reads the next part of the table if it is being read
     /// (from the start when the count moved), and once it is read whole, ends each user's
     /// sessions beyond their newest `keep`. Gives the ids it ended.
-    pub fn sync(&mut self, conn: &Connection, sessions_ended: i64, keep: u32) -> Result<Vec<i64>> {
-        let outcome = self.read_part(conn, sessions_ended, keep);
+    pub fn sync(
+        &mut self,
+        conn: &Connection,
+        sessions_ended: i64,
+        caps: impl Into<Caps>,
+    ) -> Result<Vec<i64>> {
+        let outcome = self.read_part(conn, sessions_ended, caps.into());
         if outcome.is_err() {
             // A part read halfway, or ends rolled back with the write: read again.
             self.exact_at = None;
@@ -236,9 +277,15 @@ impl UserSessions {
         outcome
     }
 
-    fn read_part(&mut self, conn: &Connection, sessions_ended: i64, keep: u32) -> Result<Vec<i64>> {
+    fn read_part(
+        &mut self,
+        conn: &Connection,
+        sessions_ended: i64,
+        caps: Caps,
+    ) -> Result<Vec<i64>> {
         if self.exact_at != Some(sessions_ended) {
             self.by_user.clear();
+            self.token_of.clear();
             self.opened.clear();
             self.reading_after = Some(0);
             self.exact_at = Some(sessions_ended);
@@ -247,14 +294,20 @@ impl UserSessions {
             return Ok(Vec::new());
         };
         let mut stmt = conn.prepare_cached(
-            "SELECT id, user_id, created_at FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2",
+            "SELECT id, user_id, created_at, token_id FROM sessions WHERE id > ?1
+             ORDER BY id LIMIT ?2",
         )?;
         let mut rows = stmt.query(params![after, self.read_at_once as i64])?;
         let (mut read, mut last) = (0, after);
         while let Some(row) = rows.next()? {
             last = row.get(0)?;
-            self.by_user.entry(row.get(1)?).or_default().push_back(last);
+            let token: Option<i64> = row.get(3)?;
+            let kinds = self.by_user.entry(row.get(1)?).or_default();
+            kinds.entry(token).or_default().push_back(last);
             self.opened.insert(last, row.get(2)?);
+            if let Some(token) = token {
+                self.token_of.insert(last, token);
+            }
             read += 1;
         }
         if read == self.read_at_once {
@@ -263,19 +316,19 @@ impl UserSessions {
         }
         self.reading_after = None;
         let opened = std::mem::take(&mut self.opened);
-        for held in self.by_user.values_mut() {
+        for held in self.by_user.values_mut().flat_map(HashMap::values_mut) {
             held.make_contiguous()
                 .sort_unstable_by_key(|id| (opened.get(id).copied().unwrap_or(i64::MAX), *id));
         }
         let over: Vec<i64> = self
             .by_user
             .iter()
-            .filter(|(_, held)| held.len() > keep as usize)
+            .filter(|(_, kinds)| kinds.iter().any(|(k, held)| held.len() > caps.keep(*k)))
             .map(|(&user, _)| user)
             .collect();
         let mut ended = Vec::new();
         for user in over {
-            ended.extend(self.trim(conn, user, keep)?);
+            ended.extend(self.trim(conn, user, caps)?);
         }
         Ok(ended)
     }
@@ -311,36 +364,46 @@ impl UserSessions {
     fn insert(&mut self, conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
         let id = insert(conn, session)?;
         if self.reading_after.is_none() {
-            self.by_user.entry(session.user).or_default().push_back(id);
+            let kinds = self.by_user.entry(session.user).or_default();
+            kinds.entry(session.token_id).or_default().push_back(id);
+            if let Some(token) = session.token_id {
+                self.token_of.insert(id, token);
+            }
         }
         Ok(id)
     }
 
-    /// Opens a session for a user who keeps at most `keep`: when they hold that many, their oldest
-    /// ends and the new one takes its row (while the table is being read, a new row, and the
-    /// limit waits for the end of the reading). Gives the new session's id and the ids of the
-    /// sessions that ended.
+    /// Opens a session for a user who keeps at most so many of its kind ([`Caps`]): when they
+    /// hold that many, the oldest of that kind ends and the new one takes its row (while the
+    /// table is being read, a new row, and the limit waits for the end of the reading). Gives
+    /// the new session's id and the ids of the sessions that ended.
     pub fn open(
         &mut self,
         conn: &Connection,
         session: &NewSession<'_>,
-        keep: u32,
+        caps: impl Into<Caps>,
     ) -> Result<(i64, Vec<i64>)> {
-        let keep = keep.max(1) as usize;
+        let kind = session.token_id;
+        let keep = caps.into().keep(kind);
         let mut ended = Vec::new();
         if self.reading_after.is_none()
-            && let Some(held) = self.by_user.get_mut(&session.user)
+            && let Some(held) = self
+                .by_user
+                .get_mut(&session.user)
+                .and_then(|kinds| kinds.get_mut(&kind))
             && held.len() >= keep
         {
             ended = held.drain(..=held.len() - keep).collect();
             let (&reused, others) = ended.split_last().expect("at least one");
             for &id in others {
                 delete(conn, id)?;
+                self.token_of.remove(&id);
             }
             if reuse(conn, reused, session)? {
                 held.push_back(reused);
                 return Ok((reused, ended));
             }
+            self.token_of.remove(&reused);
         }
         Ok((self.insert(conn, session)?, ended))
     }
@@ -362,28 +425,39 @@ impl UserSessions {
         if !ended {
             return Ok(false);
         }
-        if let Some(held) = self.by_user.get_mut(&user) {
-            held.retain(|&other| other != id);
-            if held.is_empty() {
+        let kind = self.token_of.remove(&id);
+        if let Some(kinds) = self.by_user.get_mut(&user) {
+            if let Some(held) = kinds.get_mut(&kind) {
+                held.retain(|&other| other != id);
+                if held.is_empty() {
+                    kinds.remove(&kind);
+                }
+            }
+            if kinds.is_empty() {
                 self.by_user.remove(&user);
             }
         }
         Ok(true)
     }
 
-    /// Ends the user's oldest sessions beyond their newest `keep`; gives the ids it ended.
-    /// While the table is being read, ends none: the write that reads its end does.
-    fn trim(&mut self, conn: &Connection, user: i64, keep: u32) -> Result<Vec<i64>> {
+    /// Ends the user's oldest sessions beyond the newest each kind keeps ([`Caps`]); gives the
+    /// ids it ended. While the table is being read, ends none: the write that reads its end does.
+    fn trim(&mut self, conn: &Connection, user: i64, caps: impl Into<Caps>) -> Result<Vec<i64>> {
         if self.reading_after.is_some() {
             return Ok(Vec::new());
         }
-        let Some(held) = self.by_user.get_mut(&user) else {
+        let caps = caps.into();
+        let Some(kinds) = self.by_user.get_mut(&user) else {
             return Ok(Vec::new());
         };
-        let beyond = held.len().saturating_sub(keep as usize);
-        let ended: Vec<i64> = held.drain(..beyond).collect();
+        let mut ended = Vec::new();
+        for (kind, held) in kinds.iter_mut() {
+            let beyond = held.len().saturating_sub(caps.keep(*kind));
+            ended.extend(held.drain(..beyond));
+        }
         for &id in &ended {
             delete(conn, id)?;
+            self.token_of.remove(&id);
         }
         Ok(ended)
     }
@@ -391,12 +465,16 @@ impl UserSessions {
     /// Ends every session of the user but `keep`; gives the ids it ended.
     pub fn end_user(&mut self, conn: &Connection, user: i64, keep: i64) -> Result<Vec<i64>> {
         let mut ended = Vec::new();
-        if let Some(held) = self.by_user.get_mut(&user) {
-            ended.extend(held.iter().copied().filter(|&id| id != keep));
-            held.retain(|&id| id == keep);
+        if let Some(kinds) = self.by_user.get_mut(&user) {
+            for held in kinds.values_mut() {
+                ended.extend(held.iter().copied().filter(|&id| id != keep));
+                held.retain(|&id| id == keep);
+            }
+            kinds.retain(|_, held| !held.is_empty());
         }
         for &id in &ended {
             delete(conn, id)?;
+            self.token_of.remove(&id);
         }
         if let Some(after) = self.reading_after {
             // Those not read yet: found by reading the rest of the table.
@@ -426,7 +504,7 @@ mod tests {
     const NO_LIMIT: u32 = u32::MAX;
 
     /// The lists as one more server would read them from the table now.
-    fn read_afresh(conn: &Connection) -> HashMap<i64, VecDeque<i64>> {
+    fn read_afresh(conn: &Connection) -> HashMap<i64, HashMap<Option<i64>, VecDeque<i64>>> {
         let mut fresh = UserSessions::default();
         assert!(fresh.sync(conn, -1, NO_LIMIT).unwrap().is_empty());
         assert!(fresh.read_whole(), "read in one part");
@@ -492,7 +570,10 @@ mod tests {
         );
         lists.settle(Some(ended(&tx)));
         assert_eq!(lists.by_user, read_afresh(&tx));
-        assert_eq!(lists.by_user[&ann], [ann_sessions[2], ann_sessions[4]]);
+        assert_eq!(
+            lists.by_user[&ann][&None],
+            [ann_sessions[2], ann_sessions[4]]
+        );
 
         // Another process deletes a user: their sessions go by the cascade, the count moves, and
         // the lists are read again.
@@ -549,15 +630,15 @@ mod tests {
         let mut ended_for_limit = lists.sync(&tx, at, keep).unwrap();
         ended_for_limit.sort_unstable();
         assert_eq!(ended_for_limit, ann_held[..3]);
-        assert_eq!(lists.by_user[&ann], [ann_held[3], ann_new]);
-        assert_eq!(lists.by_user[&bob], [bob_new]);
-        assert_eq!(lists.by_user[&cy], cy_held);
+        assert_eq!(lists.by_user[&ann][&None], [ann_held[3], ann_new]);
+        assert_eq!(lists.by_user[&bob][&None], [bob_new]);
+        assert_eq!(lists.by_user[&cy][&None], cy_held);
         lists.settle(Some(ended(&tx)));
         assert_eq!(lists.by_user, read_afresh(&tx));
         // Read whole: a login is listed at once and trims its user at once.
         let ann_newest = lists.insert(&tx, &session(ann)).unwrap();
         assert_eq!(lists.trim(&tx, ann, keep).unwrap(), [ann_held[3]]);
-        assert_eq!(lists.by_user[&ann], [ann_new, ann_newest]);
+        assert_eq!(lists.by_user[&ann][&None], [ann_new, ann_newest]);
     }
 
     #[test]
@@ -589,7 +670,7 @@ mod tests {
             lists.open(&tx, &opened(4, &[4; 32]), 2).unwrap(),
             (second, vec![second])
         );
-        assert_eq!(lists.by_user[&ann], [first, second]);
+        assert_eq!(lists.by_user[&ann][&None], [first, second]);
 
         // A logout or an expiry seen for the first session ends nothing now; a touch misses too.
         assert!(!lists.delete(&tx, ann, first, &[1; 32]).unwrap());
@@ -614,10 +695,10 @@ mod tests {
         lists.settle(None);
         lists.sync(&tx, ended(&tx), 2).unwrap();
         let (newest, _) = lists.open(&tx, &opened(7, &[7; 32]), 2).unwrap();
-        assert_eq!(lists.by_user[&ann], [kept, newest]);
+        assert_eq!(lists.by_user[&ann][&None], [kept, newest]);
         tx.execute("UPDATE sessions SET created_at = 8 WHERE id = ?1", [kept])
             .unwrap();
-        assert_eq!(read_afresh(&tx)[&ann], [newest, kept]);
+        assert_eq!(read_afresh(&tx)[&ann][&None], [newest, kept]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

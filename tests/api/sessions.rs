@@ -339,3 +339,50 @@ async fn housekeeping_removes_every_ended_session_across_parts_and_no_live_one()
     assert_eq!(app.count("sessions"), 1);
     assert_ok(&app.gql("{ activeUser { userId } }", json!({})).await);
 }
+
+#[tokio::test]
+async fn a_scripts_token_logins_never_end_its_owners_password_session() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("script").await;
+    for _ in 0..150 {
+        assert_ok(&app.new_client().login_with_token(&token).await);
+    }
+    let me = app.gql(ME, json!({})).await;
+    assert_eq!(
+        me["data"]["activeUser"]["userId"], ADMIN,
+        "the browser's password session lives on: {me}"
+    );
+    assert_eq!(
+        app.count("sessions"),
+        101,
+        "the password session and the token's 100 newest"
+    );
+}
+
+#[tokio::test]
+async fn a_tokens_101st_session_ends_that_tokens_oldest_only() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let first = app.new_token("first").await;
+    let second = app.new_token("second").await;
+    let other = app.new_client();
+    assert_ok(&other.login_with_token(&second).await);
+    let clients: Vec<_> = (0..101).map(|_| app.new_client()).collect();
+    for client in &clients {
+        assert_ok(&client.login_with_token(&first).await);
+    }
+    let ended = clients[0].gql(NEEDS_USER, json!({})).await;
+    assert_eq!(
+        error_code(&ended),
+        "sessionExpired",
+        "the token's oldest: {ended}"
+    );
+    for (i, client) in clients.iter().enumerate().skip(1) {
+        assert_ok(&client.gql(ME, json!({})).await);
+        assert!(client.cookie().is_some(), "client {i}");
+    }
+    assert_ok(&other.gql(NEEDS_USER, json!({})).await);
+    assert_ok(&app.gql(NEEDS_USER, json!({})).await);
+    assert_eq!(app.count("sessions"), 1 + 1 + 100);
+}
