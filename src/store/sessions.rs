@@ -193,9 +193,6 @@ pub struct UserSessions {
     /// Each user's sessions by kind (`None`: opened with a password; else the token's id), each
     /// list oldest first.
     by_user: HashMap<i64, HashMap<Option<i64>, VecDeque<i64>>>,
-    /// The API token each session opened with a token was opened with: a token's sessions are
-    /// capped apart from their user's password sessions ([`Caps`]).
-    token_of: HashMap<i64, i64>,
     /// While the table is being read: when each session read was opened, to sort the lists by
     /// once it is read whole.
     opened: HashMap<i64, i64>,
@@ -221,7 +218,6 @@ impl Default for UserSessions {
             reading_after: None,
             read_at_once: READ_AT_ONCE,
             by_user: HashMap::new(),
-            token_of: HashMap::new(),
             opened: HashMap::new(),
             left: None,
         }
@@ -285,7 +281,6 @@ impl UserSessions {
     ) -> Result<Vec<i64>> {
         if self.exact_at != Some(sessions_ended) {
             self.by_user.clear();
-            self.token_of.clear();
             self.opened.clear();
             self.reading_after = Some(0);
             self.exact_at = Some(sessions_ended);
@@ -305,9 +300,6 @@ impl UserSessions {
             let kinds = self.by_user.entry(row.get(1)?).or_default();
             kinds.entry(token).or_default().push_back(last);
             self.opened.insert(last, row.get(2)?);
-            if let Some(token) = token {
-                self.token_of.insert(last, token);
-            }
             read += 1;
         }
         if read == self.read_at_once {
@@ -366,9 +358,6 @@ impl UserSessions {
         if self.reading_after.is_none() {
             let kinds = self.by_user.entry(session.user).or_default();
             kinds.entry(session.token_id).or_default().push_back(id);
-            if let Some(token) = session.token_id {
-                self.token_of.insert(id, token);
-            }
         }
         Ok(id)
     }
@@ -397,13 +386,11 @@ impl UserSessions {
             let (&reused, others) = ended.split_last().expect("at least one");
             for &id in others {
                 delete(conn, id)?;
-                self.token_of.remove(&id);
             }
             if reuse(conn, reused, session)? {
                 held.push_back(reused);
                 return Ok((reused, ended));
             }
-            self.token_of.remove(&reused);
         }
         Ok((self.insert(conn, session)?, ended))
     }
@@ -425,14 +412,13 @@ impl UserSessions {
         if !ended {
             return Ok(false);
         }
-        let kind = self.token_of.remove(&id);
+        // The session's kind is not kept (a map of it cost 17 MiB at 500,000 sessions): a user
+        // holds a few lists of at most `Caps` each, searched here on a logout or an expiry.
         if let Some(kinds) = self.by_user.get_mut(&user) {
-            if let Some(held) = kinds.get_mut(&kind) {
+            for held in kinds.values_mut() {
                 held.retain(|&other| other != id);
-                if held.is_empty() {
-                    kinds.remove(&kind);
-                }
             }
+            kinds.retain(|_, held| !held.is_empty());
             if kinds.is_empty() {
                 self.by_user.remove(&user);
             }
@@ -457,7 +443,6 @@ impl UserSessions {
         }
         for &id in &ended {
             delete(conn, id)?;
-            self.token_of.remove(&id);
         }
         Ok(ended)
     }
@@ -474,7 +459,6 @@ impl UserSessions {
         }
         for &id in &ended {
             delete(conn, id)?;
-            self.token_of.remove(&id);
         }
         if let Some(after) = self.reading_after {
             // Those not read yet: found by reading the rest of the table.
