@@ -81,14 +81,23 @@ impl From<TokenRow> for Token {
     }
 }
 
-/// The token's last use as the database has it, or a later one held in memory.
-fn with_pending_use(row: &mut TokenRow, pending: &std::collections::HashMap<i64, super::LastUse>) {
+/// A token as its list shows it, with its last use as the database has it or a later one held
+/// in memory; `None` when it expired before `shown_after` (`tokens.keep_expired`).
+fn listed(
+    mut row: TokenRow,
+    shown_after: i64,
+    pending: &std::collections::HashMap<i64, super::LastUse>,
+) -> Option<Token> {
+    if row.expires_at.is_some_and(|at| at < shown_after) {
+        return None;
+    }
     if let Some(last) = pending.get(&row.id)
         && row.last_used_at.is_none_or(|at| at < last.at)
     {
         row.last_used_at = Some(last.at);
         row.last_used_address = last.address.map(|a| a.to_string());
     }
+    Some(Token::from(row))
 }
 
 /// A token just created, with the secret shown this once.
@@ -227,11 +236,7 @@ impl Auth {
         let pending = self.pending_last_used();
         Ok(rows
             .into_iter()
-            .filter(|(_, row)| row.expires_at.is_none_or(|at| at >= shown_after))
-            .map(|(owner, mut row)| {
-                with_pending_use(&mut row, &pending);
-                (owner, Token::from(row))
-            })
+            .filter_map(|(owner, row)| Some((owner, listed(row, shown_after, &pending)?)))
             .collect())
     }
 
@@ -288,12 +293,7 @@ impl Auth {
         let pending = self.pending_last_used();
         Ok(all
             .iter()
-            .filter(|row| row.expires_at.is_none_or(|at| at >= shown_after))
-            .map(|row| {
-                let mut row = row.clone();
-                with_pending_use(&mut row, &pending);
-                Token::from(row)
-            })
+            .filter_map(|row| listed(row.clone(), shown_after, &pending))
             .collect())
     }
 

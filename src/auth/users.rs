@@ -280,7 +280,7 @@ impl Auth {
     /// administrator's `adminUnlockUser`); gives whether it was locked.
     pub async fn unlock_user(&self, actor: &Actor, user_id: &str) -> Result<bool> {
         let user = self.user(user_id).await?;
-        let locked = self.limits().is_locked(&user.user_id, self.now());
+        let locked = self.is_locked(&user);
         self.limits().unlock(&user.user_id);
         let event = AuditEvent::new(kind::USER_UNLOCK, true)
             .user(user.user_id.clone())
