@@ -68,6 +68,8 @@ fn seeded() -> Seeded {
                         provider: "token",
                         token_id: Some(token),
                         now: 0,
+                        address: None,
+                        user_agent: None,
                     },
                 )
                 .unwrap();
@@ -181,6 +183,8 @@ fn session_lists(c: &mut Criterion) {
                 provider: "local",
                 token_id: None,
                 now: 0,
+                address: None,
+                user_agent: None,
             };
             sessions::insert(&tx, &session).unwrap();
         }

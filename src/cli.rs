@@ -85,6 +85,9 @@ pub enum UserCommand {
     Disable { name: String },
     /// Enable a disabled user again (ended sessions stay ended)
     Enable { name: String },
+    /// Lift a failed-login lock on a user's account: a running server lifts it at the
+    /// account's next login
+    Unlock { name: String },
     /// Delete a user with their tokens and sessions
     Delete { name: String },
     /// Make a user an administrator (`admin`) or not (`user`)
@@ -271,6 +274,13 @@ async fn user(command: UserCommand, auth: Auth) -> anyhow::Result<()> {
             auth.enable_user(&Actor::command_line(), &name, true)
                 .await?;
             println!("enabled `{}`", name.trim());
+        }
+        UserCommand::Unlock { name } => {
+            auth.unlock_user(&Actor::command_line(), &name).await?;
+            println!(
+                "lifted the failed-login lock on `{}`: they can log in at once",
+                name.trim()
+            );
         }
         UserCommand::Delete { name } => {
             auth.delete_user(&Actor::command_line(), &name).await?;

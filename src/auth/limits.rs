@@ -261,6 +261,16 @@ impl Limits {
             .is_some_and(|until| until > now)
     }
 
+    /// When the account's lock in force now was set (at its last failure), if it is locked.
+    pub fn locked_since(&self, account: &str, now: Timestamp) -> Option<Timestamp> {
+        let tables = self.inner.tables();
+        let entry = tables.accounts.get(&account_key(account))?;
+        entry
+            .locked_until
+            .is_some_and(|until| until > now)
+            .then_some(entry.last)
+    }
+
     /// Lifts an account's lock and forgets its failures (its password was reset).
     pub fn unlock(&self, account: &str) {
         let mut tables = self.inner.tables();

@@ -7,6 +7,7 @@ pub mod limits;
 pub mod password;
 pub mod return_to;
 pub mod secret;
+mod session_list;
 mod sessions;
 mod tokens;
 mod users;
@@ -28,6 +29,7 @@ use crate::{
 
 pub use audit::{Actor, AuditEvent, AuditFilter, AuditRecord};
 pub use password::NewPassword;
+pub use session_list::{Ender, SessionSummary};
 pub use sessions::{Caller, LoginOptions, LoginOutcome, Session, SessionKey, SessionState};
 pub use tokens::{Expiry, NewToken, Token, TokenName};
 pub use users::{UserFilter, UserId};
@@ -186,6 +188,9 @@ pub struct Auth {
     /// [`Auth::flush_last_used`] (every minute and at shutdown), not one commit per token and
     /// minute, each of which made every reader read its pages again.
     last_used: Arc<std::sync::Mutex<std::collections::HashMap<i64, LastUse>>>,
+    /// Users' last logins not yet written, user row id to microseconds: written with the
+    /// tokens' last uses, so that a flood of logins writes its user's row once a minute.
+    last_logins: Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
     /// Sessions, tokens and token lists looked up, kept while the database says nothing changed.
     cache: Arc<cache::Cache>,
     /// Each user's sessions, used and changed only by session writes on the writer thread.
@@ -215,6 +220,7 @@ impl Auth {
             )),
             settings,
             last_used: Arc::default(),
+            last_logins: Arc::default(),
             cache: Arc::default(),
             user_sessions: Arc::default(),
         }
@@ -290,14 +296,38 @@ impl Auth {
         self.last_used.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes the tokens' last uses held in memory, in one write; gives how many.
+    fn pending_logins(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, i64>> {
+        self.last_logins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes a user's login, written by [`Auth::flush_last_used`].
+    fn note_login(&self, user: i64, at: Timestamp) {
+        self.pending_logins().insert(user, at.as_microsecond());
+    }
+
+    /// The user's last login: held in memory, or as the database has it.
+    pub async fn last_login(&self, user: &User) -> Result<Option<Timestamp>> {
+        if let Some(&at) = self.pending_logins().get(&user.id) {
+            return Ok(Some(from_micros(at)));
+        }
+        let id = user.id;
+        let at = self
+            .store
+            .run(move |conn| crate::store::users::last_login(conn, id))
+            .await?;
+        Ok(at.map(from_micros))
+    }
+
+    /// Writes the tokens' last uses and the users' last logins held in memory, in one write;
+    /// gives how many.
     pub async fn flush_last_used(&self) -> Result<usize> {
         let pending: Vec<(i64, LastUse)> = self.pending_last_used().drain().collect();
-        if pending.is_empty() {
+        let logins: Vec<(i64, i64)> = self.pending_logins().drain().collect();
+        if pending.is_empty() && logins.is_empty() {
             return Ok(0);
         }
-        let count = pending.len();
-        let kept = pending.clone();
+        let count = pending.len() + logins.len();
+        let (kept, kept_logins) = (pending.clone(), logins.clone());
         let written = self
             .store
             .write(move |conn| {
@@ -305,15 +335,25 @@ impl Auth {
                     let address = last.address.map(|a| a.to_string());
                     crate::store::tokens::touch(conn, *id, last.at, address.as_deref())?;
                 }
+                for &(user, at) in &logins {
+                    crate::store::users::set_last_login(conn, user, at)?;
+                }
                 Ok(())
             })
             .await;
         if let Err(e) = written {
-            tracing::warn!("cannot write the tokens' last uses; kept for the next try: {e:#}");
+            tracing::warn!(
+                "cannot write the tokens' last uses and the last logins; kept for the next try: {e:#}"
+            );
             let mut held = self.pending_last_used();
             for (id, last) in kept {
                 // A use recorded while the write failed is the later one.
                 held.entry(id).or_insert(last);
+            }
+            drop(held);
+            let mut held = self.pending_logins();
+            for (user, at) in kept_logins {
+                held.entry(user).or_insert(at);
             }
             return Err(e.into());
         }

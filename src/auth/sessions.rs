@@ -36,6 +36,9 @@ fn parent_gone(e: &Error) -> bool {
 /// What the audit log says of a token that does not log in.
 const BAD_TOKEN: &str = "unknown, expired, malformed or suspended token";
 
+/// The characters of a `User-Agent` a session keeps at most.
+const MAX_USER_AGENT: usize = 200;
+
 /// How often at most a session's last access or a token's last use is written.
 const TOUCH_EVERY: SignedDuration = SignedDuration::from_secs(60);
 
@@ -104,9 +107,11 @@ impl Caller {
 
 /// How a login is asked for.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LoginOptions {
-    /// The client's address, for throttling.
+pub struct LoginOptions<'a> {
+    /// The client's address, for throttling and for the session's list.
     pub address: Option<IpAddr>,
+    /// The client's `User-Agent`, shown in the session's list.
+    pub user_agent: Option<&'a str>,
     /// The session the caller had, which the new one replaces.
     pub replaces: Option<SessionKey>,
     /// `forceSessionsLogout`: end the user's other sessions.
@@ -176,7 +181,12 @@ impl Auth {
             return Ok(Caller::Expired);
         }
         let suspended = row.token_needs_admin && !self.admin_held(&row.user.role);
-        if let Some(reason) = session_end(&row, now, idle, max, suspended) {
+        let ages = Ages {
+            created_at: row.created_at,
+            last_seen_at: row.last_seen_at,
+            token_expires_at: row.token_expires_at,
+        };
+        if let Some(reason) = session_end(row.user.enabled, suspended, ages, now, (idle, max)) {
             let (id, digest, user, user_id) = (
                 row.id,
                 row.secret_digest,
@@ -287,7 +297,7 @@ impl Auth {
         &self,
         user_id: &str,
         credential: &str,
-        login: LoginOptions,
+        login: LoginOptions<'_>,
     ) -> Result<LoginOutcome> {
         let Some(user_id) = UserId::for_login(user_id) else {
             let attempt = self.begin_attempt(Check::Token, login.address, None)?;
@@ -337,7 +347,7 @@ impl Auth {
         &self,
         user_id: &str,
         credential: &str,
-        login: LoginOptions,
+        login: LoginOptions<'_>,
     ) -> Result<LoginOutcome> {
         match self.check_credential(user_id, credential).await? {
             (Some(row), true) if row.enabled => {
@@ -371,7 +381,7 @@ impl Auth {
     }
 
     /// `authLogin` with the `token` provider, throttled per client address.
-    pub async fn login_token(&self, text: &str, login: LoginOptions) -> Result<LoginOutcome> {
+    pub async fn login_token(&self, text: &str, login: LoginOptions<'_>) -> Result<LoginOutcome> {
         let attempt = self.begin_attempt(Check::Token, login.address, None)?;
         let outcome = async {
             let secret = ApiTokenSecret::parse(text).map_err(|_| Error::AuthFailed)?;
@@ -391,18 +401,35 @@ impl Auth {
         outcome
     }
 
+    /// Counts a check in the limits before it starts. A locked account whose lock was lifted
+    /// from outside this server since (`lodge user unlock`, a password change: see
+    /// [`Auth::lock_lifted`]) is unlocked here and checked.
     pub(super) fn begin_attempt(
         &self,
         check: Check,
         address: Option<IpAddr>,
         account: Option<&str>,
     ) -> Result<Attempt> {
-        self.limits()
-            .begin(self.now(), check, address, account)
-            .map_err(|t| match t.in_flight {
-                true => Error::TooManyAtOnce(t.retry_after),
-                false => Error::TooManyRequests(t.retry_after),
-            })
+        let throttled = match self.limits().begin(self.now(), check, address, account) {
+            Ok(attempt) => return Ok(attempt),
+            Err(throttled) => throttled,
+        };
+        let lifted = !throttled.in_flight
+            && match account {
+                Some(account) => self.lock_lifted(account)?,
+                None => false,
+            };
+        let throttled = match lifted {
+            true => match self.limits().begin(self.now(), check, address, account) {
+                Ok(attempt) => return Ok(attempt),
+                Err(throttled) => throttled,
+            },
+            false => throttled,
+        };
+        Err(match throttled.in_flight {
+            true => Error::TooManyAtOnce(throttled.retry_after),
+            false => Error::TooManyRequests(throttled.retry_after),
+        })
     }
 
     pub(super) fn settle(&self, attempt: Attempt, succeeded: bool) {
@@ -418,13 +445,16 @@ impl Auth {
         user: User,
         provider: &'static str,
         token: Option<(i64, String)>,
-        login: LoginOptions,
+        login: LoginOptions<'_>,
     ) -> Result<LoginOutcome> {
         let LoginOptions {
             replaces,
             end_other_sessions,
             address,
+            user_agent,
         } = login;
+        let seen_from = address.map(|a| a.to_string());
+        let user_agent = user_agent.map(|agent| crate::text::bounded(agent, MAX_USER_AGENT));
         let token_id = token.as_ref().map(|(id, _)| *id);
         let mut event = AuditEvent::new(kind::LOGIN, true)
             .user(user.user_id.clone())
@@ -454,6 +484,8 @@ impl Auth {
                         provider,
                         token_id,
                         now: now.as_microsecond(),
+                        address: seen_from.as_deref(),
+                        user_agent: user_agent.as_deref(),
                     },
                     keep,
                 )?;
@@ -481,6 +513,7 @@ impl Auth {
                     e
                 }
             })?;
+        self.note_login(user_row, now);
         Ok(LoginOutcome {
             cookie: SessionCookie { id, secret },
             session: Session {
@@ -538,11 +571,11 @@ impl Auth {
 
     /// Whether a user with this stored role keeps the tokens they made as an administrator:
     /// under `tokens.admins_only`, only while they still are one.
-    fn admin_held(&self, role: &str) -> bool {
+    pub(super) fn admin_held(&self, role: &str) -> bool {
         role == Role::Admin.as_str() || !self.settings().tokens.admins_only
     }
 
-    fn session_limits(&self) -> (SignedDuration, SignedDuration) {
+    pub(super) fn session_limits(&self) -> (SignedDuration, SignedDuration) {
         let s = &self.settings().session;
         (s.idle_timeout.0, s.max_lifetime.0)
     }
@@ -560,23 +593,31 @@ fn touch_every(idle: SignedDuration) -> SignedDuration {
     TOUCH_EVERY.min(idle / 10)
 }
 
-/// Why a session has ended, if it has.
-fn session_end(
-    row: &SessionRow,
-    now: Timestamp,
-    idle: SignedDuration,
-    max: SignedDuration,
+/// When a session was opened and last seen, and when its token expires: what ends it in time.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ages {
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub token_expires_at: Option<i64>,
+}
+
+/// Why a session has ended, if it has: its user disabled, its token suspended, or its time up.
+pub(super) fn session_end(
+    user_enabled: bool,
     token_suspended: bool,
+    ages: Ages,
+    now: Timestamp,
+    (idle, max): (SignedDuration, SignedDuration),
 ) -> Option<&'static str> {
-    if !row.user.enabled {
+    if !user_enabled {
         Some("user disabled")
     } else if token_suspended {
         Some("its API token is suspended: its user is no longer an administrator")
-    } else if now.duration_since(from_micros(row.last_seen_at)) >= idle {
+    } else if now.duration_since(from_micros(ages.last_seen_at)) >= idle {
         Some("idle timeout")
-    } else if now.duration_since(from_micros(row.created_at)) >= max {
+    } else if now.duration_since(from_micros(ages.created_at)) >= max {
         Some("maximum lifetime")
-    } else if row
+    } else if ages
         .token_expires_at
         .is_some_and(|t| now.as_microsecond() >= t)
     {

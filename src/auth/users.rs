@@ -265,8 +265,9 @@ impl Auth {
             .detail("other sessions ended")
             .by(actor);
         let user_id = user.user_id.clone();
+        let now = self.now().as_microsecond();
         self.write_with_audit(event, move |tx| {
-            store_users::set_password(tx, user.id, &hash)?;
+            store_users::set_password(tx, user.id, &hash, now)?;
             let keep = keep.as_ref().map(|k| (k.id, &k.secret_digest));
             store_sessions::delete_for_user(tx, user.id, keep)?;
             Ok(())
@@ -276,27 +277,55 @@ impl Auth {
         Ok(())
     }
 
-    /// Lifts a lock the failed-login limit holds on the user's account in this server (an
-    /// administrator's `adminUnlockUser`); gives whether it was locked.
+    /// Lifts a failed-login lock on the user's account (`adminUnlockUser`, `lodge user
+    /// unlock`): at once in this server, and in the database, where any server holding a lock
+    /// set before finds it lifted at the account's next login. Gives whether this server held
+    /// the account locked.
     pub async fn unlock_user(&self, actor: &Actor, user_id: &str) -> Result<bool> {
         let user = self.user(user_id).await?;
-        let locked = self.is_locked(&user);
-        self.limits().unlock(&user.user_id);
+        let locked = self.is_locked(&user)?;
+        let now = self.now();
         let event = AuditEvent::new(kind::USER_UNLOCK, true)
             .user(user.user_id.clone())
             .detail(if locked {
                 "lock lifted"
             } else {
-                "was not locked"
+                "no lock held here; lifted for any server that holds one"
             })
             .by(actor);
-        self.audit(event).await;
+        let row = user.id;
+        self.write_with_audit(event, move |tx| {
+            store_users::lift_lock(tx, row, now.as_microsecond())?;
+            Ok(())
+        })
+        .await?;
+        self.limits().unlock(&user.user_id);
         Ok(locked)
     }
 
-    /// Whether the failed-login limit holds the user's account locked now.
-    pub fn is_locked(&self, user: &User) -> bool {
-        self.limits().is_locked(&user.user_id, self.now())
+    /// Whether the failed-login limit holds the user's account locked now, and no one lifted
+    /// the lock since from outside this server.
+    pub fn is_locked(&self, user: &User) -> Result<bool> {
+        Ok(self.limits().is_locked(&user.user_id, self.now())
+            && !self.lock_lifted(&user.user_id)?)
+    }
+
+    /// Whether the account's lock in this server was set before its last lift in the database
+    /// ([`store_users::lift_lock`]); if so it is lifted here too. Read only while the account
+    /// is locked.
+    pub(super) fn lock_lifted(&self, account: &str) -> Result<bool> {
+        let Some(since) = self.limits().locked_since(account, self.now()) else {
+            return Ok(false);
+        };
+        let key = account.trim().to_owned();
+        let lifted = self
+            .store()
+            .read(|conn| store_users::lock_lifted_at(conn, &key))?;
+        if lifted.is_some_and(|at| at > since.as_microsecond()) {
+            self.limits().unlock(account);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// `authChangeLocalPassword`: the old password must match, checked within the same limits

@@ -35,6 +35,8 @@ pub struct RequestInfo {
     pub host: Option<String>,
     /// The client's address: the peer, or what a trusted proxy says.
     pub address: Option<IpAddr>,
+    /// The request's `User-Agent` when it is visible ASCII, for a login's session list.
+    pub user_agent: Option<String>,
 }
 
 impl juniper::Context for Context {}

@@ -1,4 +1,4 @@
-//! `Mutation`: API tokens.
+//! `Mutation`: API tokens and sessions.
 
 use jiff::Timestamp;
 use juniper::{ID, graphql_object};
@@ -7,7 +7,7 @@ use super::{
     context::Context,
     types::{ApiFullTokenInfo, TokenLifetime},
 };
-use crate::auth::{Error, Expiry, Result, TokenName};
+use crate::auth::{Ender, Error, Expiry, Result, TokenName};
 
 pub struct Mutation;
 
@@ -64,5 +64,35 @@ impl Mutation {
             .delete_token(&ctx.actor(), &user, &token_name)
             .await?;
         Ok(true)
+    }
+
+    /// Ends one of the caller's sessions by its `UserSessionInfo.id` (Lodge's own); false when
+    /// the caller has no live session with this id. Ending the current one logs this browser
+    /// out.
+    async fn session_end(ctx: &Context, id: ID) -> Result<bool> {
+        let user = ctx.require_user()?;
+        ctx.auth
+            .end_session(&ctx.actor(), Ender::Owner(user), &id)
+            .await
+    }
+
+    /// Ends all of the caller's sessions but the current one (all of them for a request with
+    /// a Bearer token) and gives how many ended (Lodge's own).
+    async fn session_end_others(ctx: &Context) -> Result<i32> {
+        let user = ctx.require_user()?;
+        let ended = ctx
+            .auth
+            .end_other_sessions(&ctx.actor(), user, ctx.session())
+            .await?;
+        Ok(i32::try_from(ended).unwrap_or(i32::MAX))
+    }
+
+    /// Administrators only (Lodge's own): ends any user's session by its id; false when no
+    /// live session has it. Recorded with the administrator who did it.
+    async fn admin_session_end(ctx: &Context, id: ID) -> Result<bool> {
+        ctx.require_admin()?;
+        ctx.auth
+            .end_session(&ctx.actor(), Ender::Administrator, &id)
+            .await
     }
 }

@@ -283,6 +283,23 @@ impl Query {
         Ok(found.map(AdminTokenInfo::from))
     }
 
+    /// The caller's live sessions, the newest first (Lodge's own); `current` marks the one
+    /// this request came with.
+    async fn session_list(ctx: &Context) -> Result<Vec<UserSessionInfo>> {
+        let user = ctx.require_user()?;
+        let sessions = ctx.auth.sessions_of(user, ctx.session()).await?;
+        Ok(sessions.into_iter().map(UserSessionInfo::from).collect())
+    }
+
+    /// Administrators only (Lodge's own): the live sessions of the user `userId`, the newest
+    /// first.
+    async fn admin_session_list(ctx: &Context, user_id: ID) -> Result<Vec<UserSessionInfo>> {
+        ctx.require_admin()?;
+        let user = ctx.auth.user(&user_id).await?;
+        let sessions = ctx.auth.sessions_of(&user, ctx.session()).await?;
+        Ok(sessions.into_iter().map(UserSessionInfo::from).collect())
+    }
+
     /// Administrators only (Lodge's own): lifts the lock the failed-login limit holds on the
     /// user's account, so they can log in at once; true when it was locked. Recorded in the
     /// audit log (`user.unlock`).
@@ -316,6 +333,7 @@ pub(super) async fn login(
     let credentials = credentials.unwrap_or_default();
     let login = LoginOptions {
         address: ctx.request.address,
+        user_agent: ctx.request.user_agent.as_deref(),
         replaces: ctx.session(),
         end_other_sessions: force_sessions_logout.unwrap_or(false),
     };

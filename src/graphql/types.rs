@@ -5,7 +5,7 @@ use juniper::{GraphQLEnum, GraphQLInputObject, GraphQLObject, ID, graphql_object
 
 use super::{context::Context, scalars::Json};
 use crate::{
-    auth::{AuditRecord, Role, Session, Token, User},
+    auth::{AuditRecord, Role, Session, SessionSummary, Token, User},
     config::Lifetime,
 };
 
@@ -461,14 +461,62 @@ impl AdminUserInfo {
 
     /// Whether the failed-login limit holds the account locked now (Lodge's own); an
     /// administrator's `adminUnlockUser` or a password reset lifts it.
-    fn locked(&self, ctx: &Context) -> bool {
+    fn locked(&self, ctx: &Context) -> crate::auth::Result<bool> {
         ctx.auth.is_locked(&self.0)
+    }
+
+    /// The user's last login, by password or token (Lodge's own); recorded at most once a
+    /// minute, null when none was recorded.
+    async fn last_login_time(&self, ctx: &Context) -> crate::auth::Result<Option<Timestamp>> {
+        ctx.auth.last_login(&self.0).await
+    }
+
+    /// The user's live sessions (Lodge's own).
+    async fn session_count(&self, ctx: &Context) -> crate::auth::Result<i32> {
+        let count = ctx.auth.session_count(&self.0).await?;
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
 
     /// API tokens that can log in now: what counts toward `tokens.max_per_user` (Lodge's own).
     async fn token_count(&self, ctx: &Context) -> crate::auth::Result<i32> {
         let count = ctx.auth.live_token_count(&self.0).await?;
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+}
+
+/// A live session as its owner or an administrator sees it (Lodge's own; CloudBeaver's
+/// `SessionInfo` is what `sessionState` answers). Never its cookie or anything of its secret.
+#[derive(Debug, GraphQLObject)]
+pub struct UserSessionInfo {
+    /// Opaque: what `sessionEnd` and `adminSessionEnd` take.
+    pub id: ID,
+    /// Whether this is the session of the request that asked.
+    pub current: bool,
+    /// `local` (a password) or `token`.
+    pub provider: String,
+    /// The API token it was opened with, while that token exists.
+    pub token_name: Option<String>,
+    /// The client address at login, as `server.trusted_proxies` resolves it.
+    pub address: Option<String>,
+    /// The client's `User-Agent` at login, cut to 200 characters.
+    pub user_agent: Option<String>,
+    pub create_time: Timestamp,
+    /// Recorded at most once a minute.
+    pub last_seen_time: Timestamp,
+}
+
+impl From<SessionSummary> for UserSessionInfo {
+    fn from(s: SessionSummary) -> Self {
+        Self {
+            id: ID::new(s.id),
+            current: s.current,
+            provider: s.provider,
+            token_name: s.token_name,
+            address: s.address,
+            user_agent: s.user_agent,
+            create_time: s.created_at,
+            last_seen_time: s.last_seen_at,
+        }
     }
 }
 

@@ -78,6 +78,11 @@ pub async fn handle(
     let request_info = RequestInfo {
         host: host(&req).map(str::to_owned),
         address: client_address(&req, &settings.server.trusted_proxies),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     let caller = match state
         .auth

@@ -158,6 +158,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/005_tokens_need_admin.sql")),
         M::up(include_str!("migrations/006_change_counter_named.sql")),
         M::up(include_str!("migrations/007_token_last_used_address.sql")),
+        M::up(include_str!("migrations/008_sessions_seen_from.sql")),
     ])
 }
 

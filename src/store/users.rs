@@ -112,11 +112,49 @@ pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
     Ok(conn.execute("DELETE FROM users WHERE id = ?1", [id])? > 0)
 }
 
-pub fn set_password(conn: &Connection, id: i64, hash: &str) -> Result<bool> {
+/// Sets a user's password, which lifts a failed-login lock in any server ([`lift_lock`]).
+pub fn set_password(conn: &Connection, id: i64, hash: &str, now: i64) -> Result<bool> {
     Ok(conn.execute(
-        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
-        params![id, hash],
+        "UPDATE users SET password_hash = ?2, lock_lifted_at = ?3 WHERE id = ?1",
+        params![id, hash, now],
     )? > 0)
+}
+
+/// Records that a failed-login lock on the user's account was lifted at `now`: a server that
+/// holds a lock set before lifts it at the account's next login.
+pub fn lift_lock(conn: &Connection, id: i64, now: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET lock_lifted_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )? > 0)
+}
+
+/// When a lock on the account of the user with this id was last lifted ([`lift_lock`]).
+pub fn lock_lifted_at(conn: &Connection, user_id: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT lock_lifted_at FROM users WHERE user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()?
+        .flatten())
+}
+
+/// Records a user's last login, unless a later one is recorded.
+pub fn set_last_login(conn: &Connection, id: i64, at: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE users SET last_login_at = ?2
+         WHERE id = ?1 AND (last_login_at IS NULL OR last_login_at < ?2)",
+    )?
+    .execute(params![id, at])?;
+    Ok(())
+}
+
+/// A user's last recorded login.
+pub fn last_login(conn: &Connection, id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT last_login_at FROM users WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .flatten())
 }
 
 pub fn set_enabled(conn: &Connection, id: i64, enabled: bool) -> Result<bool> {

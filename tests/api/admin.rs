@@ -242,6 +242,9 @@ async fn every_admin_operation_is_refused_to_others() {
         format!("{{ adminTokenLookup(token: \"{umas}\") {{ userId }} }}"),
         "{ adminUnlockUser(userId: \"vic\") }".to_owned(),
         "mutation { adminTokenDelete(userId: \"vic\", tokenName: \"deploy\") }".to_owned(),
+        "{ adminSessionList(userId: \"vic\") { id } }".to_owned(),
+        "mutation { adminSessionEnd(id: \"1-0011223344556677\") }".to_owned(),
+        "{ adminUserInfo(userId: \"vic\") { sessionCount lastLoginTime } }".to_owned(),
     ];
     for operation in &operations {
         let as_user = uma.gql(operation, json!({})).await;

@@ -88,3 +88,43 @@ fn the_command_line_disables_enables_promotes_and_deletes_users_while_the_server
     assert!(String::from_utf8_lossy(&again.stderr).contains("no user `vic`"));
     drop(server);
 }
+
+/// The server holds failed-login locks in memory; the command line records a lift in the
+/// database, and the server lifts its lock at the account's next login.
+#[test]
+fn the_command_line_lifts_a_lock_the_running_server_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url, _) = start(dir.path());
+    run_command(
+        lodge(dir.path()),
+        &["user", "add", "vic"],
+        "vic's password\n",
+    );
+    let lock = || {
+        for _ in 0..10 {
+            login(&url, "vic", "wrong");
+        }
+        let (refused, cookie) = login(&url, "vic", "vic's password");
+        assert_eq!(
+            refused["errors"][0]["extensions"]["webErrorCode"], "tooManyRequests",
+            "{refused}"
+        );
+        assert!(cookie.is_none());
+    };
+    lock();
+    let unlocked = run_command(lodge(dir.path()), &["user", "unlock", "vic"], "");
+    assert!(String::from_utf8_lossy(&unlocked.stdout).contains("lifted the failed-login lock"));
+    let (answer, cookie) = login(&url, "vic", "vic's password");
+    assert!(cookie.is_some(), "the lock is lifted: {answer}");
+
+    // A password set from the command line lifts it too, and the new password logs in.
+    lock();
+    run_command(
+        lodge(dir.path()),
+        &["user", "passwd", "vic"],
+        "vic's new password\n",
+    );
+    let (answer, cookie) = login(&url, "vic", "vic's new password");
+    assert!(cookie.is_some(), "the lock is lifted: {answer}");
+    drop(server);
+}

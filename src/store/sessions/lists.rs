@@ -194,6 +194,20 @@ impl UserSessions {
         self.exact_at.is_some() && self.reading_after.is_none()
     }
 
+    /// The rows of the user's sessions, when the lists are read whole: some may have ended
+    /// since, in another process (read them to know). `None` while the table is being read.
+    pub fn ids_of(&self, user: i64) -> Option<Vec<i64>> {
+        if !self.read_whole() {
+            return None;
+        }
+        Some(
+            self.by_user
+                .get(&user)
+                .map(|kinds| kinds.values().flatten().copied().collect())
+                .unwrap_or_default(),
+        )
+    }
+
     /// After a write of the server's own that left the count of ended sessions at
     /// `sessions_ended`, or failed (`None`).
     pub fn settle(&mut self, sessions_ended: Option<i64>) {
@@ -366,6 +380,8 @@ mod tests {
             provider: "local",
             token_id: None,
             now: 0,
+            address: None,
+            user_agent: None,
         }
     }
 
