@@ -1,15 +1,26 @@
-// The profile page: log in, then list, add and delete API tokens.
-import { $, ApiError, gql } from "/static/common.js";
+// The profile page: log in, then the person's API tokens, sessions and password, and for
+// administrators the team's users and the audit log.
+import { $, gql } from "/static/common.js";
+import { loadAudit } from "/static/audit.js";
+import { loadSessions } from "/static/sessions.js";
+import {
+  button, call, copyField, report, tableRow, timeElement, tokenExpiry, tokenLastUse, whenSessionLost,
+} from "/static/ui.js";
+import { loadUsers, setAdministrator } from "/static/users.js";
 
 const LIST = `{
-  tokenApiList { tokenName createTime expireTime lastUsedTime }
+  tokenApiList { tokenName createTime expireTime lastUsedTime lastUsedAddress }
   tokenApiPolicy { adminsOnly canCreate maxPerUser allowNever defaultLifetime }
 }`;
+const TOKEN_COLUMNS = ["Name", "Created", "Expires", "Last used", "Actions"];
+const LIFETIMES = { DAY: "1 day", WEEK: "1 week", MONTH: "1 month", YEAR: "1 year", NEVER: "never" };
 
 let policy = null;
 let deleting = null;
+let signedIn = false;
 
 function showView(view) {
+  signedIn = view === "profile";
   $("loading").hidden = true;
   $("login-view").hidden = view !== "login";
   $("profile-view").hidden = view !== "profile";
@@ -22,19 +33,16 @@ function showLogin(message = "") {
   $("login-user").focus();
 }
 
-// A failed call: a lost session sends the person back to the login form.
-function failed(error, where) {
-  if (error instanceof ApiError && ["sessionExpired", "authRequired"].includes(error.code)) {
-    showLogin("Your session has ended. Log in again.");
-    return;
-  }
-  $(where).textContent = error.message;
+// A session that ends while the page is open (logged out elsewhere, ended by an administrator,
+// expired): whatever dialog is open closes with it, and the login form says why.
+function sessionLost() {
+  if (!signedIn) return;
+  signedIn = false;
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  showLogin("Your session has ended. Log in again.");
 }
 
-function when(text) {
-  const date = new Date(text);
-  return `${date.toISOString().slice(0, 16).replace("T", " ")} UTC`;
-}
+whenSessionLost(sessionLost);
 
 async function start() {
   try {
@@ -50,64 +58,70 @@ async function start() {
 }
 
 async function enterProfile(user) {
+  const admin = user.authRole === "admin";
   $("who-name").textContent = user.displayName || user.userId;
-  $("who-role").textContent = user.authRole === "admin" ? "administrator" : "user";
+  $("who-role").textContent = admin ? "administrator" : "user";
+  $("tab-users").hidden = !admin;
+  $("tab-audit").hidden = !admin;
+  setAdministrator(admin ? user.userId : null);
   showView("profile");
+  selectTab($("tab-tokens"), false);
   await loadTokens();
 }
 
 async function loadTokens() {
   try {
-    const data = await gql(LIST);
+    const data = await call(LIST);
     policy = data.tokenApiPolicy;
-    renderPolicy();
     renderTokens(data.tokenApiList);
+    renderPolicy(data.tokenApiList);
     $("tokens-error").textContent = "";
   } catch (error) {
-    failed(error, "tokens-error");
+    report(error, $("tokens-error"));
   }
 }
 
-function renderPolicy() {
+// The rule before the form: how many tokens count (expired ones do not) and whether one more
+// may be added, and why not.
+function renderPolicy(tokens) {
   const add = $("add-token");
-  add.disabled = !policy.canCreate;
-  $("token-policy").textContent = policy.canCreate
-    ? `Tokens let scripts log in as you. You can hold up to ${policy.maxPerUser}.`
-    : "Only administrators can create API tokens on this server. Ask an administrator if you need one.";
+  const now = Date.now();
+  const live = tokens.filter((t) => !t.expireTime || new Date(t.expireTime).getTime() > now).length;
+  const expired = tokens.length - live;
+  const full = live >= policy.maxPerUser;
+  add.disabled = !policy.canCreate || full;
+  let text;
+  if (!policy.canCreate) {
+    text = "Only administrators can create API tokens on this server. Ask an administrator if you need one.";
+  } else if (full) {
+    text = `You hold ${live} of ${policy.maxPerUser} tokens, the most allowed: delete one to add another.`;
+  } else {
+    text = `Tokens let scripts log in as you. You hold ${live} of at most ${policy.maxPerUser}.`;
+  }
+  if (expired > 0) text += ` Expired tokens (${expired}) do not count.`;
+  $("token-policy").textContent = text;
 }
 
 function renderTokens(tokens) {
-  const rows = $("token-rows");
-  rows.replaceChildren();
-  const now = Date.now();
-  for (const token of tokens) {
-    const row = document.createElement("tr");
-    const cells = [token.tokenName, when(token.createTime)];
-    if (!token.expireTime) {
-      cells.push("never");
-    } else if (new Date(token.expireTime).getTime() <= now) {
-      cells.push(`${when(token.expireTime)} (expired)`);
-      row.classList.add("expired");
-    } else {
-      cells.push(when(token.expireTime));
-    }
-    cells.push(token.lastUsedTime ? when(token.lastUsedTime) : "never");
-    for (const text of cells) {
-      const cell = document.createElement("td");
-      cell.textContent = text;
-      row.append(cell);
-    }
-    const action = document.createElement("td");
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.className = "delete";
-    remove.textContent = "Delete";
-    remove.setAttribute("aria-label", `Delete token ${token.tokenName}`);
-    remove.addEventListener("click", () => askDelete(token.tokenName));
-    action.append(remove);
-    row.append(action);
-    rows.append(row);
-  }
+  $("token-rows").replaceChildren(
+    ...tokens.map((token) => {
+      const { expires, expired } = tokenExpiry(token);
+      const remove = button("Delete", {
+        label: `Delete token ${token.tokenName}`,
+        className: "delete",
+        onClick: () => askDelete(token.tokenName),
+      });
+      const row = tableRow(TOKEN_COLUMNS, [
+        token.tokenName,
+        timeElement(token.createTime),
+        expires,
+        tokenLastUse(token),
+        remove,
+      ]);
+      if (expired) row.classList.add("expired");
+      return row;
+    }),
+  );
   $("tokens").hidden = tokens.length === 0;
   $("tokens-empty").hidden = tokens.length !== 0;
 }
@@ -136,35 +150,28 @@ async function createToken(event) {
   const lifetime = document.querySelector("input[name=lifetime]:checked")?.value ?? policy.defaultLifetime;
   $("add-submit").disabled = true;
   try {
-    const data = await gql(
-      "mutation($name: String!, $lifetime: TokenLifetime) { tokenApiCreate(tokenName: $name, lifetime: $lifetime) { token } }",
+    const data = await call(
+      "mutation($name: String!, $lifetime: TokenLifetime) { tokenApiCreate(tokenName: $name, lifetime: $lifetime) { tokenName token expireTime } }",
       { name, lifetime },
     );
+    const created = data.tokenApiCreate;
     $("add-form").hidden = true;
     $("add-result").hidden = false;
+    $("new-token-name").textContent = `“${created.tokenName}”`;
+    const expiry = $("new-token-expiry");
+    if (created.expireTime) {
+      expiry.replaceChildren(`Expires ${LIFETIMES[lifetime] ? `in ${LIFETIMES[lifetime]}, ` : ""}on `, timeElement(created.expireTime), ".");
+    } else {
+      expiry.textContent = "Never expires: delete it when it is no longer needed.";
+    }
     const field = $("new-token");
-    field.value = data.tokenApiCreate.token;
+    field.value = created.token;
     field.focus();
     field.select();
   } catch (error) {
-    failed(error, "add-error");
+    report(error, $("add-error"));
   } finally {
     $("add-submit").disabled = false;
-  }
-}
-
-async function copyToken() {
-  const field = $("new-token");
-  try {
-    await navigator.clipboard.writeText(field.value);
-    $("copy-status").textContent = "Copied to the clipboard.";
-  } catch {
-    field.focus();
-    field.select();
-    const copied = document.execCommand("copy");
-    $("copy-status").textContent = copied
-      ? "Copied to the clipboard."
-      : "Press Ctrl+C to copy the selected token.";
   }
 }
 
@@ -173,8 +180,8 @@ function addClosed() {
   $("new-token").value = "";
   $("add-result").hidden = true;
   $("add-form").hidden = false;
-  loadTokens();
-  focusTokens();
+  if (!signedIn) return;
+  loadTokens().then(focusTokens);
 }
 
 // Focus goes back to "+ Add", or to the tab when adding is not allowed.
@@ -193,10 +200,10 @@ function askDelete(name) {
 
 async function confirmDelete() {
   try {
-    await gql("mutation($name: String!) { tokenApiDelete(tokenName: $name) }", { name: deleting });
+    await call("mutation($name: String!) { tokenApiDelete(tokenName: $name) }", { name: deleting });
     $("delete-dialog").close();
   } catch (error) {
-    failed(error, "delete-error");
+    report(error, $("delete-error"));
   }
 }
 
@@ -254,35 +261,61 @@ async function changePassword(event) {
     return;
   }
   try {
-    await gql("query($old: String!, $new: String!) { authChangeLocalPassword(oldPassword: $old, newPassword: $new) }", {
+    await call("query($old: String!, $new: String!) { authChangeLocalPassword(oldPassword: $old, newPassword: $new) }", {
       old: $("old-password").value,
       new: next,
     });
     $("password-form").reset();
     message.textContent = "Password changed.";
   } catch (error) {
-    failed(error, "password-message");
+    report(error, message);
   }
 }
 
-function selectTab(tab) {
+const LOADERS = {
+  "tab-tokens": () => loadTokens(),
+  "tab-sessions": () => loadSessions(),
+  "tab-users": () => loadUsers(),
+  "tab-audit": () => loadAudit(),
+};
+
+function visibleTabs() {
+  return [...document.querySelectorAll("[role=tab]")].filter((tab) => !tab.hidden);
+}
+
+function selectTab(tab, load = true) {
   for (const other of document.querySelectorAll("[role=tab]")) {
     const selected = other === tab;
     other.setAttribute("aria-selected", String(selected));
     other.tabIndex = selected ? 0 : -1;
     $(other.getAttribute("aria-controls")).hidden = !selected;
   }
-  tab.focus();
+  if (load) {
+    tab.focus();
+    LOADERS[tab.id]?.();
+  }
 }
 
 function tabKeys(event) {
-  const tabs = [...document.querySelectorAll("[role=tab]")];
+  const tabs = visibleTabs();
   const at = tabs.indexOf(event.target);
-  if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
-    const step = event.key === "ArrowRight" ? 1 : tabs.length - 1;
-    selectTab(tabs[(at + step) % tabs.length]);
+  let next = null;
+  if (event.key === "ArrowRight") next = tabs[(at + 1) % tabs.length];
+  if (event.key === "ArrowLeft") next = tabs[(at + tabs.length - 1) % tabs.length];
+  if (event.key === "Home") next = tabs[0];
+  if (event.key === "End") next = tabs[tabs.length - 1];
+  if (next) {
+    selectTab(next);
     event.preventDefault();
   }
+}
+
+// Back to the page after a while away: the open tab is read again, so a session ended
+// meanwhile shows at once. (No timer: a page left open must not keep its session alive.)
+function refresh() {
+  if (!signedIn || document.visibilityState !== "visible") return;
+  const open = document.querySelector("[role=tab][aria-selected=true]");
+  if (open) LOADERS[open.id]?.();
 }
 
 $("login-form").addEventListener("submit", login);
@@ -292,17 +325,20 @@ $("add-form").addEventListener("submit", createToken);
 $("add-cancel").addEventListener("click", () => $("add-dialog").close());
 $("add-done").addEventListener("click", () => $("add-dialog").close());
 $("add-dialog").addEventListener("close", addClosed);
-$("copy-token").addEventListener("click", copyToken);
+$("copy-token").addEventListener("click", () => copyField($("new-token"), $("copy-status")));
 $("delete-cancel").addEventListener("click", () => $("delete-dialog").close());
 $("delete-confirm").addEventListener("click", confirmDelete);
 $("delete-dialog").addEventListener("close", () => {
-  loadTokens();
-  focusTokens();
+  if (!signedIn) return;
+  loadTokens().then(focusTokens);
 });
 $("password-form").addEventListener("submit", changePassword);
 for (const tab of document.querySelectorAll("[role=tab]")) {
   tab.addEventListener("click", () => selectTab(tab));
   tab.addEventListener("keydown", tabKeys);
 }
+
+window.addEventListener("focus", refresh);
+document.addEventListener("visibilitychange", refresh);
 
 start();

@@ -73,7 +73,13 @@ fn start_driver(chromedriver: &Path) -> Driver {
 }
 
 async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+    browser_with(driver, chromium, profile, &[]).await
+}
+
+/// A Chromium session with flags of its own beside [`CHROMIUM_FLAGS`].
+async fn browser_with(driver: &Driver, chromium: &Path, profile: &Path, extra: &[&str]) -> Client {
     let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
+    args.extend(extra.iter().map(|f| f.to_string()));
     args.push(format!("--user-data-dir={}", profile.display()));
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
@@ -264,16 +270,30 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     let app = spawn_app().await;
     let driver = start_driver(&chromedriver);
     let profile = tempfile::tempdir().unwrap();
+    let uma_profile = tempfile::tempdir().unwrap();
     let client = browser(&driver, &chromium, profile.path()).await;
 
     logging_in_shows_an_error_for_a_wrong_password_then_the_profile(&app, &client).await;
     let secrets = one_token_of_each_expiration_is_shown_once(&client).await;
     reloading_shows_the_list_but_never_a_secret(&client, &secrets).await;
     let api = the_secret_read_from_the_field_logs_in_through_the_api(&app, &secrets[1]).await;
-    the_sixth_is_refused_with_the_quota_message(&client).await;
+    at_the_limit_add_is_disabled_and_says_why(&client).await;
     delete_asks_first_naming_the_token_and_removes_the_row(&client, &api, &secrets[1]).await;
     a_name_that_looks_like_markup_is_shown_as_text(&client).await;
     the_console_runs_queries_with_the_same_session(&app, &client).await;
+    let (password, leaked) =
+        an_administrator_adds_a_user_with_a_generated_password(&app, &client).await;
+    // uma's browser prefers a dark theme.
+    let dark = ["--blink-settings=preferredColorScheme=0"];
+    let uma = browser_with(&driver, &chromium, uma_profile.path(), &dark).await;
+    the_new_user_logs_in_and_sees_no_users_or_audit_tab(&app, &uma, &password).await;
+    the_administrator_revokes_a_token_and_ends_a_session_and_the_users_page_follows(&client, &uma)
+        .await;
+    an_administrator_finds_and_revokes_a_pasted_token(&app, &client, &leaked).await;
+    the_sessions_tab_ends_another_session(&app, &client).await;
+    the_audit_tab_filters_the_log(&client).await;
+    at_390_pixels_nothing_is_wider_than_the_screen(&client).await;
+    uma.close().await.unwrap();
     logging_out_ends_the_session_on_the_server(&app, &client).await;
     a_user_who_may_not_create_tokens_is_told_why(&app, &client).await;
     return_to_is_followed_to_lodges_own_pages_only(&app, &client).await;
@@ -343,11 +363,14 @@ async fn one_token_of_each_expiration_is_shown_once(client: &Client) -> Vec<Stri
             )
             .await;
         }
-        assert_eq!(
-            active_id(client).await,
-            "add-token",
-            "focus returns to + Add"
-        );
+        // Back to + Add; after the fifth, which disables it, to the tab.
+        let back = if i < 4 { "add-token" } else { "tab-tokens" };
+        wait_for(
+            client,
+            &format!("document.activeElement.id === '{back}'"),
+            "focus to return",
+        )
+        .await;
         let source = client.source().await.unwrap();
         assert!(
             !source.contains(&secret),
@@ -400,11 +423,15 @@ async fn the_secret_read_from_the_field_logs_in_through_the_api(
     api
 }
 
-/// The sixth is refused with the quota message.
-async fn the_sixth_is_refused_with_the_quota_message(client: &Client) {
-    let refused = add_token(client, "t-sixth", "DAY").await.unwrap_err();
-    assert!(refused.contains("at most 5"), "{refused}");
-    close_dialog_with_escape(client).await;
+/// With five live tokens, + Add is disabled and the rule above it says why.
+async fn at_the_limit_add_is_disabled_and_says_why(client: &Client) {
+    assert_eq!(
+        js(client, "document.getElementById('add-token').disabled").await,
+        true
+    );
+    let policy = text(client, "token-policy").await;
+    assert!(policy.contains("5 of 5"), "{policy}");
+    assert!(policy.contains("delete one to add another"), "{policy}");
 }
 
 /// Delete asks first, naming the token; Cancel keeps it, Delete removes the row.
@@ -461,7 +488,11 @@ async fn a_name_that_looks_like_markup_is_shown_as_text(client: &Client) {
     .await;
     assert!(row_names(client).await.contains(&markup.to_owned()));
     assert_eq!(
-        js(client, "document.querySelectorAll('img').length").await,
+        js(
+            client,
+            "document.querySelectorAll('#token-rows img').length"
+        )
+        .await,
         0
     );
 }
@@ -486,6 +517,363 @@ async fn the_console_runs_queries_with_the_same_session(app: &TestApp, client: &
     save_screenshot(&client.screenshot().await.unwrap(), "console.png");
 }
 
+/// Opens a tab by its button and waits until `ready` holds.
+async fn open_tab(client: &Client, tab: &str, ready: &str) {
+    click(client, &format!("#tab-{tab}")).await;
+    wait_for(client, ready, &format!("the {tab} tab")).await;
+}
+
+/// Clicks a button that asks for a second press (Revoke, End) twice.
+async fn confirm_click(client: &Client, css: &str) {
+    click(client, css).await;
+    wait_for(
+        client,
+        &format!("document.querySelector(\"{css}\").textContent.startsWith('Confirm')"),
+        "the button to ask for confirmation",
+    )
+    .await;
+    click(client, css).await;
+}
+
+/// The administrator adds uma on the Users tab with a generated password, shown once.
+/// Gives uma's password and the secret of her token `uma-laptop`.
+async fn an_administrator_adds_a_user_with_a_generated_password(
+    app: &TestApp,
+    client: &Client,
+) -> (String, String) {
+    client.goto(&app.url).await.unwrap();
+    wait_for(
+        client,
+        "!document.getElementById('tab-users').hidden",
+        "the Users tab for an administrator",
+    )
+    .await;
+    open_tab(
+        client,
+        "users",
+        "document.querySelectorAll('#user-rows tr').length === 1",
+    )
+    .await;
+    click(client, "#add-user").await;
+    wait_for(
+        client,
+        "document.getElementById('user-add-dialog').open",
+        "the add user dialog",
+    )
+    .await;
+    assert_eq!(active_id(client).await, "new-user-id");
+    type_into(client, "new-user-id", "uma").await;
+    click(client, "#user-add-submit").await;
+    wait_for(
+        client,
+        "document.getElementById('password-shown-dialog').open",
+        "the generated password",
+    )
+    .await;
+    let password = client
+        .find(Locator::Id("password-shown"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(password.len(), 20, "{password}");
+    assert_eq!(text(client, "password-shown-user").await, "uma");
+    click(client, "#password-shown-dialog .close").await;
+    wait_for(
+        client,
+        "document.querySelectorAll('#user-rows tr').length === 2",
+        "uma in the list",
+    )
+    .await;
+    assert!(
+        !client.source().await.unwrap().contains(&password),
+        "the password left the page"
+    );
+    // Two tokens for uma from the command line's grant (tokens.admins_only keeps her from
+    // making her own).
+    let uma = app.auth.user("uma").await.unwrap();
+    let mut secret = String::new();
+    for name in ["uma-ci", "uma-laptop"] {
+        let created = app
+            .auth
+            .create_token(
+                &lodge::auth::Actor::command_line(),
+                &uma,
+                &lodge::auth::TokenName::parse(name).unwrap(),
+                lodge::auth::Expiry::Default,
+            )
+            .await
+            .unwrap();
+        secret = created.secret.expose().to_owned();
+    }
+    // And a session of hers from a script, beside the browser's.
+    app.new_client().login("uma", &password).await;
+    (password, secret)
+}
+
+/// "Find a token" names the owner and the token of a pasted secret, and revokes it.
+async fn an_administrator_finds_and_revokes_a_pasted_token(
+    app: &TestApp,
+    client: &Client,
+    secret: &str,
+) {
+    click(client, "#find-token").await;
+    wait_for(
+        client,
+        "document.getElementById('find-dialog').open",
+        "the find dialog",
+    )
+    .await;
+    type_into(client, "find-secret", secret).await;
+    click(client, "#find-form button[type=submit]").await;
+    wait_for(
+        client,
+        "!document.getElementById('find-result').hidden",
+        "the token found",
+    )
+    .await;
+    let answer = text(client, "find-answer").await;
+    assert!(answer.contains("“uma-laptop” of uma"), "{answer}");
+    click(client, "#find-revoke").await;
+    wait_for(
+        client,
+        "document.getElementById('find-answer').textContent.startsWith('Revoked')",
+        "the revocation",
+    )
+    .await;
+    click(client, "#find-dialog .close").await;
+    let gone = app.new_client().login_with_token(secret).await;
+    assert_eq!(gone["errors"][0]["message"], "User authentication failed");
+}
+
+/// uma logs in in a second browser: her tokens, and no Users or Audit tab.
+async fn the_new_user_logs_in_and_sees_no_users_or_audit_tab(
+    app: &TestApp,
+    uma: &Client,
+    password: &str,
+) {
+    uma.goto(&app.url).await.unwrap();
+    log_in(uma, "uma", password).await;
+    wait_for(
+        uma,
+        "document.querySelectorAll('#token-rows tr').length === 2",
+        "uma's tokens",
+    )
+    .await;
+    assert_eq!(text(uma, "who-name").await, "uma");
+    assert_eq!(
+        js(
+            uma,
+            "getComputedStyle(document.documentElement).backgroundColor"
+        )
+        .await,
+        "rgb(18, 23, 34)",
+        "the dark theme for a browser that prefers it"
+    );
+    for tab in ["tab-users", "tab-audit"] {
+        assert_eq!(
+            js(uma, &format!("document.getElementById('{tab}').hidden")).await,
+            true,
+            "{tab}"
+        );
+    }
+}
+
+/// The administrator revokes uma-ci and ends uma's browser session from her Manage dialog; her
+/// page drops the token when she comes back to it, then closes the dialog she had open and
+/// asks her to log in again.
+async fn the_administrator_revokes_a_token_and_ends_a_session_and_the_users_page_follows(
+    client: &Client,
+    uma: &Client,
+) {
+    client.refresh().await.unwrap();
+    wait_for(
+        client,
+        "!document.getElementById('profile-view').hidden",
+        "the profile",
+    )
+    .await;
+    open_tab(
+        client,
+        "users",
+        "[...document.querySelectorAll('#user-rows tr td:nth-child(6)')].map(td => td.textContent).join() === '1,2'",
+    )
+    .await;
+    save_screenshot(&client.screenshot().await.unwrap(), "users.png");
+    click(client, "button[aria-label='Manage uma']").await;
+    wait_for(
+        client,
+        "document.getElementById('user-dialog').open && document.querySelectorAll('#user-session-rows tr').length === 2",
+        "uma's tokens and sessions",
+    )
+    .await;
+    save_screenshot(&client.screenshot().await.unwrap(), "user-dialog.png");
+    confirm_click(client, "button[aria-label='Revoke token uma-ci']").await;
+    wait_for(
+        client,
+        "document.querySelectorAll('#user-token-rows tr').length === 1",
+        "the revoked token to go",
+    )
+    .await;
+    assert_eq!(text(client, "user-status").await, "Token “uma-ci” revoked.");
+
+    js(uma, "window.dispatchEvent(new Event('focus'))").await;
+    wait_for(
+        uma,
+        "document.querySelectorAll('#token-rows tr').length === 1",
+        "uma's page to drop the revoked token",
+    )
+    .await;
+    click(uma, "button[aria-label='Delete token uma-laptop']").await;
+    wait_for(
+        uma,
+        "document.getElementById('delete-dialog').open",
+        "uma's delete dialog",
+    )
+    .await;
+
+    // uma's browser session is the one with Chromium's User-Agent.
+    js(
+        client,
+        "[...document.querySelectorAll('#user-session-rows tr')].find(r => r.textContent.includes('Chrome')).querySelector('button').id = 'end-umas-browser'",
+    )
+    .await;
+    confirm_click(client, "#end-umas-browser").await;
+    wait_for(
+        client,
+        "document.querySelectorAll('#user-session-rows tr').length === 1",
+        "the ended session to go",
+    )
+    .await;
+    click(client, "#user-dialog .actions .close").await;
+
+    js(uma, "window.dispatchEvent(new Event('focus'))").await;
+    wait_for(
+        uma,
+        "!document.getElementById('login-view').hidden",
+        "uma's page to ask for a login",
+    )
+    .await;
+    assert_eq!(
+        js(uma, "document.getElementById('delete-dialog').open").await,
+        false,
+        "the open dialog closed with the session"
+    );
+    assert_eq!(
+        text(uma, "login-error").await,
+        "Your session has ended. Log in again."
+    );
+}
+
+/// The Sessions tab marks this browser and ends another of the administrator's sessions.
+async fn the_sessions_tab_ends_another_session(app: &TestApp, client: &Client) {
+    let other = app.new_client();
+    other.login_admin().await;
+    open_tab(
+        client,
+        "sessions",
+        "document.querySelectorAll('#session-rows tr').length === 2",
+    )
+    .await;
+    assert_eq!(
+        js(
+            client,
+            "document.querySelectorAll('#session-rows .current').length"
+        )
+        .await,
+        1,
+        "this browser is marked"
+    );
+    save_screenshot(&client.screenshot().await.unwrap(), "sessions.png");
+    js(
+        client,
+        "[...document.querySelectorAll('#session-rows tr')].find(r => !r.querySelector('.current')).querySelector('button').id = 'end-other'",
+    )
+    .await;
+    click(client, "#end-other").await;
+    wait_for(
+        client,
+        "document.querySelectorAll('#session-rows tr').length === 1",
+        "the other session to go",
+    )
+    .await;
+    assert_eq!(text(client, "sessions-status").await, "Session ended.");
+    let after = other.gql("{ activeUser { userId } }", json!({})).await;
+    assert!(after["data"]["activeUser"].is_null(), "{after}");
+}
+
+/// The Audit tab shows the log newest first and filters it by kind.
+async fn the_audit_tab_filters_the_log(client: &Client) {
+    open_tab(
+        client,
+        "audit",
+        "document.querySelectorAll('#audit-rows tr').length > 5",
+    )
+    .await;
+    client
+        .find(Locator::Id("audit-kind"))
+        .await
+        .unwrap()
+        .select_by_value("session.end")
+        .await
+        .unwrap();
+    click(client, "#audit-filter button[type=submit]").await;
+    wait_for(
+        client,
+        "[...document.querySelectorAll('#audit-rows tr td:nth-child(2)')].every(td => td.textContent === 'session.end') && document.querySelectorAll('#audit-rows tr').length >= 2",
+        "only ended sessions",
+    )
+    .await;
+    save_screenshot(&client.screenshot().await.unwrap(), "audit.png");
+}
+
+/// Elements that reach beyond the right edge of the viewport.
+async fn wider_than_the_screen(client: &Client) -> Value {
+    js(
+        client,
+        "[...document.querySelectorAll('body *')].filter(e => e.getClientRects().length && e.getBoundingClientRect().right > innerWidth + 0.5).map(e => `${e.tagName}#${e.id}.${e.className}`).concat(document.documentElement.scrollWidth > innerWidth ? ['the page scrolls sideways'] : [])",
+    )
+    .await
+}
+
+/// A phone 390 pixels wide: tokens, sessions, users and a dialog all fit.
+async fn at_390_pixels_nothing_is_wider_than_the_screen(client: &Client) {
+    client.set_window_size(390, 844).await.unwrap();
+    wait_for(client, "innerWidth <= 390", "the narrow window").await;
+    for (tab, ready) in [
+        (
+            "tokens",
+            "document.querySelectorAll('#token-rows tr').length > 0",
+        ),
+        (
+            "sessions",
+            "document.querySelectorAll('#session-rows tr').length > 0",
+        ),
+        (
+            "users",
+            "document.querySelectorAll('#user-rows tr').length > 0",
+        ),
+    ] {
+        open_tab(client, tab, ready).await;
+        assert_eq!(wider_than_the_screen(client).await, json!([]), "{tab}");
+        if tab == "tokens" {
+            save_screenshot(&client.screenshot().await.unwrap(), "phone.png");
+        }
+    }
+    click(client, "button[aria-label='Manage uma']").await;
+    wait_for(
+        client,
+        "document.getElementById('user-dialog').open",
+        "the user dialog",
+    )
+    .await;
+    assert_eq!(wider_than_the_screen(client).await, json!([]), "the dialog");
+    click(client, "#user-dialog .actions .close").await;
+    client.set_window_size(1100, 760).await.unwrap();
+}
+
 /// Logging out returns to the login form, and the session is gone on the server.
 async fn logging_out_ends_the_session_on_the_server(app: &TestApp, client: &Client) {
     client.goto(&app.url).await.unwrap();
@@ -496,11 +884,16 @@ async fn logging_out_ends_the_session_on_the_server(app: &TestApp, client: &Clie
     )
     .await;
     log_out(client).await;
-    assert_eq!(
-        app.count("sessions"),
-        0,
-        "the browser's session ended on the server"
-    );
+    let admins: i64 = app
+        .db()
+        .query_row(
+            "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE u.user_id = 'admin'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(admins, 0, "the browser's session ended on the server");
 }
 
 /// A user who may not create tokens is told why.

@@ -165,7 +165,8 @@ impl Auth {
         }
         let detail = match ender {
             Ender::Owner(_) => "ended from the session list",
-            Ender::Administrator => "ended by an administrator",
+            // `by` names the administrator.
+            Ender::Administrator => "ended",
         };
         let event = AuditEvent::new(kind::SESSION_END, true)
             .user(session.user_id.clone())

@@ -13,26 +13,34 @@ struct Asset {
     body: &'static str,
 }
 
+/// A script of the pages.
+macro_rules! script {
+    ($name:literal) => {
+        Asset {
+            path: $name,
+            content_type: "text/javascript; charset=utf-8",
+            body: include_str!(concat!("../../static/", $name)),
+        }
+    };
+}
+
 const ASSETS: &[Asset] = &[
-    Asset {
-        path: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../static/app.js"),
-    },
-    Asset {
-        path: "console.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../static/console.js"),
-    },
-    Asset {
-        path: "common.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../static/common.js"),
-    },
+    script!("app.js"),
+    script!("audit.js"),
+    script!("common.js"),
+    script!("console.js"),
+    script!("sessions.js"),
+    script!("ui.js"),
+    script!("users.js"),
     Asset {
         path: "lodge.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../../static/lodge.css"),
+    },
+    Asset {
+        path: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("../../static/favicon.svg"),
     },
 ];
 

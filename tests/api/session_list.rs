@@ -253,7 +253,7 @@ async fn an_administrator_lists_and_ends_anyones_sessions_and_sees_counts_and_la
         .await;
     assert_eq!(
         events["data"]["auditLog"][0],
-        json!({ "userId": "uma", "detail": "ended by an administrator by admin" })
+        json!({ "userId": "uma", "detail": "ended by admin" })
     );
 
     // A disabled user's sessions are gone from the list and the count at once.
