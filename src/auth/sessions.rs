@@ -414,11 +414,14 @@ impl Auth {
             Ok(attempt) => return Ok(attempt),
             Err(throttled) => throttled,
         };
+        // A database that cannot be read now leaves the lock as it is.
         let lifted = !throttled.in_flight
-            && match account {
-                Some(account) => self.lock_lifted(account)?,
-                None => false,
-            };
+            && account.is_some_and(|account| {
+                self.lock_lifted(account).unwrap_or_else(|e| {
+                    tracing::warn!("cannot read whether a lock was lifted: {e}");
+                    false
+                })
+            });
         let throttled = match lifted {
             true => match self.limits().begin(self.now(), check, address, account) {
                 Ok(attempt) => return Ok(attempt),
