@@ -55,6 +55,7 @@ fn seeded() -> Seeded {
                     now: 0,
                     expires_at: None,
                     needs_admin: false,
+                    grants: None,
                 },
             )
             .unwrap();
@@ -70,6 +71,7 @@ fn seeded() -> Seeded {
                         now: 0,
                         address: None,
                         user_agent: None,
+                        grants: None,
                     },
                 )
                 .unwrap();
@@ -185,6 +187,7 @@ fn session_lists(c: &mut Criterion) {
                 now: 0,
                 address: None,
                 user_agent: None,
+                grants: None,
             };
             sessions::insert(&tx, &session).unwrap();
         }

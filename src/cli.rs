@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::{
     App, Clock, Settings,
     auth::{
-        Actor, AuditFilter, Auth, Expiry, NewPassword, Role, TokenName, UserFilter, UserId,
+        Actor, AuditFilter, Auth, Expiry, Grants, NewPassword, Role, TokenName, UserFilter, UserId,
         password,
     },
     config::{Duration, Lifetime},
@@ -109,6 +109,17 @@ pub enum TokenCommand {
         /// [default: tokens.default_lifetime]
         #[arg(long, value_enum)]
         lifetime: Option<CliLifetime>,
+        /// What the token may do: api, read_api, proxy, read_proxy (repeat for more)
+        /// [default: api and proxy]
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A service forward auth lets it reach: host, `*.` host, optional path prefix
+        /// (repeat for more) [default: any]
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// An address or CIDR range it may be used from (repeat for more) [default: any]
+        #[arg(long = "allow-from")]
+        allow_from: Vec<String>,
     },
     /// List a user's tokens
     List {
@@ -319,12 +330,17 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
             user,
             name,
             lifetime,
+            scopes,
+            services,
+            allow_from,
         } => {
             let owner = auth.user(&user).await?;
             let name = TokenName::parse(&name)?;
             let expiry = lifetime.map_or(Expiry::Default, |l| Expiry::Lifetime(l.into()));
+            let scopes = (!scopes.is_empty()).then_some(scopes.as_slice());
+            let grants = Grants::from_request(scopes, Some(&services), Some(&allow_from))?;
             let created = auth
-                .create_token(&Actor::command_line(), &owner, &name, expiry)
+                .create_token(&Actor::command_line(), &owner, &name, expiry, grants)
                 .await?;
             println!("{}", created.secret.expose());
         }
@@ -332,8 +348,8 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
             let owner = auth.user(&user).await?;
             let now = auth.now();
             println!(
-                "{:<32} {:<20} {:<28} last used",
-                "name", "created", "expires"
+                "{:<32} {:<20} {:<28} {:<20} access",
+                "name", "created", "expires", "last used"
             );
             for t in auth.list_tokens(&owner).await? {
                 let expires = match t.expires_at {
@@ -342,8 +358,26 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
                     Some(at) => day(at),
                 };
                 let used = t.last_used_at.map_or_else(|| "never".to_owned(), day);
+                let access = t.grants.as_ref().map_or_else(
+                    || "api proxy; any service; from anywhere".to_owned(),
+                    |g| {
+                        let or_any = |l: Vec<String>, any: &str| match l.is_empty() {
+                            true => any.to_owned(),
+                            false => l.join(" "),
+                        };
+                        format!(
+                            "{}; {}; {}",
+                            g.scopes().join(" "),
+                            or_any(g.services(), "any service"),
+                            or_any(
+                                g.allow_from().iter().map(|a| format!("from {a}")).collect(),
+                                "from anywhere"
+                            )
+                        )
+                    },
+                );
                 println!(
-                    "{:<32} {:<20} {:<28} {used}",
+                    "{:<32} {:<20} {:<28} {used:<20} {access}",
                     t.name,
                     day(t.created_at),
                     expires

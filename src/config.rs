@@ -201,7 +201,19 @@ pub struct ForwardAuthSettings {
     pub user_header: HeaderName,
     pub team_header: HeaderName,
     pub full_name_header: HeaderName,
+    /// Where a 200 names the token that passed (empty: not sent).
+    #[serde(deserialize_with = "header_or_empty")]
+    pub token_header: HeaderName,
     pub return_origins: Vec<Origin>,
+}
+
+/// A header name, or an empty text for none.
+fn header_or_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HeaderName, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() {
+        return Ok(HeaderName(text));
+    }
+    HeaderName::parse(&text).map_err(serde::de::Error::custom)
 }
 
 impl Default for ForwardAuthSettings {
@@ -212,6 +224,7 @@ impl Default for ForwardAuthSettings {
             user_header: HeaderName("X-User".into()),
             team_header: HeaderName("X-Team".into()),
             full_name_header: HeaderName("X-Full-name".into()),
+            token_header: HeaderName("X-Lodge-Token".into()),
             return_origins: Vec::new(),
         }
     }

@@ -603,6 +603,7 @@ async fn an_administrator_adds_a_user_with_a_generated_password(
                 &uma,
                 &lodge::auth::TokenName::parse(name).unwrap(),
                 lodge::auth::Expiry::Default,
+                None,
             )
             .await
             .unwrap();

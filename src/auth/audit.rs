@@ -13,6 +13,8 @@ pub mod kind {
     pub const TOKEN_CREATE: &str = "token.create";
     pub const TOKEN_DELETE: &str = "token.delete";
     pub const TOKEN_LOOKUP: &str = "token.lookup";
+    /// A right token used beyond its scopes or bounds.
+    pub const TOKEN_DENIED: &str = "token.denied";
     pub const USER_UNLOCK: &str = "user.unlock";
     pub const USER_CREATE: &str = "user.create";
     pub const USER_UPDATE: &str = "user.update";
@@ -25,6 +27,7 @@ pub mod kind {
         TOKEN_CREATE,
         TOKEN_DELETE,
         TOKEN_LOOKUP,
+        TOKEN_DENIED,
         USER_CREATE,
         USER_UPDATE,
         USER_DELETE,

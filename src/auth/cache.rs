@@ -209,6 +209,8 @@ mod tests {
             last_seen_at: 0,
             token_expires_at: None,
             token_needs_admin: false,
+            token_name: None,
+            grants: None,
             user: UserRow {
                 id: 1,
                 user_id: "alice".into(),

@@ -3,6 +3,7 @@
 
 pub mod audit;
 mod cache;
+pub mod grants;
 pub mod limits;
 pub mod password;
 pub mod return_to;
@@ -28,6 +29,7 @@ use crate::{
 };
 
 pub use audit::{Actor, AuditEvent, AuditFilter, AuditRecord};
+pub use grants::{ApiAccess, Grants};
 pub use password::NewPassword;
 pub use session_list::{Ender, SessionSummary};
 pub use sessions::{Caller, LoginOptions, LoginOutcome, Session, SessionKey, SessionState};
@@ -45,6 +47,9 @@ pub enum Error {
     SessionExpired,
     #[error("access denied: {0}")]
     AccessDenied(&'static str),
+    /// A right token used beyond its scopes or bounds (`auth::grants`).
+    #[error("access denied: {0}")]
+    TokenDenied(String),
     #[error("token quota exceeded: a user may hold at most {0} API tokens")]
     QuotaExceeded(u32),
     #[error("{0}")]
@@ -78,7 +83,7 @@ impl Error {
             Error::AuthFailed => "authFailed",
             Error::AuthRequired => "authRequired",
             Error::SessionExpired => "sessionExpired",
-            Error::AccessDenied(_) => "accessDenied",
+            Error::AccessDenied(_) | Error::TokenDenied(_) => "accessDenied",
             Error::QuotaExceeded(_) => "quotaExceeded",
             Error::InvalidInput(_) => "invalidInput",
             Error::AlreadyExists(_) => "alreadyExists",

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{
-    Auth, Error, Result, Role, User,
+    ApiAccess, Auth, Error, Grants, Result, Role, User,
     audit::{self, AuditEvent, kind},
     cache::{SessionChange, TokenEntry},
     from_micros,
@@ -42,6 +42,21 @@ const MAX_USER_AGENT: usize = 200;
 /// How often at most a session's last access or a token's last use is written.
 const TOUCH_EVERY: SignedDuration = SignedDuration::from_secs(60);
 
+/// A live token and its owner, as a use of it found them.
+struct TokenUse {
+    user: User,
+    token: UsedToken,
+}
+
+/// A live token: what a session it opens keeps of it.
+struct UsedToken {
+    id: i64,
+    name: String,
+    grants: Option<Grants>,
+    /// The grants as stored, copied into a session the token opens.
+    stored_grants: Option<String>,
+}
+
 /// A live login.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -53,6 +68,10 @@ pub struct Session {
     pub provider: String,
     pub created_at: Timestamp,
     pub last_seen_at: Timestamp,
+    /// The token it was opened with, while that token exists.
+    pub token_name: Option<String>,
+    /// That token's scopes and bounds, for the session's whole life; `None`: every scope.
+    pub grants: Option<Grants>,
 }
 
 /// Who sent a request.
@@ -66,7 +85,13 @@ pub enum Caller {
     /// A request authenticated by its own `Authorization: Bearer` token, without a session.
     Bearer {
         user: User,
+        token_name: String,
+        /// The token's scopes and bounds; `None`: every scope, anywhere.
+        grants: Option<Grants>,
     },
+    /// A right token (or a session opened with one) used from an address its `allowFrom` does
+    /// not hold: why.
+    Denied(String),
     /// A bearer token that does not log in.
     BadBearer,
     /// A bearer token from an address with too many failures: not even looked at. How long
@@ -92,7 +117,51 @@ impl Caller {
             Caller::Expired => Err(Error::SessionExpired),
             Caller::BadBearer => Err(Error::AuthFailed),
             Caller::Throttled(wait) => Err(Error::TooManyRequests(*wait)),
+            Caller::Denied(reason) => Err(Error::TokenDenied(reason.clone())),
         }
+    }
+
+    /// The scopes and bounds the caller acts under: a token's, or a session's copy of the token
+    /// it was opened with; `None` for a password session (every scope) or no user.
+    pub fn grants(&self) -> Option<&Grants> {
+        match self {
+            Caller::Session(s) => s.grants.as_ref(),
+            Caller::Bearer { grants, .. } => grants.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The token the caller authenticated with, or the one its session was opened with.
+    pub fn token_name(&self) -> Option<&str> {
+        match self {
+            Caller::Session(s) => s.token_name.as_deref(),
+            Caller::Bearer { token_name, .. } => Some(token_name),
+            _ => None,
+        }
+    }
+
+    /// How much of the GraphQL API the caller may use.
+    pub fn api_access(&self) -> ApiAccess {
+        self.grants().map_or(ApiAccess::Full, Grants::api)
+    }
+
+    /// The caller, refused when its token allows queries only (`read_api`): what every
+    /// operation that changes something asks first.
+    pub fn require_user_to_change(&self) -> Result<&User> {
+        let user = self.require_user()?;
+        if self.api_access() != ApiAccess::Full {
+            return Err(Error::TokenDenied(format!(
+                "the token `{}` has the scope read_api, which allows queries only; this needs                  the scope api",
+                self.token_name().unwrap_or_default()
+            )));
+        }
+        Ok(user)
+    }
+
+    /// An administrator who may change things ([`Caller::require_user_to_change`]).
+    pub fn require_admin_to_change(&self) -> Result<&User> {
+        self.require_admin()?;
+        self.require_user_to_change()
     }
 
     pub fn require_admin(&self) -> Result<&User> {
@@ -160,7 +229,9 @@ impl Auth {
                 Err(e) => return Err(e),
             };
             let caller = self.bearer(bearer, address).await;
-            self.settle(attempt, matches!(caller, Ok(Caller::Bearer { .. })));
+            // A token used from outside its allowFrom was right: not a failure to count.
+            let right = matches!(caller, Ok(Caller::Bearer { .. } | Caller::Denied(_)));
+            self.settle(attempt, right);
             if matches!(caller, Ok(Caller::BadBearer)) {
                 self.login_failed("bearer", None, address, BAD_TOKEN).await;
             }
@@ -218,7 +289,16 @@ impl Auth {
             .await?;
             row.last_seen_at = at;
         }
-        Ok(Caller::Session(session_from_row(row)))
+        let session = session_from_row(row);
+        if let Some(grants) = &session.grants
+            && let Err(denied) = grants.check_address(address)
+        {
+            let token = session.token_name.as_deref().unwrap_or_default();
+            self.token_denied(&session.user.user_id, token, address, &denied.0)
+                .await;
+            return Ok(Caller::Denied(denied.0));
+        }
+        Ok(Caller::Session(session))
     }
 
     /// The database's change counter now (`Store::change_counter`).
@@ -258,10 +338,38 @@ impl Auth {
         let Ok(secret) = ApiTokenSecret::parse(text) else {
             return Ok(Caller::BadBearer);
         };
-        Ok(match self.token_owner(&secret, address).await? {
-            Some((user, _, _)) => Caller::Bearer { user },
-            None => Caller::BadBearer,
+        let Some(used) = self.token_owner(&secret, address).await? else {
+            return Ok(Caller::BadBearer);
+        };
+        if let Some(grants) = &used.token.grants
+            && let Err(denied) = grants.check_address(address)
+        {
+            self.token_denied(&used.user.user_id, &used.token.name, address, &denied.0)
+                .await;
+            return Ok(Caller::Denied(denied.0));
+        }
+        Ok(Caller::Bearer {
+            user: used.user,
+            token_name: used.token.name,
+            grants: used.token.grants,
         })
+    }
+
+    /// Records a right token used beyond its scopes or bounds (`token.denied`): not a failed
+    /// login, since the token was right.
+    pub async fn token_denied(
+        &self,
+        user_id: &str,
+        token: &str,
+        address: Option<IpAddr>,
+        reason: &str,
+    ) {
+        let event = AuditEvent::new(kind::TOKEN_DENIED, false)
+            .user(user_id)
+            .token(token)
+            .address(address)
+            .detail(reason);
+        self.audit(event).await;
     }
 
     /// The enabled owner of a live token, recording its use.
@@ -269,7 +377,7 @@ impl Auth {
         &self,
         secret: &ApiTokenSecret,
         address: Option<IpAddr>,
-    ) -> Result<Option<(User, String, i64)>> {
+    ) -> Result<Option<TokenUse>> {
         let digest = secret.digest();
         let now = self.now();
         let Some(TokenEntry { token, user }) = self.token_entry(&digest)? else {
@@ -287,7 +395,15 @@ impl Auth {
             pending.insert(token.id, super::LastUse { at, address });
         }
         drop(pending);
-        Ok(Some((User::from(user), token.name, token.id)))
+        Ok(Some(TokenUse {
+            user: User::from(user),
+            token: UsedToken {
+                id: token.id,
+                name: token.name,
+                grants: token.grants.as_deref().map(Grants::from_stored),
+                stored_grants: token.grants,
+            },
+        }))
     }
 
     /// `authLogin` with the `local` provider: a user id and a password or its client hash.
@@ -385,15 +501,31 @@ impl Auth {
         let attempt = self.begin_attempt(Check::Token, login.address, None)?;
         let outcome = async {
             let secret = ApiTokenSecret::parse(text).map_err(|_| Error::AuthFailed)?;
-            let (user, name, id) = self
+            let used = self
                 .token_owner(&secret, login.address)
                 .await?
                 .ok_or(Error::AuthFailed)?;
-            self.open_session(user, "token", Some((id, name)), login)
+            if let Some(grants) = &used.token.grants {
+                let refused = match grants.api() {
+                    ApiAccess::None => Err(format!(
+                        "the token `{}` has no api or read_api scope: it is for forward auth only",
+                        used.token.name
+                    )),
+                    _ => grants.check_address(login.address).map_err(|d| d.0),
+                };
+                if let Err(reason) = refused {
+                    let (user, token) = (&used.user.user_id, &used.token.name);
+                    self.token_denied(user, token, login.address, &reason).await;
+                    return Err(Error::TokenDenied(reason));
+                }
+            }
+            self.open_session(used.user, "token", Some(used.token), login)
                 .await
         }
         .await;
-        self.settle(attempt, outcome.is_ok());
+        // A token used beyond its scope was right: not a failure to count.
+        let succeeded = outcome.is_ok() || matches!(outcome, Err(Error::TokenDenied(_)));
+        self.settle(attempt, succeeded);
         if let Err(Error::AuthFailed) = outcome {
             self.login_failed("token", None, login.address, BAD_TOKEN)
                 .await;
@@ -447,7 +579,7 @@ impl Auth {
         &self,
         user: User,
         provider: &'static str,
-        token: Option<(i64, String)>,
+        token: Option<UsedToken>,
         login: LoginOptions<'_>,
     ) -> Result<LoginOutcome> {
         let LoginOptions {
@@ -458,13 +590,17 @@ impl Auth {
         } = login;
         let seen_from = address.map(|a| a.to_string());
         let user_agent = user_agent.map(|agent| crate::text::bounded(agent, MAX_USER_AGENT));
-        let token_id = token.as_ref().map(|(id, _)| *id);
+        let token_id = token.as_ref().map(|t| t.id);
         let mut event = AuditEvent::new(kind::LOGIN, true)
             .user(user.user_id.clone())
             .provider(provider)
             .address(address);
-        if let Some((_, name)) = token {
-            event = event.token(name);
+        let (token_name, grants, stored_grants) = match token {
+            Some(t) => (Some(t.name), t.grants, t.stored_grants),
+            None => (None, None, None),
+        };
+        if let Some(name) = &token_name {
+            event = event.token(name.clone());
         }
         let user_id = user.user_id.clone();
         let secret = SessionSecret::generate();
@@ -489,6 +625,7 @@ impl Auth {
                         now: now.as_microsecond(),
                         address: seen_from.as_deref(),
                         user_agent: user_agent.as_deref(),
+                        grants: stored_grants.as_deref(),
                     },
                     keep,
                 )?;
@@ -526,6 +663,8 @@ impl Auth {
                 provider: provider.to_owned(),
                 created_at: now,
                 last_seen_at: now,
+                token_name,
+                grants,
             },
             auth_id: random_id(),
         })
@@ -637,6 +776,8 @@ fn session_from_row(row: SessionRow) -> Session {
         provider: row.provider,
         created_at: from_micros(row.created_at),
         last_seen_at: from_micros(row.last_seen_at),
+        token_name: row.token_name,
+        grants: row.grants.as_deref().map(Grants::from_stored),
         user: User::from(row.user),
     }
 }

@@ -8,6 +8,7 @@ use super::{
     Auth, Error, Result, User,
     audit::{self, Actor, AuditEvent, kind},
     from_micros,
+    grants::Grants,
     secret::ApiTokenSecret,
 };
 use crate::{
@@ -67,6 +68,8 @@ pub struct Token {
     pub last_used_at: Option<Timestamp>,
     /// The client address of that use, when known.
     pub last_used_address: Option<String>,
+    /// What it may do and where; `None`: every scope, anywhere.
+    pub grants: Option<Grants>,
 }
 
 impl From<TokenRow> for Token {
@@ -77,6 +80,7 @@ impl From<TokenRow> for Token {
             expires_at: row.expires_at.map(from_micros),
             last_used_at: row.last_used_at.map(from_micros),
             last_used_address: row.last_used_address,
+            grants: row.grants.as_deref().map(Grants::from_stored),
         }
     }
 }
@@ -98,6 +102,14 @@ fn listed(
         row.last_used_address = last.address.map(|a| a.to_string());
     }
     Some(Token::from(row))
+}
+
+fn listed_or_any(list: &[String]) -> String {
+    if list.is_empty() {
+        "any".to_owned()
+    } else {
+        list.join(" ")
+    }
 }
 
 /// A token just created, with the secret shown this once.
@@ -132,6 +144,7 @@ impl Auth {
         user: &User,
         name: &TokenName,
         expiry: Expiry,
+        grants: Option<Grants>,
     ) -> Result<NewToken> {
         let rules = &self.settings().tokens;
         // The command line acts for the operator, who may give any user a token.
@@ -175,10 +188,20 @@ impl Auth {
             Some(at) => format!("expires {at}"),
             None => "never expires".to_owned(),
         };
+        let detail = match &grants {
+            Some(g) => format!(
+                "{expiry_text}; scopes {}; services {}; allowed from {}",
+                g.scopes().join(" "),
+                listed_or_any(&g.services()),
+                listed_or_any(&g.allow_from())
+            ),
+            None => expiry_text,
+        };
+        let stored_grants = grants.as_ref().map(Grants::to_stored);
         let event = AuditEvent::new(kind::TOKEN_CREATE, true)
             .user(user.user_id.clone())
             .token(name.as_str())
-            .detail(expiry_text)
+            .detail(detail)
             .by(actor);
         let outcome = self
             .store()
@@ -197,6 +220,7 @@ impl Auth {
                         now: micros,
                         expires_at: expires_at.map(|t| t.as_microsecond()),
                         needs_admin,
+                        grants: stored_grants.as_deref(),
                     },
                 );
                 match inserted {
@@ -221,6 +245,7 @@ impl Auth {
                 expires_at,
                 last_used_at: None,
                 last_used_address: None,
+                grants,
             },
         })
     }

@@ -7,7 +7,7 @@ use super::{
     context::Context,
     types::{ApiFullTokenInfo, TokenLifetime},
 };
-use crate::auth::{Ender, Error, Expiry, Result, TokenName};
+use crate::auth::{Ender, Error, Expiry, Grants, Result, TokenName};
 
 pub struct Mutation;
 
@@ -15,13 +15,21 @@ pub struct Mutation;
 impl Mutation {
     /// Creates an API token for the caller and returns its secret, shown this once. Give
     /// `lifetime` or `expiresAt` (in the future), or neither for the server's default lifetime.
+    /// Lodge's own, all optional: `scopes` (`api`, `read_api`, `proxy`, `read_proxy`; by
+    /// default `api` and `proxy`), `services` (host patterns with an optional path prefix that
+    /// forward auth lets it reach: `grafana.example.com`, `*.internal.example.com`,
+    /// `ci.example.com/api/`; by default any) and `allowFrom` (addresses or CIDR ranges it may
+    /// be used from; by default any).
     async fn token_api_create(
         ctx: &Context,
         token_name: String,
         expires_at: Option<Timestamp>,
         lifetime: Option<TokenLifetime>,
+        scopes: Option<Vec<String>>,
+        services: Option<Vec<String>>,
+        allow_from: Option<Vec<String>>,
     ) -> Result<ApiFullTokenInfo> {
-        let user = ctx.require_user()?;
+        let user = ctx.caller.require_user_to_change()?;
         let name = TokenName::parse(&token_name)?;
         let expiry = match (expires_at, lifetime) {
             (Some(_), Some(_)) => {
@@ -33,9 +41,14 @@ impl Mutation {
             (None, Some(lifetime)) => Expiry::Lifetime(lifetime.into()),
             (None, None) => Expiry::Default,
         };
+        let grants = Grants::from_request(
+            scopes.as_deref(),
+            services.as_deref(),
+            allow_from.as_deref(),
+        )?;
         let created = ctx
             .auth
-            .create_token(&ctx.actor(), user, &name, expiry)
+            .create_token(&ctx.actor(), user, &name, expiry, grants)
             .await?;
         Ok(ApiFullTokenInfo {
             token_name: created.token.name,
@@ -47,7 +60,7 @@ impl Mutation {
 
     /// Deletes the caller's token by name; it stops working at once.
     async fn token_api_delete(ctx: &Context, token_name: String) -> Result<bool> {
-        let user = ctx.require_user()?;
+        let user = ctx.caller.require_user_to_change()?;
         ctx.auth
             .delete_token(&ctx.actor(), user, &token_name)
             .await?;
@@ -58,7 +71,7 @@ impl Mutation {
     /// `tokenApiDelete` does: it stops working at once, and the sessions it opened end when
     /// `tokens.end_sessions_on_delete` says so. Recorded with the administrator who did it.
     async fn admin_token_delete(ctx: &Context, user_id: ID, token_name: String) -> Result<bool> {
-        ctx.require_admin()?;
+        ctx.caller.require_admin_to_change()?;
         let user = ctx.auth.user(&user_id).await?;
         ctx.auth
             .delete_token(&ctx.actor(), &user, &token_name)
@@ -70,7 +83,7 @@ impl Mutation {
     /// the caller has no live session with this id. Ending the current one logs this browser
     /// out.
     async fn session_end(ctx: &Context, id: ID) -> Result<bool> {
-        let user = ctx.require_user()?;
+        let user = ctx.caller.require_user_to_change()?;
         ctx.auth
             .end_session(&ctx.actor(), Ender::Owner(user), &id)
             .await
@@ -79,7 +92,7 @@ impl Mutation {
     /// Ends all of the caller's sessions but the current one (all of them for a request with
     /// a Bearer token) and gives how many ended (Lodge's own).
     async fn session_end_others(ctx: &Context) -> Result<i32> {
-        let user = ctx.require_user()?;
+        let user = ctx.caller.require_user_to_change()?;
         let ended = ctx
             .auth
             .end_other_sessions(&ctx.actor(), user, ctx.session())
@@ -90,7 +103,7 @@ impl Mutation {
     /// Administrators only (Lodge's own): ends any user's session by its id; false when no
     /// live session has it. Recorded with the administrator who did it.
     async fn admin_session_end(ctx: &Context, id: ID) -> Result<bool> {
-        ctx.require_admin()?;
+        ctx.caller.require_admin_to_change()?;
         ctx.auth
             .end_session(&ctx.actor(), Ender::Administrator, &id)
             .await

@@ -77,7 +77,7 @@ impl Query {
         old_password: String,
         new_password: String,
     ) -> Result<bool> {
-        ctx.require_user()?;
+        ctx.caller.require_user_to_change()?;
         ctx.auth
             .change_own_password(&ctx.actor(), ctx.session(), &old_password, &new_password)
             .await?;
@@ -201,7 +201,7 @@ impl Query {
         enabled: bool,
         auth_role: Option<String>,
     ) -> Result<AdminUserInfo> {
-        ctx.require_admin()?;
+        ctx.caller.require_admin_to_change()?;
         let user_id = UserId::parse(&user_id)?;
         let role = role_or_user(auth_role.as_deref())?;
         let user = ctx
@@ -213,7 +213,7 @@ impl Query {
 
     /// Administrators only: deletes the user with their tokens and sessions.
     async fn delete_user(ctx: &Context, user_id: ID) -> Result<Option<bool>> {
-        ctx.require_admin()?;
+        ctx.caller.require_admin_to_change()?;
         ctx.auth.delete_user(&ctx.actor(), &user_id).await?;
         Ok(Some(true))
     }
@@ -226,7 +226,7 @@ impl Query {
         provider_id: ID,
         credentials: Credentials,
     ) -> Result<Option<bool>> {
-        ctx.require_admin()?;
+        ctx.caller.require_admin_to_change()?;
         if &*provider_id != "local" {
             return Err(Error::InvalidInput(format!(
                 "provider `{}` keeps no credentials; use `local`",
@@ -247,7 +247,7 @@ impl Query {
 
     /// Administrators only: disabling ends the user's sessions at once.
     async fn enable_user(ctx: &Context, user_id: ID, enabled: bool) -> Result<Option<bool>> {
-        ctx.require_admin()?;
+        ctx.caller.require_admin_to_change()?;
         ctx.auth
             .enable_user(&ctx.actor(), &user_id, enabled)
             .await?;
@@ -304,7 +304,7 @@ impl Query {
     /// user's account, so they can log in at once; true when it was locked. Recorded in the
     /// audit log (`user.unlock`).
     async fn admin_unlock_user(ctx: &Context, user_id: ID) -> Result<bool> {
-        ctx.require_admin()?;
+        ctx.caller.require_admin_to_change()?;
         ctx.auth.unlock_user(&ctx.actor(), &user_id).await
     }
 
@@ -314,7 +314,7 @@ impl Query {
         user_id: ID,
         auth_role: Option<String>,
     ) -> Result<Option<bool>> {
-        ctx.require_admin()?;
+        ctx.caller.require_admin_to_change()?;
         let role = role_or_user(auth_role.as_deref())?;
         ctx.auth.set_role(&ctx.actor(), &user_id, role).await?;
         Ok(Some(true))

@@ -5,7 +5,7 @@ use juniper::{GraphQLEnum, GraphQLInputObject, GraphQLObject, ID, graphql_object
 
 use super::{context::Context, scalars::Json};
 use crate::{
-    auth::{AuditRecord, Role, Session, SessionSummary, Token, User},
+    auth::{AuditRecord, Grants, Role, Session, SessionSummary, Token, User},
     config::Lifetime,
 };
 
@@ -533,10 +533,17 @@ pub struct AdminTokenInfo {
     pub last_used_time: Option<Timestamp>,
     /// The client address of that use, as `server.trusted_proxies` resolves it.
     pub last_used_address: Option<String>,
+    /// What it may do: `api`, `read_api`, `proxy`, `read_proxy`.
+    pub scopes: Vec<String>,
+    /// The services forward auth lets it reach; empty: any.
+    pub services: Vec<String>,
+    /// The addresses it may be used from; empty: any.
+    pub allow_from: Vec<String>,
 }
 
 impl From<(String, Token)> for AdminTokenInfo {
     fn from((owner, t): (String, Token)) -> Self {
+        let (scopes, services, allow_from) = access(t.grants.as_ref());
         Self {
             user_id: ID::new(owner),
             token_name: t.name,
@@ -544,8 +551,25 @@ impl From<(String, Token)> for AdminTokenInfo {
             expire_time: t.expires_at,
             last_used_time: t.last_used_at,
             last_used_address: t.last_used_address,
+            scopes,
+            services,
+            allow_from,
         }
     }
+}
+
+/// A token's scopes, services and addresses as listed; an unscoped token's are `api` and
+/// `proxy`, any service, any address.
+fn access(grants: Option<&Grants>) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let everything;
+    let g = match grants {
+        Some(g) => g,
+        None => {
+            everything = Grants::everything();
+            &everything
+        }
+    };
+    (g.scopes(), g.services(), g.allow_from())
 }
 
 /// An API token as listed: never its secret.
@@ -560,16 +584,26 @@ pub struct ApiTokenInfo {
     pub last_used_time: Option<Timestamp>,
     /// The client address of that use (Lodge's own), as `server.trusted_proxies` resolves it.
     pub last_used_address: Option<String>,
+    /// What it may do (Lodge's own): `api`, `read_api`, `proxy`, `read_proxy`.
+    pub scopes: Vec<String>,
+    /// The services forward auth lets it reach (Lodge's own); empty: any.
+    pub services: Vec<String>,
+    /// The addresses it may be used from (Lodge's own); empty: any.
+    pub allow_from: Vec<String>,
 }
 
 impl From<Token> for ApiTokenInfo {
     fn from(t: Token) -> Self {
+        let (scopes, services, allow_from) = access(t.grants.as_ref());
         Self {
             token_name: t.name,
             create_time: t.created_at,
             expire_time: t.expires_at,
             last_used_time: t.last_used_at,
             last_used_address: t.last_used_address,
+            scopes,
+            services,
+            allow_from,
         }
     }
 }
@@ -589,8 +623,9 @@ pub struct ApiFullTokenInfo {
 #[graphql(name = "AuditFilter")]
 pub struct AuditFilterInput {
     pub user_id: Option<String>,
-    /// One of `login`, `logout`, `token.create`, `token.delete`, `token.lookup`, `user.create`,
-    /// `user.update`, `user.delete`, `user.unlock`, `password.change`, `session.end`.
+    /// One of `login`, `logout`, `token.create`, `token.delete`, `token.lookup`,
+    /// `token.denied`, `user.create`, `user.update`, `user.delete`, `user.unlock`,
+    /// `password.change`, `session.end`.
     pub kind: Option<String>,
     /// Only events at or after this time.
     pub since: Option<Timestamp>,

@@ -43,6 +43,8 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             );
             return response;
         }
+        // Known, but not allowed from this address (allowFrom; recorded).
+        Ok(Caller::Denied(_)) => return forbidden(),
         Ok(caller) => match caller.user() {
             Some(user) => user,
             None => return denied(),
@@ -54,8 +56,28 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
                 .finish();
         }
     };
+    let caller = caller.as_ref().expect("an error answered above");
+    if let Some(grants) = caller.grants() {
+        let (method, host, path) = original_request(&req);
+        if let Err(refused) = grants.check_proxy(method, host.as_deref(), path.as_deref()) {
+            let token = caller.token_name().unwrap_or_default();
+            state
+                .auth
+                .token_denied(&user.user_id, token, address, &refused.0)
+                .await;
+            return forbidden();
+        }
+    }
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, "no-store"));
+    if let (Some(token), false) = (caller.token_name(), rules.token_header.0.is_empty()) {
+        let name = HeaderName::from_bytes(rules.token_header.0.as_bytes())
+            .expect("checked when configured");
+        response.insert_header((
+            name,
+            HeaderValue::from_bytes(token.as_bytes()).expect("checked names"),
+        ));
+    }
     let values = [
         (&rules.user_header, user.user_id.clone()),
         (&rules.team_header, teams(user.role).join("|")),
@@ -68,6 +90,35 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         response.insert_header((name, value));
     }
     response.finish()
+}
+
+/// The method, host and path of the request the proxy asks about: Traefik and Caddy send
+/// `X-Forwarded-Method`, `X-Forwarded-Host` and `X-Forwarded-Uri`; the nginx configuration of
+/// `docs/forward-auth.md` sends `X-Original-Method` and `X-Original-URL`.
+fn original_request(req: &HttpRequest) -> (Option<&str>, Option<String>, Option<String>) {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let method = header("x-forwarded-method").or_else(|| header("x-original-method"));
+    if let Some(host) = header("x-forwarded-host") {
+        let path = header("x-forwarded-uri").unwrap_or("/");
+        return (method, Some(host.to_owned()), Some(path.to_owned()));
+    }
+    let Some(url) = header("x-original-url") else {
+        return (method, None, None);
+    };
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (host, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    (method, Some(host.to_owned()), Some(path.to_owned()))
+}
+
+/// 403: a right token, not allowed here (scope, method, service or address). nginx's
+/// `auth_request` passes it on as it does 401.
+fn forbidden() -> HttpResponse {
+    HttpResponse::Forbidden()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
 }
 
 fn denied() -> HttpResponse {

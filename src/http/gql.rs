@@ -16,7 +16,7 @@ use juniper::{
 
 use super::{AppState, SESSION_COOKIE, json_error, session_cookie_value};
 use crate::{
-    auth::Caller,
+    auth::{ApiAccess, Auth, Caller, Error},
     config::{IpNet, ServerSettings},
     graphql::{self, Context, CookieChange, RequestInfo},
 };
@@ -95,6 +95,15 @@ pub async fn handle(
             return json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
         }
     };
+    if let Some(reason) = api_refusal(&state.auth, &caller, request_info.address).await {
+        let message = Error::TokenDenied(reason).to_string();
+        return HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({
+                "data": null,
+                "errors": [{ "message": message, "extensions": { "webErrorCode": "accessDenied" } }]
+            }));
+    }
     let dead_cookie = matches!(caller, Caller::Expired);
     let ctx = Context::new(state.auth.clone(), caller, request_info);
 
@@ -129,6 +138,27 @@ pub async fn handle(
         None => {}
     }
     builder.json(response)
+}
+
+/// Why a request may not use the API at all: its token (or the one its session was opened with)
+/// was used from outside its `allowFrom` (already recorded), or has neither `api` nor
+/// `read_api` (recorded here).
+async fn api_refusal(auth: &Auth, caller: &Caller, address: Option<IpAddr>) -> Option<String> {
+    if let Caller::Denied(reason) = caller {
+        return Some(reason.clone());
+    }
+    if caller.api_access() != ApiAccess::None {
+        return None;
+    }
+    let token = caller.token_name().unwrap_or_default();
+    let reason =
+        format!("the token `{token}` has no api or read_api scope: it is for forward auth only");
+    let user = caller
+        .user()
+        .map(|u| u.user_id.as_str())
+        .unwrap_or_default();
+    auth.token_denied(user, token, address, &reason).await;
+    Some(reason)
 }
 
 fn host(req: &HttpRequest) -> Option<&str> {

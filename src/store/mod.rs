@@ -159,6 +159,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/006_change_counter_named.sql")),
         M::up(include_str!("migrations/007_token_last_used_address.sql")),
         M::up(include_str!("migrations/008_sessions_seen_from.sql")),
+        M::up(include_str!("migrations/009_token_grants.sql")),
     ])
 }
 

@@ -32,6 +32,10 @@ pub struct SessionRow {
     pub token_expires_at: Option<i64>,
     /// Whether that token needs its owner to be an administrator (`store::tokens::TokenRow`).
     pub token_needs_admin: bool,
+    /// The name of the token it was opened with, while that token exists.
+    pub token_name: Option<String>,
+    /// The scopes and bounds of that token, copied at login (`auth::grants`).
+    pub grants: Option<String>,
     pub user: UserRow,
 }
 
@@ -45,6 +49,8 @@ pub struct NewSession<'a> {
     pub address: Option<&'a str>,
     /// The client's `User-Agent`, cut short.
     pub user_agent: Option<&'a str>,
+    /// The scopes and bounds of the token it is opened with (`auth::grants`).
+    pub grants: Option<&'a str>,
 }
 
 /// A session as its owner's list shows it.
@@ -128,8 +134,8 @@ pub fn of_user(conn: &Connection, user: i64, ids: Option<&[i64]>) -> Result<Vec<
 pub fn insert(conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO sessions (secret_digest, user_id, provider, token_id, created_at, last_seen_at,
-             address, user_agent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+             address, user_agent, grants)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         &session.secret_digest[..],
@@ -138,7 +144,8 @@ pub fn insert(conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
         session.token_id,
         session.now,
         session.address,
-        session.user_agent
+        session.user_agent,
+        session.grants
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -150,7 +157,7 @@ fn reuse(conn: &Connection, id: i64, session: &NewSession<'_>) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "UPDATE sessions SET secret_digest = ?3, provider = ?4, token_id = ?5,
-                 created_at = ?6, last_seen_at = ?6, address = ?7, user_agent = ?8
+                 created_at = ?6, last_seen_at = ?6, address = ?7, user_agent = ?8, grants = ?9
              WHERE id = ?1 AND user_id = ?2",
         )?
         .execute(params![
@@ -161,7 +168,8 @@ fn reuse(conn: &Connection, id: i64, session: &NewSession<'_>) -> Result<bool> {
             session.token_id,
             session.now,
             session.address,
-            session.user_agent
+            session.user_agent,
+            session.grants
         ])?
         > 0)
 }
@@ -171,7 +179,7 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(i64, SessionRow)>> {
     Ok(conn
         .prepare_cached(concat!(
             "SELECT (SELECT value FROM change_counter), s.id, s.secret_digest, s.provider, s.token_id, ",
-            "s.created_at, s.last_seen_at, t.expires_at, coalesce(t.needs_admin, 0), ",
+            "s.created_at, s.last_seen_at, t.expires_at, coalesce(t.needs_admin, 0), t.name, s.grants, ",
             users::user_columns_without_hash!(),
             " FROM sessions s
              JOIN users u ON u.id = s.user_id
@@ -188,7 +196,9 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(i64, SessionRow)>> {
                 last_seen_at: r.get(6)?,
                 token_expires_at: r.get(7)?,
                 token_needs_admin: r.get(8)?,
-                user: users::from_row(r, 9)?,
+                token_name: r.get(9)?,
+                grants: r.get(10)?,
+                user: users::from_row(r, 11)?,
             };
             Ok((r.get(0)?, row))
         })

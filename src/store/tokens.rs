@@ -18,6 +18,8 @@ pub struct TokenRow {
     pub last_used_address: Option<String>,
     /// Made by its owner as an administrator under `tokens.admins_only`.
     pub needs_admin: bool,
+    /// Its scopes and bounds (`auth::grants`); `None`: every scope, anywhere.
+    pub grants: Option<String>,
 }
 
 pub struct NewToken<'a> {
@@ -27,6 +29,7 @@ pub struct NewToken<'a> {
     pub now: i64,
     pub expires_at: Option<i64>,
     pub needs_admin: bool,
+    pub grants: Option<&'a str>,
 }
 
 /// The columns every token query selects (of `api_tokens t`), in the order [`token_from_row`]
@@ -34,7 +37,7 @@ pub struct NewToken<'a> {
 macro_rules! token_columns {
     () => {
         "t.id, t.name, t.created_at, t.expires_at, t.last_used_at, t.needs_admin, \
-         t.last_used_address"
+         t.last_used_address, t.grants"
     };
 }
 
@@ -48,6 +51,7 @@ fn token_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<TokenRow
         last_used_at: r.get(at + 4)?,
         needs_admin: r.get(at + 5)?,
         last_used_address: r.get(at + 6)?,
+        grants: r.get(at + 7)?,
     })
 }
 
@@ -64,15 +68,16 @@ pub fn count_live(conn: &Connection, user: i64, now: i64) -> Result<i64> {
 /// Inserts a token; a name its user has already fails with [`super::StoreError::is_taken`].
 pub fn insert(conn: &Connection, token: &NewToken<'_>) -> Result<i64> {
     conn.execute(
-        "INSERT INTO api_tokens (user_id, name, digest, created_at, expires_at, needs_admin)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO api_tokens (user_id, name, digest, created_at, expires_at, needs_admin, grants)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             token.user,
             token.name,
             &token.digest[..],
             token.now,
             token.expires_at,
-            token.needs_admin
+            token.needs_admin,
+            token.grants
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -122,7 +127,7 @@ pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, To
              WHERE t.digest = ?1"
         ))?
         .query_row([&digest[..]], |r| {
-            Ok((r.get(0)?, token_from_row(r, 1)?, users::from_row(r, 8)?))
+            Ok((r.get(0)?, token_from_row(r, 1)?, users::from_row(r, 9)?))
         })
         .optional()?)
 }

@@ -15,6 +15,7 @@ mod http;
 mod injection;
 mod login;
 mod proxy;
+mod scopes;
 mod session_list;
 mod sessions;
 mod store;

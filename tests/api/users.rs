@@ -348,6 +348,7 @@ async fn a_demoted_administrators_own_tokens_are_suspended_until_promoted_again(
             &nora_user,
             &lodge::auth::TokenName::parse("granted").unwrap(),
             lodge::auth::Expiry::Default,
+            None,
         )
         .await
         .unwrap()

@@ -382,6 +382,7 @@ mod tests {
             now: 0,
             address: None,
             user_agent: None,
+            grants: None,
         }
     }
 
