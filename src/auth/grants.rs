@@ -109,7 +109,15 @@ impl Service {
     }
 
     fn matches(&self, host: &str, path: &str) -> bool {
-        let host = host.to_ascii_lowercase();
+        let mut host = host.to_ascii_lowercase();
+        // A pattern without a port matches the host on any port.
+        if !self.host.contains(':')
+            && let Some((name, port)) = host.rsplit_once(':')
+            && !name.contains(':')
+            && port.bytes().all(|b| b.is_ascii_digit())
+        {
+            host.truncate(name.len());
+        }
         let host_ok = if self.any_subdomain {
             host.strip_suffix(self.host.as_str())
                 .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
@@ -395,6 +403,7 @@ mod tests {
         let ok = |h: &str, p: &str| g.check_proxy(Some("POST"), Some(h), Some(p)).is_ok();
         assert!(ok("grafana.example.com", "/d/1"));
         assert!(ok("GRAFANA.example.com", "/"));
+        assert!(ok("grafana.example.com:8443", "/"), "any port");
         assert!(!ok("grafana.example.com.evil.net", "/"));
         assert!(ok("a.internal.example.com", "/"));
         assert!(ok("b.a.internal.example.com", "/"));

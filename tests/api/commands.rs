@@ -128,3 +128,62 @@ fn the_command_line_lifts_a_lock_the_running_server_holds() {
     assert!(cookie.is_some(), "the lock is lifted: {answer}");
     drop(server);
 }
+
+#[test]
+fn the_command_line_makes_scoped_tokens_and_lists_their_access() {
+    let dir = tempfile::tempdir().unwrap();
+    run_command(
+        lodge(dir.path()),
+        &["user", "add", "wall"],
+        "wall's password\n",
+    );
+    run_command(
+        lodge(dir.path()),
+        &[
+            "token",
+            "create",
+            "--user",
+            "wall",
+            "--name",
+            "dashboard",
+            "--scope",
+            "read_proxy",
+            "--service",
+            "grafana.example.com",
+            "--allow-from",
+            "192.0.2.0/24",
+        ],
+        "",
+    );
+    run_command(
+        lodge(dir.path()),
+        &["token", "create", "--user", "wall", "--name", "plain"],
+        "",
+    );
+    let listed = run_command(lodge(dir.path()), &["token", "list", "--user", "wall"], "");
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let line = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {listed}"))
+            .to_owned()
+    };
+    assert!(
+        line("dashboard").ends_with("read_proxy; grafana.example.com; from 192.0.2.0/24"),
+        "{listed}"
+    );
+    assert!(
+        line("plain").ends_with("api proxy; any service; from anywhere"),
+        "{listed}"
+    );
+    let bad = lodge(dir.path())
+        .args([
+            "token", "create", "--user", "wall", "--name", "x", "--scope", "admin",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("unknown scope `admin`"), "{stderr}");
+}

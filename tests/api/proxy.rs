@@ -15,7 +15,7 @@ use std::{
 };
 
 use jiff::SignedDuration;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -367,6 +367,140 @@ async fn forged_headers_are_cleared_and_throttling_passed_on(
         .map(|v| v.to_str().unwrap());
     assert_eq!(retry_after, Some("2"), "one failure drains every 2 s");
     assert_eq!(hits.load(Ordering::SeqCst), before);
+}
+
+#[tokio::test]
+async fn nginx_holds_scoped_tokens_to_their_methods_services_and_addresses() {
+    if let Some(binary) = binary_or_skip("nginx", "CI_REQUIRE_NGINX") {
+        for trusted in [true, false] {
+            scoped_tokens_hold_through(trusted, |lodge, upstream| {
+                start_nginx(&binary, lodge, upstream)
+            })
+            .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn caddy_holds_scoped_tokens_to_their_methods_services_and_addresses() {
+    if let Some(binary) = binary_or_skip("caddy", "CI_REQUIRE_CADDY") {
+        for trusted in [true, false] {
+            scoped_tokens_hold_through(trusted, |lodge, upstream| {
+                start_caddy(&binary, lodge, upstream)
+            })
+            .await;
+        }
+    }
+}
+
+/// Through the proxy `start` runs, with or without the proxy in `server.trusted_proxies`: a
+/// `read_proxy` token reaches the upstream with `GET` only, a token limited to a path prefix
+/// reaches that prefix only, and for a client at 127.0.0.2 (the proxy reaches Lodge from
+/// 127.0.0.1) a token bound to 127.0.0.2 passes only when the proxy is trusted, one bound to
+/// 127.0.0.1 only when it is not, and a forwarded address the client made up never counts. A
+/// refusal is a 403 that never reaches the upstream.
+async fn scoped_tokens_hold_through(trusted: bool, start: impl FnOnce(&str, u16) -> (Proxy, u16)) {
+    let app = spawn_app_with(|s| {
+        if trusted {
+            s.server.trusted_proxies = vec![lodge::config::IpNet::parse("127.0.0.1").unwrap()];
+        }
+    })
+    .await;
+    app.login_admin().await;
+    let create = |name: &'static str, scopes: Value, services: Value, from: Value| {
+        let app = &app;
+        async move {
+            let created = app
+                .gql(
+                    "mutation($n: String!, $s: [String!], $v: [String!], $f: [String!]) {
+                       tokenApiCreate(tokenName: $n, scopes: $s, services: $v, allowFrom: $f) { token }
+                     }",
+                    json!({ "n": name, "s": scopes, "v": services, "f": from }),
+                )
+                .await;
+            created["data"]["tokenApiCreate"]["token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{created}"))
+                .to_owned()
+        }
+    };
+    let reader = create("reader", json!(["read_proxy"]), json!([]), json!([])).await;
+    let one_path = create(
+        "one-path",
+        json!(["proxy"]),
+        json!(["127.0.0.1/allowed/"]),
+        json!([]),
+    )
+    .await;
+    let client_bound = create("client", json!(["proxy"]), json!([]), json!(["127.0.0.2"])).await;
+    let proxy_bound = create("proxy", json!(["proxy"]), json!([]), json!(["127.0.0.1"])).await;
+    let made_up = create(
+        "made-up",
+        json!(["proxy"]),
+        json!([]),
+        json!(["10.0.0.0/8"]),
+    )
+    .await;
+    let (upstream, hits) = start_upstream();
+    let lodge = app.url.trim_start_matches("http://").to_owned();
+    let (_proxy, port) = start(&lodge, upstream);
+    // The client connects from 127.0.0.2, the proxy reaches Lodge from 127.0.0.1.
+    let client = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let send =
+        |method: reqwest::Method, path: &'static str, token: &str, from: Option<&'static str>| {
+            let mut request = client
+                .request(method, format!("http://127.0.0.1:{port}{path}"))
+                .bearer_auth(token);
+            if let Some(ip) = from {
+                request = request.header("X-Forwarded-For", ip);
+            }
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.text().await.unwrap().to_lowercase())
+            }
+        };
+    use reqwest::Method;
+
+    let (status, seen) = send(Method::GET, "/page", &reader, None).await;
+    assert_eq!(status, 200, "a reading token reads");
+    assert!(
+        seen.contains("x-lodge-token: reader\n"),
+        "the upstream learns the token: {seen}"
+    );
+    let before = hits.load(Ordering::SeqCst);
+    let (status, _) = send(Method::POST, "/page", &reader, None).await;
+    assert_eq!(status, 403, "a reading token does not write");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        before,
+        "the POST never reached the upstream"
+    );
+
+    assert_eq!(
+        send(Method::GET, "/allowed/x", &one_path, None).await.0,
+        200
+    );
+    assert_eq!(send(Method::POST, "/allowed", &one_path, None).await.0, 200);
+    assert_eq!(send(Method::GET, "/allowedx", &one_path, None).await.0, 403);
+    assert_eq!(send(Method::GET, "/other", &one_path, None).await.0, 403);
+
+    let (as_client, as_proxy) = if trusted { (200, 403) } else { (403, 200) };
+    let (status, _) = send(Method::GET, "/page", &client_bound, None).await;
+    assert_eq!(
+        status, as_client,
+        "bound to the client, trusted proxy: {trusted}"
+    );
+    let (status, _) = send(Method::GET, "/page", &proxy_bound, None).await;
+    assert_eq!(
+        status, as_proxy,
+        "bound to the proxy, trusted proxy: {trusted}"
+    );
+    let (status, _) = send(Method::GET, "/page", &made_up, Some("10.1.2.3")).await;
+    assert_eq!(status, 403, "a forwarded address the client made up");
 }
 
 #[test]
