@@ -4,15 +4,16 @@ import { $, gql } from "/static/common.js";
 import { loadAudit } from "/static/audit.js";
 import { loadSessions } from "/static/sessions.js";
 import {
-  button, call, copyField, report, tableRow, timeElement, tokenExpiry, tokenLastUse, whenSessionLost,
+  accessBadges, button, call, copyField, report, tableRow, timeElement, tokenExpiry, tokenLastUse,
+  whenSessionLost,
 } from "/static/ui.js";
 import { loadUsers, setAdministrator } from "/static/users.js";
 
 const LIST = `{
-  tokenApiList { tokenName createTime expireTime lastUsedTime lastUsedAddress }
+  tokenApiList { tokenName createTime expireTime lastUsedTime lastUsedAddress scopes services allowFrom }
   tokenApiPolicy { adminsOnly canCreate maxPerUser allowNever defaultLifetime }
 }`;
-const TOKEN_COLUMNS = ["Name", "Created", "Expires", "Last used", "Actions"];
+const TOKEN_COLUMNS = ["Name", "Access", "Created", "Expires", "Last used", "Actions"];
 const LIFETIMES = { DAY: "1 day", WEEK: "1 week", MONTH: "1 month", YEAR: "1 year", NEVER: "never" };
 
 let policy = null;
@@ -113,6 +114,7 @@ function renderTokens(tokens) {
       });
       const row = tableRow(TOKEN_COLUMNS, [
         token.tokenName,
+        accessBadges(token),
         timeElement(token.createTime),
         expires,
         tokenLastUse(token),
@@ -135,8 +137,72 @@ function openAdd() {
   $("never-option").hidden = !policy.allowNever;
   const choice = document.querySelector(`input[name=lifetime][value=${policy.defaultLifetime}]`);
   if (choice) choice.checked = true;
+  $("access").open = false;
+  $("services-error").textContent = "";
+  $("allow-from-error").textContent = "";
+  describeAccess();
   $("add-dialog").showModal();
   $("token-name").focus();
+}
+
+function lines(id) {
+  return $(id)
+    .value.split("\n")
+    .map((line) => line.trim())
+    .filter(Boolean);
+}
+
+// What the Access section asks for: scopes, services, addresses; `null` where it is the default.
+function accessChosen() {
+  const api = document.querySelector("input[name=api-access]:checked").value;
+  const proxy = document.querySelector("input[name=proxy-access]:checked").value;
+  const scopes = [api, proxy].filter(Boolean);
+  return {
+    scopes: scopes.join() === "api,proxy" ? null : scopes,
+    services: lines("token-services"),
+    allowFrom: lines("token-allow-from"),
+  };
+}
+
+// The same rules the server applies, checked as typed so that a mistake shows at once.
+const SERVICE = /^(\*\.)?[A-Za-z0-9.\-:\[\]]+(\/[^\s?#]*)?$/;
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(\/(\d{1,2}))?$/;
+const IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(\/(\d{1,3}))?$/;
+
+function badService(line) {
+  if (line.includes("://")) return `${line}: leave out the scheme (https://)`;
+  if (!SERVICE.test(line)) return `${line}: give a host with an optional path, such as grafana.example.com or ci.example.com/api/`;
+  return null;
+}
+
+function badAddress(line) {
+  const v4 = IPV4.exec(line);
+  if (v4) {
+    const parts = v4.slice(1, 5).map(Number);
+    const prefix = v4[6] === undefined ? 32 : Number(v4[6]);
+    if (parts.every((p) => p <= 255) && prefix <= 32) return null;
+  } else {
+    const v6 = IPV6.exec(line);
+    if (v6 && (v6[2] === undefined || Number(v6[2]) <= 128)) return null;
+  }
+  return `${line}: not an address or a range such as 10.0.0.0/8 or 2001:db8::/32`;
+}
+
+function checkAccess() {
+  const services = lines("token-services").map(badService).filter(Boolean);
+  const addresses = lines("token-allow-from").map(badAddress).filter(Boolean);
+  $("services-error").textContent = services.join(" · ");
+  $("allow-from-error").textContent = addresses.join(" · ");
+  return services.length === 0 && addresses.length === 0;
+}
+
+function describeAccess() {
+  const { scopes, services, allowFrom } = accessChosen();
+  const parts = [];
+  parts.push(scopes ? (scopes.length ? scopes.join(", ") : "nothing") : "everything");
+  if (services.length) parts.push(`${services.length} service${services.length > 1 ? "s" : ""}`);
+  parts.push(allowFrom.length ? `from ${allowFrom.join(", ")}` : "from anywhere");
+  $("access-summary").textContent = `(${parts.join(", ")})`;
 }
 
 async function createToken(event) {
@@ -148,11 +214,24 @@ async function createToken(event) {
     return;
   }
   const lifetime = document.querySelector("input[name=lifetime]:checked")?.value ?? policy.defaultLifetime;
+  if (!checkAccess()) {
+    $("access").open = true;
+    $("add-error").textContent = "Correct the services or addresses first.";
+    return;
+  }
+  const access = accessChosen();
+  if (access.scopes && access.scopes.length === 0) {
+    $("access").open = true;
+    $("add-error").textContent = "A token needs the API or the proxy: choose at least one.";
+    return;
+  }
   $("add-submit").disabled = true;
   try {
     const data = await call(
-      "mutation($name: String!, $lifetime: TokenLifetime) { tokenApiCreate(tokenName: $name, lifetime: $lifetime) { tokenName token expireTime } }",
-      { name, lifetime },
+      `mutation($name: String!, $lifetime: TokenLifetime, $scopes: [String!], $services: [String!], $allowFrom: [String!]) {
+        tokenApiCreate(tokenName: $name, lifetime: $lifetime, scopes: $scopes, services: $services, allowFrom: $allowFrom) { tokenName token expireTime }
+      }`,
+      { name, lifetime, ...access },
     );
     const created = data.tokenApiCreate;
     $("add-form").hidden = true;
@@ -322,6 +401,12 @@ $("login-form").addEventListener("submit", login);
 $("logout").addEventListener("click", logout);
 $("add-token").addEventListener("click", openAdd);
 $("add-form").addEventListener("submit", createToken);
+for (const input of document.querySelectorAll("#access input, #access textarea")) {
+  input.addEventListener("input", () => {
+    describeAccess();
+    if (input.tagName === "TEXTAREA") checkAccess();
+  });
+}
 $("add-cancel").addEventListener("click", () => $("add-dialog").close());
 $("add-done").addEventListener("click", () => $("add-dialog").close());
 $("add-dialog").addEventListener("close", addClosed);

@@ -47,6 +47,27 @@ export function tokenExpiry(token) {
   return { expires: [timeElement(token.expireTime), expired ? " (expired)" : ""], expired };
 }
 
+export const TOKEN_ACCESS_FIELDS = "scopes services allowFrom";
+
+// A token's scopes and bounds as badges; an unscoped token's (api, proxy, anywhere) as one.
+export function accessBadges(token) {
+  const badge = (text, title) => {
+    const span = document.createElement("span");
+    span.className = "badge";
+    span.textContent = text;
+    if (title) span.title = title;
+    return span;
+  };
+  const everything =
+    token.scopes.join() === "api,proxy" && !token.services.length && !token.allowFrom.length;
+  if (everything) return [badge("full access", "Lodge's API and every service, from anywhere")];
+  const names = { api: "API", read_api: "API read-only", proxy: "proxy", read_proxy: "proxy read-only" };
+  const badges = token.scopes.map((s) => badge(names[s] ?? s));
+  for (const service of token.services) badges.push(badge(`service ${service}`));
+  for (const range of token.allowFrom) badges.push(badge(`from ${range}`));
+  return badges.flatMap((b, i) => (i ? [" ", b] : [b]));
+}
+
 // When and from where a token was last used, for its row.
 export function tokenLastUse(token) {
   if (!token.lastUsedTime) return "never";

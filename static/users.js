@@ -2,7 +2,7 @@
 // password, disable, promote, unlock, delete; find the token behind a leaked secret.
 import { $ } from "/static/common.js";
 import {
-  SESSION_FIELDS, button, call, confirmingButton, copyField, generatePassword, report,
+  SESSION_FIELDS, TOKEN_ACCESS_FIELDS, accessBadges, button, call, confirmingButton, copyField, generatePassword, report,
   sessionRows, tableRow, timeElement, tokenExpiry, tokenLastUse,
 } from "/static/ui.js";
 
@@ -146,7 +146,7 @@ async function loadUser() {
     const data = await call(
       `query($id: ID!) {
         adminUserInfo(userId: $id) { ${USER_FIELDS} }
-        adminTokenList(userId: $id) { tokenName createTime expireTime lastUsedTime lastUsedAddress }
+        adminTokenList(userId: $id) { tokenName createTime expireTime lastUsedTime lastUsedAddress ${TOKEN_ACCESS_FIELDS} }
         adminSessionList(userId: $id) { ${SESSION_FIELDS} }
       }`,
       { id: userId },
@@ -180,8 +180,9 @@ function renderTokens(userId, tokens) {
   $("user-token-rows").replaceChildren(
     ...tokens.map((token) => {
       const { expires, expired } = tokenExpiry(token);
-      const row = tableRow(["Name", "Expires", "Last used", "Actions"], [
+      const row = tableRow(["Name", "Access", "Expires", "Last used", "Actions"], [
         token.tokenName,
+        accessBadges(token),
         expires,
         tokenLastUse(token),
         confirmingButton("Revoke", `Revoke token ${token.tokenName}`, () => revoke(userId, token.tokenName)),

@@ -280,6 +280,7 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     at_the_limit_add_is_disabled_and_says_why(&client).await;
     delete_asks_first_naming_the_token_and_removes_the_row(&client, &api, &secrets[1]).await;
     a_name_that_looks_like_markup_is_shown_as_text(&client).await;
+    a_token_limited_in_the_access_section_lists_its_limits(&app, &client).await;
     the_console_runs_queries_with_the_same_session(&app, &client).await;
     let (password, leaked) =
         an_administrator_adds_a_user_with_a_generated_password(&app, &client).await;
@@ -386,7 +387,7 @@ async fn one_token_of_each_expiration_is_shown_once(client: &Client) -> Vec<Stri
     .await;
     let expires = js(
         client,
-        "document.querySelector('#token-rows tr:last-child td:nth-child(3)').textContent",
+        "document.querySelector('#token-rows tr:last-child td[data-label=Expires]').textContent",
     )
     .await;
     assert_eq!(expires, "never");
@@ -495,6 +496,91 @@ async fn a_name_that_looks_like_markup_is_shown_as_text(client: &Client) {
         .await,
         0
     );
+}
+
+/// The Add dialog's Access section: a bad address is flagged as typed, and the token made
+/// read-only from one network shows its limits as badges.
+async fn a_token_limited_in_the_access_section_lists_its_limits(app: &TestApp, client: &Client) {
+    // Room for one more (the list holds five), made through the API in a session that ends.
+    let api = app.new_client();
+    api.login_admin().await;
+    assert_ok(
+        &api.gql(
+            "mutation { tokenApiDelete(tokenName: \"t-day\") }",
+            json!({}),
+        )
+        .await,
+    );
+    js(client, "window.dispatchEvent(new Event('focus'))").await;
+    wait_for(
+        client,
+        "!document.getElementById('add-token').disabled",
+        "room for a token",
+    )
+    .await;
+    click(client, "#add-token").await;
+    wait_for(
+        client,
+        "document.getElementById('add-dialog').open",
+        "the add dialog",
+    )
+    .await;
+    type_into(client, "token-name", "reporting").await;
+    click(client, "#access summary").await;
+    click(client, "input[name=api-access][value=read_api]").await;
+    click(client, "input[name=proxy-access][value='']").await;
+    type_into(client, "token-allow-from", "10.0.0.0/33").await;
+    wait_for(
+        client,
+        "document.getElementById('allow-from-error').textContent.includes('not an address')",
+        "the address flagged as typed",
+    )
+    .await;
+    type_into(client, "token-allow-from", "10.0.0.0/8").await;
+    wait_for(
+        client,
+        "document.getElementById('allow-from-error').textContent === ''",
+        "the flag gone",
+    )
+    .await;
+    assert_eq!(
+        text(client, "access-summary").await,
+        "(read_api, from 10.0.0.0/8)"
+    );
+    save_screenshot(&client.screenshot().await.unwrap(), "token-access.png");
+    click(client, "#add-submit").await;
+    wait_for(
+        client,
+        "!document.getElementById('add-result').hidden",
+        "the new token",
+    )
+    .await;
+    click(client, "#add-done").await;
+    wait_for(
+        client,
+        "[...document.querySelectorAll('#token-rows tr')].some(r => r.textContent.includes('reporting'))",
+        "the new row",
+    )
+    .await;
+    let badges = js(
+        client,
+        "[...document.querySelectorAll('#token-rows tr')].find(r => r.textContent.includes('reporting')).querySelector('td[data-label=Access]').textContent",
+    )
+    .await;
+    assert_eq!(badges, "API read-only from 10.0.0.0/8");
+    let listed = api
+        .gql("{ tokenApiList { tokenName scopes allowFrom } }", json!({}))
+        .await;
+    assert_ok(&api.gql("{ authLogout }", json!({})).await);
+    let made = listed["data"]["tokenApiList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tokenName"] == "reporting")
+        .cloned()
+        .unwrap();
+    assert_eq!(made["scopes"], json!(["read_api"]));
+    assert_eq!(made["allowFrom"], json!(["10.0.0.0/8"]));
 }
 
 /// The console runs queries with the same session and lists the operations.

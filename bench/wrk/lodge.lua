@@ -1,6 +1,6 @@
 -- One wrk script for every scenario of bench/load. The scenario and the secrets come from the
 -- environment: SCENARIO (floor, noop, token-login, session-query, bearer-query, verify-bearer,
--- password-login) and SECRETS, a file with one API token, cookie value or password per line.
+-- verify-bearer-scoped, bearer-query-scoped, password-login) and SECRETS, a file with one API token, cookie value or password per line.
 -- Every answer is checked: a status other than 200, a GraphQL "errors" member or, for
 -- session-query, an answer without the user counts as an error; done() prints one line
 -- "RESULT {json}" for bench/load to read.
@@ -55,11 +55,20 @@ function request()
   elseif scenario == "session-query" then
     local headers = { ["Content-Type"] = "application/json", ["Cookie"] = "cb-session-id=" .. secret() }
     return wrk.format("POST", "/api/gql", headers, queries["session-query"])
-  elseif scenario == "bearer-query" then
+  elseif scenario == "bearer-query" or scenario == "bearer-query-scoped" then
     local headers = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. secret() }
+    -- The scoped tokens have read_api: a query is what they may do.
     return wrk.format("POST", "/api/gql", headers, queries["bearer-query"])
   elseif scenario == "verify-bearer" then
     return wrk.format("GET", "/api/auth/verify", { ["Authorization"] = "Bearer " .. secret() })
+  elseif scenario == "verify-bearer-scoped" then
+    -- A read_proxy token limited to services and addresses: every check runs, and passes.
+    return wrk.format("GET", "/api/auth/verify", {
+      ["Authorization"] = "Bearer " .. secret(),
+      ["X-Forwarded-Method"] = "GET",
+      ["X-Forwarded-Host"] = "grafana.example.com",
+      ["X-Forwarded-Uri"] = "/d/home",
+    })
   elseif scenario == "password-login" then
     local user, password = secret():match("^(%S+) (%S+)$")
     return wrk.format("POST", "/api/gql", json_headers, string.format(queries["password-login"], user, password))

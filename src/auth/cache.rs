@@ -19,17 +19,19 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use super::secret::Digest;
+use super::{grants::Grants, secret::Digest};
 use crate::store::{sessions::SessionRow, tokens::TokenRow, users::UserRow};
 
 /// Entries kept at most of each kind; a full map starts afresh, so memory stays bounded.
 const MAX_ENTRIES: usize = 16 * 1024;
 
-/// A token and its owner as read together.
+/// A token and its owner as read together, the token's grants parsed (and taken out of the
+/// row, so that a kept entry's clone copies no text).
 #[derive(Debug, Clone)]
 pub(super) struct TokenEntry {
     pub token: TokenRow,
     pub user: UserRow,
+    pub grants: Option<Arc<Grants>>,
 }
 
 /// What one of the server's own writes changed of the kept sessions.

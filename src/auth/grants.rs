@@ -109,20 +109,23 @@ impl Service {
     }
 
     fn matches(&self, host: &str, path: &str) -> bool {
-        let mut host = host.to_ascii_lowercase();
+        let mut host = host;
         // A pattern without a port matches the host on any port.
         if !self.host.contains(':')
             && let Some((name, port)) = host.rsplit_once(':')
             && !name.contains(':')
             && port.bytes().all(|b| b.is_ascii_digit())
         {
-            host.truncate(name.len());
+            host = name;
         }
         let host_ok = if self.any_subdomain {
-            host.strip_suffix(self.host.as_str())
-                .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+            // `host` ends with `.` and the pattern, with at least one letter before the dot.
+            host.len() > self.host.len() + 1
+                && host.is_char_boundary(host.len() - self.host.len() - 1)
+                && host[host.len() - self.host.len()..].eq_ignore_ascii_case(&self.host)
+                && host.as_bytes()[host.len() - self.host.len() - 1] == b'.'
         } else {
-            host == self.host
+            host.eq_ignore_ascii_case(&self.host)
         };
         host_ok
             && (self.path.is_empty()
@@ -315,8 +318,13 @@ impl Grants {
             if !self.has(Scope::ReadProxy) {
                 return Err(Denied("the token has no proxy scope".into()));
             }
-            match method.map(str::to_ascii_uppercase).as_deref() {
-                Some("GET" | "HEAD" | "OPTIONS") => {}
+            let reading = |m: &str| {
+                ["GET", "HEAD", "OPTIONS"]
+                    .iter()
+                    .any(|r| m.eq_ignore_ascii_case(r))
+            };
+            match method {
+                Some(m) if reading(m) => {}
                 Some(other) => {
                     return Err(Denied(format!(
                         "read_proxy allows GET, HEAD and OPTIONS, not {}",

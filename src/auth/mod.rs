@@ -202,7 +202,13 @@ pub struct Auth {
     user_sessions: Arc<Mutex<UserSessions>>,
     /// The threads that hash passwords.
     hashers: Arc<password::Hashers>,
+    /// Tokens' grants parsed, by their stored text: a scoped token's every use would otherwise
+    /// parse its JSON again (12,000 instructions, a third of a forward-auth check).
+    parsed_grants: Arc<Mutex<std::collections::HashMap<Box<str>, Arc<Grants>>>>,
 }
+
+/// Grants kept parsed at most; beyond, the map starts afresh.
+const MAX_PARSED_GRANTS: usize = 4096;
 
 /// The lists of sessions; after a write that panicked holding them, read again from the table.
 fn lock_lists(lists: &Mutex<UserSessions>) -> MutexGuard<'_, UserSessions> {
@@ -228,7 +234,22 @@ impl Auth {
             last_logins: Arc::default(),
             cache: Arc::default(),
             user_sessions: Arc::default(),
+            parsed_grants: Arc::default(),
         }
+    }
+
+    /// A token's grants from their stored text, parsed once.
+    fn grants_of(&self, stored: &str) -> Arc<Grants> {
+        let mut parsed = self.parsed_grants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(grants) = parsed.get(stored) {
+            return Arc::clone(grants);
+        }
+        if parsed.len() >= MAX_PARSED_GRANTS {
+            parsed.clear();
+        }
+        let grants = Arc::new(Grants::from_stored(stored));
+        parsed.insert(stored.into(), Arc::clone(&grants));
+        grants
     }
 
     /// Runs password hashing on the hashing threads, first come first served.

@@ -1,6 +1,6 @@
 //! Logging in, the sessions a login opens, and who is calling.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -52,9 +52,7 @@ struct TokenUse {
 struct UsedToken {
     id: i64,
     name: String,
-    grants: Option<Grants>,
-    /// The grants as stored, copied into a session the token opens.
-    stored_grants: Option<String>,
+    grants: Option<Arc<Grants>>,
 }
 
 /// A live login.
@@ -71,7 +69,7 @@ pub struct Session {
     /// The token it was opened with, while that token exists.
     pub token_name: Option<String>,
     /// That token's scopes and bounds, for the session's whole life; `None`: every scope.
-    pub grants: Option<Grants>,
+    pub grants: Option<Arc<Grants>>,
 }
 
 /// Who sent a request.
@@ -87,7 +85,7 @@ pub enum Caller {
         user: User,
         token_name: String,
         /// The token's scopes and bounds; `None`: every scope, anywhere.
-        grants: Option<Grants>,
+        grants: Option<Arc<Grants>>,
     },
     /// A right token (or a session opened with one) used from an address its `allowFrom` does
     /// not hold: why.
@@ -125,8 +123,8 @@ impl Caller {
     /// it was opened with; `None` for a password session (every scope) or no user.
     pub fn grants(&self) -> Option<&Grants> {
         match self {
-            Caller::Session(s) => s.grants.as_ref(),
-            Caller::Bearer { grants, .. } => grants.as_ref(),
+            Caller::Session(s) => s.grants.as_deref(),
+            Caller::Bearer { grants, .. } => grants.as_deref(),
             _ => None,
         }
     }
@@ -142,7 +140,7 @@ impl Caller {
 
     /// How much of the GraphQL API the caller may use.
     pub fn api_access(&self) -> ApiAccess {
-        self.grants().map_or(ApiAccess::Full, Grants::api)
+        self.grants().map_or(ApiAccess::Full, |g| g.api())
     }
 
     /// The caller, refused when its token allows queries only (`read_api`): what every
@@ -289,7 +287,8 @@ impl Auth {
             .await?;
             row.last_seen_at = at;
         }
-        let session = session_from_row(row);
+        let grants = row.grants.as_deref().map(|g| self.grants_of(g));
+        let session = session_from_row(row, grants);
         if let Some(grants) = &session.grants
             && let Err(denied) = grants.check_address(address)
         {
@@ -327,8 +326,13 @@ impl Auth {
         let found = self
             .store()
             .read(|conn| store_tokens::by_digest(conn, digest))?;
-        Ok(found.map(|(read_at, token, user)| {
-            let entry = TokenEntry { token, user };
+        Ok(found.map(|(read_at, mut token, user)| {
+            let grants = token.grants.take().map(|g| self.grants_of(&g));
+            let entry = TokenEntry {
+                token,
+                user,
+                grants,
+            };
             self.cache.keep_token(read_at, *digest, entry.clone());
             entry
         }))
@@ -380,7 +384,12 @@ impl Auth {
     ) -> Result<Option<TokenUse>> {
         let digest = secret.digest();
         let now = self.now();
-        let Some(TokenEntry { token, user }) = self.token_entry(&digest)? else {
+        let Some(TokenEntry {
+            token,
+            user,
+            grants,
+        }) = self.token_entry(&digest)?
+        else {
             return Ok(None);
         };
         let expired = token.expires_at.is_some_and(|t| t <= now.as_microsecond());
@@ -400,8 +409,7 @@ impl Auth {
             token: UsedToken {
                 id: token.id,
                 name: token.name,
-                grants: token.grants.as_deref().map(Grants::from_stored),
-                stored_grants: token.grants,
+                grants,
             },
         }))
     }
@@ -595,10 +603,12 @@ impl Auth {
             .user(user.user_id.clone())
             .provider(provider)
             .address(address);
-        let (token_name, grants, stored_grants) = match token {
-            Some(t) => (Some(t.name), t.grants, t.stored_grants),
-            None => (None, None, None),
+        let (token_name, grants) = match token {
+            Some(t) => (Some(t.name), t.grants),
+            None => (None, None),
         };
+        // The session keeps the token's grants for its whole life.
+        let stored_grants = grants.as_deref().map(Grants::to_stored);
         if let Some(name) = &token_name {
             event = event.token(name.clone());
         }
@@ -769,7 +779,7 @@ pub(super) fn session_end(
     }
 }
 
-fn session_from_row(row: SessionRow) -> Session {
+fn session_from_row(row: SessionRow, grants: Option<Arc<Grants>>) -> Session {
     Session {
         id: row.id,
         secret_digest: row.secret_digest,
@@ -777,7 +787,7 @@ fn session_from_row(row: SessionRow) -> Session {
         created_at: from_micros(row.created_at),
         last_seen_at: from_micros(row.last_seen_at),
         token_name: row.token_name,
-        grants: row.grants.as_deref().map(Grants::from_stored),
+        grants,
         user: User::from(row.user),
     }
 }

@@ -69,18 +69,20 @@ pub struct Token {
     /// The client address of that use, when known.
     pub last_used_address: Option<String>,
     /// What it may do and where; `None`: every scope, anywhere.
-    pub grants: Option<Grants>,
+    pub grants: Option<Arc<Grants>>,
 }
 
-impl From<TokenRow> for Token {
-    fn from(row: TokenRow) -> Self {
+impl Token {
+    /// A token from its row, its grants parsed by `parse` ([`Auth::grants_of`], which keeps
+    /// them parsed: a list is read on every `tokenApiList`).
+    fn from_row(row: TokenRow, parse: impl FnOnce(&str) -> Arc<Grants>) -> Self {
         Self {
+            grants: row.grants.as_deref().map(parse),
             name: row.name,
             created_at: from_micros(row.created_at),
             expires_at: row.expires_at.map(from_micros),
             last_used_at: row.last_used_at.map(from_micros),
             last_used_address: row.last_used_address,
-            grants: row.grants.as_deref().map(Grants::from_stored),
         }
     }
 }
@@ -91,6 +93,7 @@ fn listed(
     mut row: TokenRow,
     shown_after: i64,
     pending: &std::collections::HashMap<i64, super::LastUse>,
+    parse: impl FnOnce(&str) -> Arc<Grants>,
 ) -> Option<Token> {
     if row.expires_at.is_some_and(|at| at < shown_after) {
         return None;
@@ -101,7 +104,7 @@ fn listed(
         row.last_used_at = Some(last.at);
         row.last_used_address = last.address.map(|a| a.to_string());
     }
-    Some(Token::from(row))
+    Some(Token::from_row(row, parse))
 }
 
 fn listed_or_any(list: &[String]) -> String {
@@ -245,7 +248,7 @@ impl Auth {
                 expires_at,
                 last_used_at: None,
                 last_used_address: None,
-                grants,
+                grants: grants.map(Arc::new),
             },
         })
     }
@@ -261,7 +264,10 @@ impl Auth {
         let pending = self.pending_last_used();
         Ok(rows
             .into_iter()
-            .filter_map(|(owner, row)| Some((owner, listed(row, shown_after, &pending)?)))
+            .filter_map(|(owner, row)| {
+                let token = listed(row, shown_after, &pending, |g| self.grants_of(g))?;
+                Some((owner, token))
+            })
             .collect())
     }
 
@@ -283,7 +289,12 @@ impl Auth {
             event = event.detail("no live token has this secret");
         }
         self.audit(event).await;
-        Ok(live.map(|entry| (entry.user.user_id, Token::from(entry.token))))
+        Ok(live.map(|entry| {
+            let mut token = Token::from_row(entry.token, |g| self.grants_of(g));
+            // The kept entry holds the grants parsed, not in the row.
+            token.grants = entry.grants;
+            (entry.user.user_id, token)
+        }))
     }
 
     /// How many of the user's tokens can log in now: what counts toward the quota.
@@ -318,7 +329,7 @@ impl Auth {
         let pending = self.pending_last_used();
         Ok(all
             .iter()
-            .filter_map(|row| listed(row.clone(), shown_after, &pending))
+            .filter_map(|row| listed(row.clone(), shown_after, &pending, |g| self.grants_of(g)))
             .collect())
     }
 

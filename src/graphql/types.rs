@@ -521,90 +521,121 @@ impl From<SessionSummary> for UserSessionInfo {
 }
 
 /// Any user's API token as an administrator sees it (Lodge's own): never its secret or digest.
-#[derive(Debug, GraphQLObject)]
 pub struct AdminTokenInfo {
-    /// The owner.
-    pub user_id: ID,
-    pub token_name: String,
-    pub create_time: Timestamp,
-    /// Null for a token that never expires; in the past for an expired one, still listed.
-    pub expire_time: Option<Timestamp>,
-    /// Recorded at most once a minute.
-    pub last_used_time: Option<Timestamp>,
-    /// The client address of that use, as `server.trusted_proxies` resolves it.
-    pub last_used_address: Option<String>,
-    /// What it may do: `api`, `read_api`, `proxy`, `read_proxy`.
-    pub scopes: Vec<String>,
-    /// The services forward auth lets it reach; empty: any.
-    pub services: Vec<String>,
-    /// The addresses it may be used from; empty: any.
-    pub allow_from: Vec<String>,
+    pub owner: String,
+    pub token: Token,
 }
 
-impl From<(String, Token)> for AdminTokenInfo {
-    fn from((owner, t): (String, Token)) -> Self {
-        let (scopes, services, allow_from) = access(t.grants.as_ref());
-        Self {
-            user_id: ID::new(owner),
-            token_name: t.name,
-            create_time: t.created_at,
-            expire_time: t.expires_at,
-            last_used_time: t.last_used_at,
-            last_used_address: t.last_used_address,
-            scopes,
-            services,
-            allow_from,
-        }
+/// Any user's API token as an administrator sees it (Lodge's own): never its secret or digest.
+#[graphql_object(context = Context)]
+impl AdminTokenInfo {
+    /// The owner.
+    fn user_id(&self) -> ID {
+        ID::new(&self.owner)
+    }
+
+    fn token_name(&self) -> &str {
+        &self.token.name
+    }
+
+    fn create_time(&self) -> Timestamp {
+        self.token.created_at
+    }
+
+    /// Null for a token that never expires; in the past for an expired one, still listed.
+    fn expire_time(&self) -> Option<Timestamp> {
+        self.token.expires_at
+    }
+
+    /// Recorded at most once a minute.
+    fn last_used_time(&self) -> Option<Timestamp> {
+        self.token.last_used_at
+    }
+
+    /// The client address of that use, as `server.trusted_proxies` resolves it.
+    fn last_used_address(&self) -> Option<&str> {
+        self.token.last_used_address.as_deref()
+    }
+
+    /// What it may do: `api`, `read_api`, `proxy`, `read_proxy`.
+    fn scopes(&self) -> Vec<String> {
+        with_grants(&self.token, Grants::scopes)
+    }
+
+    /// The services forward auth lets it reach; empty: any.
+    fn services(&self) -> Vec<String> {
+        with_grants(&self.token, Grants::services)
+    }
+
+    /// The addresses it may be used from; empty: any.
+    fn allow_from(&self) -> Vec<String> {
+        with_grants(&self.token, Grants::allow_from)
     }
 }
 
-/// A token's scopes, services and addresses as listed; an unscoped token's are `api` and
-/// `proxy`, any service, any address.
-fn access(grants: Option<&Grants>) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let everything;
-    let g = match grants {
-        Some(g) => g,
-        None => {
-            everything = Grants::everything();
-            &everything
-        }
-    };
-    (g.scopes(), g.services(), g.allow_from())
+impl From<(String, Token)> for AdminTokenInfo {
+    fn from((owner, token): (String, Token)) -> Self {
+        Self { owner, token }
+    }
+}
+
+/// One list of a token's grants, computed only when asked for: an unscoped token's are `api`
+/// and `proxy`, any service, any address.
+fn with_grants(token: &Token, list: fn(&Grants) -> Vec<String>) -> Vec<String> {
+    match &token.grants {
+        Some(grants) => list(grants),
+        None => list(&Grants::everything()),
+    }
 }
 
 /// An API token as listed: never its secret.
-#[derive(Debug, GraphQLObject)]
-#[graphql(name = "APITokenInfo")]
-pub struct ApiTokenInfo {
-    pub token_name: String,
-    pub create_time: Timestamp,
+pub struct ApiTokenInfo(pub Token);
+
+/// An API token as listed: never its secret.
+#[graphql_object(context = Context, name = "APITokenInfo")]
+impl ApiTokenInfo {
+    fn token_name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn create_time(&self) -> Timestamp {
+        self.0.created_at
+    }
+
     /// Null for a token that never expires; in the past for an expired one, still listed.
-    pub expire_time: Option<Timestamp>,
+    fn expire_time(&self) -> Option<Timestamp> {
+        self.0.expires_at
+    }
+
     /// Recorded at most once a minute.
-    pub last_used_time: Option<Timestamp>,
+    fn last_used_time(&self) -> Option<Timestamp> {
+        self.0.last_used_at
+    }
+
     /// The client address of that use (Lodge's own), as `server.trusted_proxies` resolves it.
-    pub last_used_address: Option<String>,
+    fn last_used_address(&self) -> Option<&str> {
+        self.0.last_used_address.as_deref()
+    }
+
     /// What it may do (Lodge's own): `api`, `read_api`, `proxy`, `read_proxy`.
-    pub scopes: Vec<String>,
+    fn scopes(&self) -> Vec<String> {
+        with_grants(&self.0, Grants::scopes)
+    }
+
     /// The services forward auth lets it reach (Lodge's own); empty: any.
-    pub services: Vec<String>,
+    fn services(&self) -> Vec<String> {
+        with_grants(&self.0, Grants::services)
+    }
+
     /// The addresses it may be used from (Lodge's own); empty: any.
-    pub allow_from: Vec<String>,
+    fn allow_from(&self) -> Vec<String> {
+        with_grants(&self.0, Grants::allow_from)
+    }
 }
 
 impl From<Token> for ApiTokenInfo {
-    fn from(t: Token) -> Self {
-        let (scopes, services, allow_from) = access(t.grants.as_ref());
-        Self {
-            token_name: t.name,
-            create_time: t.created_at,
-            expire_time: t.expires_at,
-            last_used_time: t.last_used_at,
-            last_used_address: t.last_used_address,
-            scopes,
-            services,
-            allow_from,
-        }
+    fn from(token: Token) -> Self {
+        Self(token)
     }
 }
 

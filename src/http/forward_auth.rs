@@ -59,7 +59,7 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let caller = caller.as_ref().expect("an error answered above");
     if let Some(grants) = caller.grants() {
         let (method, host, path) = original_request(&req);
-        if let Err(refused) = grants.check_proxy(method, host.as_deref(), path.as_deref()) {
+        if let Err(refused) = grants.check_proxy(method, host, path) {
             let token = caller.token_name().unwrap_or_default();
             state
                 .auth
@@ -95,12 +95,15 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 /// The method, host and path of the request the proxy asks about: Traefik and Caddy send
 /// `X-Forwarded-Method`, `X-Forwarded-Host` and `X-Forwarded-Uri`; the nginx configuration of
 /// `docs/forward-auth.md` sends `X-Original-Method` and `X-Original-URL`.
-fn original_request(req: &HttpRequest) -> (Option<&str>, Option<String>, Option<String>) {
+fn original_request(req: &HttpRequest) -> (Option<&str>, Option<&str>, Option<&str>) {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let method = header("x-forwarded-method").or_else(|| header("x-original-method"));
     if let Some(host) = header("x-forwarded-host") {
-        let path = header("x-forwarded-uri").unwrap_or("/");
-        return (method, Some(host.to_owned()), Some(path.to_owned()));
+        return (
+            method,
+            Some(host),
+            Some(header("x-forwarded-uri").unwrap_or("/")),
+        );
     }
     let Some(url) = header("x-original-url") else {
         return (method, None, None);
@@ -110,7 +113,7 @@ fn original_request(req: &HttpRequest) -> (Option<&str>, Option<String>, Option<
         Some(at) => (&rest[..at], &rest[at..]),
         None => (rest, "/"),
     };
-    (method, Some(host.to_owned()), Some(path.to_owned()))
+    (method, Some(host), Some(path))
 }
 
 /// 403: a right token, not allowed here (scope, method, service or address). nginx's

@@ -50,7 +50,7 @@ async fn a_token_made_without_scopes_lists_todays_access() {
     let app = spawn_app().await;
     app.login_admin().await;
     app.new_token("plain").await;
-    scoped(
+    let narrow = scoped(
         &app,
         "narrow",
         json!(["read_api", "read_proxy"]),
@@ -79,6 +79,20 @@ async fn a_token_made_without_scopes_lists_todays_access() {
     assert_eq!(
         admin_view["data"]["adminTokenList"][1]["scopes"],
         json!(["read_api", "read_proxy"])
+    );
+    // Found by its secret, after a use that keeps it in memory, with its limits.
+    app.gql_bearer(&narrow, "{ activeUser { userId } }", json!({}))
+        .await;
+    let found = app
+        .gql(
+            "query($t: String!) { adminTokenLookup(token: $t) { tokenName scopes allowFrom } }",
+            json!({ "t": narrow }),
+        )
+        .await;
+    assert_eq!(
+        found["data"]["adminTokenLookup"],
+        json!({ "tokenName": "narrow", "scopes": ["read_api", "read_proxy"],
+                "allowFrom": ["10.0.0.0/8", "192.0.2.7/32"] })
     );
 }
 
