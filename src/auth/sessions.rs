@@ -519,6 +519,11 @@ impl Auth {
                         "the token `{}` has no api or read_api scope: it is for forward auth only",
                         used.token.name
                     )),
+                    ApiAccess::ReadOnly if login.end_other_sessions => Err(format!(
+                        "the token `{}` has the scope read_api, which allows queries only; \
+                         forceSessionsLogout ends sessions and needs the scope api",
+                        used.token.name
+                    )),
                     _ => grants.check_address(login.address).map_err(|d| d.0),
                 };
                 if let Err(reason) = refused {

@@ -224,6 +224,24 @@ async fn a_read_api_token_queries_but_changes_nothing_by_bearer_or_by_its_sessio
         assert_eq!(answer["data"]["tokenApiList"][0]["tokenName"], "reader");
     }
     assert_ok(&session.gql("{ authLogout }", json!({})).await);
+    // Logging in with it may not end the owner's other sessions.
+    let forced = app
+        .new_client()
+        .gql(
+            "query($c: Object) { authLogin(provider: \"token\", credentials: $c, forceSessionsLogout: true) { authStatus } }",
+            json!({ "c": { "token": token } }),
+        )
+        .await;
+    assert_eq!(error_code(&forced), "accessDenied", "{forced}");
+    assert!(
+        logged_in_as_admin(&app).await,
+        "the owner's own session survived"
+    );
+}
+
+async fn logged_in_as_admin(app: &TestApp) -> bool {
+    let me = app.gql("{ activeUser { userId } }", json!({})).await;
+    me["data"]["activeUser"]["userId"] == "admin"
 }
 
 #[tokio::test]
