@@ -16,7 +16,7 @@ use crate::{
         password,
     },
     config::{Duration, Lifetime},
-    graphql,
+    graphql, scan,
     store::Store,
 };
 
@@ -50,6 +50,12 @@ pub enum Command {
     Backup {
         /// The new file; it must not exist
         path: PathBuf,
+    },
+    /// Find Lodge API tokens in files (by their checksum, not just their shape); exits 1 when
+    /// it finds one, so it can run as a pre-commit hook. Needs no database
+    Scan {
+        /// Files or folders to read [default: the current folder]
+        paths: Vec<PathBuf>,
     },
     /// Print the audit log, newest first
     Audit {
@@ -162,6 +168,20 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Schema => {
             print!("{}", graphql::schema(&Default::default()).as_sdl());
+            Ok(())
+        }
+        Command::Scan { paths } => {
+            let found = scan::scan(&paths)?;
+            for hit in &found {
+                println!("{}:{}: a Lodge API token", hit.path.display(), hit.line);
+            }
+            if !found.is_empty() {
+                eprintln!(
+                    "{} Lodge API token(s) found: revoke them (POST /api/tokens/revoke) and remove them",
+                    found.len()
+                );
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::User(command) => user(command, open(settings)?).await,

@@ -123,6 +123,8 @@ pub struct LimitSettings {
     pub address_refill: Duration,
     /// Password hashes computed at once, each with 19 MiB; 0: one a core.
     pub password_hashes_at_once: u32,
+    /// Reports of leaked tokens (`POST /api/tokens/revoke`) one client address may send a minute.
+    pub revoke_per_minute: u32,
 }
 
 impl Default for LimitSettings {
@@ -134,6 +136,7 @@ impl Default for LimitSettings {
             address_burst: 30,
             address_refill: Duration(SignedDuration::from_secs(2)),
             password_hashes_at_once: 1,
+            revoke_per_minute: 10,
         }
     }
 }

@@ -15,6 +15,8 @@ pub mod kind {
     pub const TOKEN_LOOKUP: &str = "token.lookup";
     /// A right token used beyond its scopes or bounds.
     pub const TOKEN_DENIED: &str = "token.denied";
+    /// A live token reported as leaked, and revoked.
+    pub const TOKEN_LEAKED: &str = "token.leaked";
     pub const USER_UNLOCK: &str = "user.unlock";
     pub const USER_CREATE: &str = "user.create";
     pub const USER_UPDATE: &str = "user.update";
@@ -28,6 +30,7 @@ pub mod kind {
         TOKEN_DELETE,
         TOKEN_LOOKUP,
         TOKEN_DENIED,
+        TOKEN_LEAKED,
         USER_CREATE,
         USER_UPDATE,
         USER_DELETE,

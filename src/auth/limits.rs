@@ -107,6 +107,42 @@ pub struct Limits {
     inner: Arc<Inner>,
 }
 
+/// At most so many requests a minute from each address (a fixed window a minute long): for an
+/// endpoint anyone may call without logging in, such as the leaked-token report.
+pub struct PerMinute {
+    per_minute: u32,
+    windows: Mutex<HashMap<IpAddr, (Timestamp, u32)>>,
+}
+
+impl PerMinute {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a request from `address`; how long it must wait when the minute's are used up.
+    pub fn admit(&self, address: Option<IpAddr>, now: Timestamp) -> Result<(), SignedDuration> {
+        // Without an address (not over TCP) all such callers share one window.
+        let address = address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let minute = SignedDuration::from_mins(1);
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() >= MAX_TRACKED && !windows.contains_key(&address) {
+            windows.retain(|_, (start, _)| now.duration_since(*start) < minute);
+        }
+        let window = windows.entry(address).or_insert((now, 0));
+        if now.duration_since(window.0) >= minute {
+            *window = (now, 0);
+        }
+        if window.1 >= self.per_minute {
+            return Err(minute - now.duration_since(window.0));
+        }
+        window.1 += 1;
+        Ok(())
+    }
+}
+
 /// Why an attempt may not proceed, and for how long at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled {

@@ -202,6 +202,8 @@ pub struct Auth {
     user_sessions: Arc<Mutex<UserSessions>>,
     /// The threads that hash passwords.
     hashers: Arc<password::Hashers>,
+    /// Reports of leaked tokens an address may send a minute (`limits.revoke_per_minute`).
+    revoke_limit: Arc<limits::PerMinute>,
     /// Tokens' grants parsed, by their stored text: a scoped token's every use would otherwise
     /// parse its JSON again (12,000 instructions, a third of a forward-auth check).
     parsed_grants: Arc<Mutex<std::collections::HashMap<Box<str>, Arc<Grants>>>>,
@@ -226,6 +228,7 @@ impl Auth {
             store,
             clock,
             limits: Arc::new(limits::Limits::new(settings.limits.clone())),
+            revoke_limit: Arc::new(limits::PerMinute::new(settings.limits.revoke_per_minute)),
             hashers: Arc::new(password::Hashers::new(
                 settings.limits.password_hashes_at_once,
             )),

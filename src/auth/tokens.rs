@@ -1,6 +1,6 @@
 //! API tokens: created by their owner, shown once, stored as digests, deleted by name.
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 
@@ -334,6 +334,60 @@ impl Auth {
     }
 
     /// Deletes the user's token by name; it fails at once, and its sessions end when configured.
+    /// Revokes every live token among `texts`, reported as leaked by whoever found them (no
+    /// login needed, so at most `limits.revoke_per_minute` reports an address a minute): each is
+    /// deleted and its sessions end at once, recorded as `token.leaked` with the reporter's
+    /// address. Anything else (malformed, unknown, expired) is passed over, and the caller's
+    /// answer is the same either way; gives how many were revoked.
+    pub async fn revoke_leaked(&self, texts: &[String], address: Option<IpAddr>) -> Result<usize> {
+        self.revoke_limit
+            .admit(address, self.now())
+            .map_err(Error::TooManyRequests)?;
+        let mut digests: Vec<_> = texts
+            .iter()
+            .filter_map(|t| ApiTokenSecret::parse(t).ok())
+            .map(|secret| secret.digest())
+            .collect();
+        digests.sort_unstable();
+        digests.dedup();
+        if digests.is_empty() {
+            return Ok(0);
+        }
+        let now = self.now();
+        let micros = now.as_microsecond();
+        self.store()
+            .write(move |tx| {
+                let mut found = Vec::new();
+                for digest in &digests {
+                    if let Some((_, token, user)) = store_tokens::by_digest(tx, digest)?
+                        && token.expires_at.is_none_or(|at| at > micros)
+                    {
+                        found.push((token, user));
+                    }
+                }
+                if found.is_empty() {
+                    return Ok(0);
+                }
+                let ids: Vec<i64> = found.iter().map(|(t, _)| t.id).collect();
+                let ended = store_sessions::delete_for_tokens(tx, &ids)?;
+                for (token, user) in &found {
+                    store_tokens::delete(tx, token.id)?;
+                    let sessions = ended.iter().filter(|&&t| t == token.id).count();
+                    let event = AuditEvent::new(kind::TOKEN_LEAKED, true)
+                        .user(user.user_id.clone())
+                        .token(token.name.clone())
+                        .address(address)
+                        .detail(format!(
+                            "reported as leaked: revoked, {sessions} sessions ended"
+                        ));
+                    audit::record(tx, now, &event)?;
+                }
+                Ok(found.len())
+            })
+            .await
+            .map_err(Error::from)
+    }
+
     pub async fn delete_token(&self, actor: &Actor, user: &User, name: &str) -> Result<()> {
         let name = name.trim().to_owned();
         let now = self.now();

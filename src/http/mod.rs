@@ -3,6 +3,7 @@
 mod forward_auth;
 mod gql;
 mod pages;
+mod revoke;
 
 use std::sync::{
     Arc,
@@ -51,7 +52,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
     .configure(pages::routes)
-    .configure(forward_auth::routes);
+    .configure(forward_auth::routes)
+    .configure(revoke::routes);
 }
 
 /// Liveness: answers without touching the database.

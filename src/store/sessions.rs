@@ -240,6 +240,18 @@ pub fn delete_for_user(
     )?)
 }
 
+/// Ends every session opened with any of these tokens, in one read of the table; gives the
+/// token of each session ended.
+pub fn delete_for_tokens(conn: &Connection, tokens: &[i64]) -> Result<Vec<i64>> {
+    let list = serde_json::to_string(tokens).expect("numbers serialise");
+    let mut stmt = conn.prepare(
+        "DELETE FROM sessions WHERE token_id IN (SELECT value FROM json_each(?1))
+         RETURNING token_id",
+    )?;
+    let ended = stmt.query_map([list], |r| r.get(0))?;
+    Ok(ended.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Ends every session opened with a token; reads the whole table, as [`delete_for_user`].
 pub fn delete_for_token(conn: &Connection, token_id: i64) -> Result<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE token_id = ?1", [token_id])?)

@@ -187,3 +187,58 @@ fn the_command_line_makes_scoped_tokens_and_lists_their_access() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("unknown scope `admin`"), "{stderr}");
 }
+
+#[test]
+fn lodge_scan_finds_a_token_by_its_checksum_and_needs_no_database() {
+    let dir = tempfile::tempdir().unwrap();
+    run_command(
+        lodge(dir.path()),
+        &["user", "add", "wall"],
+        "wall's password\n",
+    );
+    let made = run_command(
+        lodge(dir.path()),
+        &["token", "create", "--user", "wall", "--name", "ci"],
+        "",
+    );
+    let token = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    let mut lookalike = token.clone();
+    let last = lookalike.pop().unwrap();
+    lookalike.push(if last == 'a' { 'b' } else { 'a' });
+
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::create_dir(repo.path().join("deploy")).unwrap();
+    std::fs::write(
+        repo.path().join("deploy/env"),
+        format!("# settings\nHOST=ci.example.com\nTOKEN={token}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.path().join("notes.md"),
+        format!("shape only: {lookalike}\n"),
+    )
+    .unwrap();
+    // Run from an empty folder, without a database.
+    let empty = tempfile::tempdir().unwrap();
+    let scan = |path: &std::path::Path| lodge(empty.path()).arg("scan").arg(path).output().unwrap();
+    let found = scan(repo.path());
+    assert_eq!(found.status.code(), Some(1));
+    let stdout = String::from_utf8(found.stdout).unwrap();
+    assert_eq!(
+        stdout,
+        format!(
+            "{}:3: a Lodge API token\n",
+            repo.path().join("deploy/env").display()
+        )
+    );
+    assert!(!stdout.contains(&token), "the secret is not printed");
+    assert!(
+        !empty.path().join("lodge.db").exists(),
+        "no database was made"
+    );
+
+    std::fs::remove_file(repo.path().join("deploy/env")).unwrap();
+    let clean = scan(repo.path());
+    assert_eq!(clean.status.code(), Some(0), "the lookalike is not a token");
+    assert!(clean.stdout.is_empty());
+}

@@ -15,6 +15,7 @@ mod http;
 mod injection;
 mod login;
 mod proxy;
+mod revoke;
 mod scopes;
 mod session_list;
 mod sessions;
