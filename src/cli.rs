@@ -127,10 +127,14 @@ pub enum TokenCommand {
         #[arg(long = "allow-from")]
         allow_from: Vec<String>,
     },
-    /// List a user's tokens
+    /// List a user's tokens, or with --expiring every user's that expire within
+    /// tokens.warn_before (exit code 1 when there is any, for cron and monitoring)
     List {
-        #[arg(long)]
-        user: String,
+        #[arg(long, required_unless_present = "expiring")]
+        user: Option<String>,
+        /// Every user's tokens that expire within tokens.warn_before
+        #[arg(long, conflicts_with = "user")]
+        expiring: bool,
     },
     /// Delete a user's token by name
     Delete {
@@ -364,7 +368,26 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
                 .await?;
             println!("{}", created.secret.expose());
         }
-        TokenCommand::List { user } => {
+        TokenCommand::List {
+            user: None,
+            expiring: true,
+        } => {
+            let expiring = auth.expiring_tokens().await?;
+            let within = auth.settings().tokens.warn_before.0;
+            if expiring.is_empty() {
+                println!("no token expires within {within:#}");
+                return Ok(());
+            }
+            println!("{:<32} {:<32} expires", "user", "name");
+            for (owner, t) in &expiring {
+                let at = t.expires_at.map(day).unwrap_or_default();
+                println!("{owner:<32} {:<32} {at}", t.name);
+            }
+            eprintln!("{} token(s) expire within {within:#}", expiring.len());
+            std::process::exit(1);
+        }
+        TokenCommand::List { user, .. } => {
+            let user = user.context("--user or --expiring")?;
             let owner = auth.user(&user).await?;
             let now = auth.now();
             println!(

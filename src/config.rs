@@ -93,6 +93,8 @@ pub struct TokenSettings {
     pub allow_never: bool,
     pub end_sessions_on_delete: bool,
     pub keep_expired: Duration,
+    /// A token expiring within this is marked as expiring soon.
+    pub warn_before: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -387,6 +389,7 @@ impl Default for TokenSettings {
             allow_never: true,
             end_sessions_on_delete: true,
             keep_expired: Duration(SignedDuration::from_hours(30 * 24)),
+            warn_before: Duration(SignedDuration::from_hours(7 * 24)),
         }
     }
 }

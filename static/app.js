@@ -10,7 +10,7 @@ import {
 import { loadUsers, setAdministrator } from "/static/users.js";
 
 const LIST = `{
-  tokenApiList { tokenName createTime expireTime lastUsedTime lastUsedAddress scopes services allowFrom }
+  tokenApiList { tokenName createTime expireTime lastUsedTime lastUsedAddress scopes services allowFrom expiresSoon }
   tokenApiPolicy { adminsOnly canCreate maxPerUser allowNever defaultLifetime }
 }`;
 const TOKEN_COLUMNS = ["Name", "Access", "Created", "Expires", "Last used", "Actions"];
@@ -103,10 +103,31 @@ function renderPolicy(tokens) {
   $("token-policy").textContent = text;
 }
 
+// "in 3 days", "in 5 hours": how long until `text`, roughly.
+function inTime(text) {
+  const hours = Math.max(0, (new Date(text).getTime() - Date.now()) / 3_600_000);
+  if (hours >= 48) return `in ${Math.floor(hours / 24)} days`;
+  if (hours >= 2) return `in ${Math.floor(hours)} hours`;
+  return "within the hour";
+}
+
 function renderTokens(tokens) {
+  const soon = tokens.filter((t) => t.expiresSoon);
+  const banner = $("expiry-banner");
+  banner.hidden = soon.length === 0;
+  banner.textContent =
+    soon.length === 1
+      ? `Your token “${soon[0].tokenName}” expires ${inTime(soon[0].expireTime)}: replace it before then.`
+      : `${soon.length} of your tokens expire soon: ${soon.map((t) => `“${t.tokenName}” ${inTime(t.expireTime)}`).join(", ")}.`;
   $("token-rows").replaceChildren(
     ...tokens.map((token) => {
-      const { expires, expired } = tokenExpiry(token);
+      let { expires, expired } = tokenExpiry(token);
+      if (token.expiresSoon) {
+        const mark = document.createElement("span");
+        mark.className = "soon";
+        mark.textContent = ` (expires ${inTime(token.expireTime)})`;
+        expires = [...expires, mark];
+      }
       const remove = button("Delete", {
         label: `Delete token ${token.tokenName}`,
         className: "delete",

@@ -407,6 +407,20 @@ async fn reloading_shows_the_list_but_never_a_secret(client: &Client, secrets: &
     for secret in secrets {
         assert!(!source.contains(secret.as_str()));
     }
+    // The day's and the week's tokens expire within tokens.warn_before (7 days).
+    let banner = text(client, "expiry-banner").await;
+    assert!(
+        banner.starts_with("2 of your tokens expire soon") && banner.contains("“t-week” in 6 days"),
+        "{banner}"
+    );
+    assert_eq!(
+        js(
+            client,
+            "document.querySelectorAll('#token-rows .soon').length"
+        )
+        .await,
+        2
+    );
     save_screenshot(&client.screenshot().await.unwrap(), "token-tab.png");
 }
 

@@ -306,6 +306,29 @@ impl Auth {
             .await?)
     }
 
+    /// Whether the token expires within `tokens.warn_before` and has not yet.
+    pub fn expires_soon(&self, token: &Token) -> bool {
+        let now = self.now();
+        token
+            .expires_at
+            .is_some_and(|at| at > now && at <= now + self.settings().tokens.warn_before.0)
+    }
+
+    /// Live tokens of every user that expire within `tokens.warn_before`, soonest first.
+    pub async fn expiring_tokens(&self) -> Result<Vec<(String, Token)>> {
+        let now = self.now();
+        let until = (now + self.settings().tokens.warn_before.0).as_microsecond();
+        let now = now.as_microsecond();
+        let rows = self
+            .store()
+            .run(move |conn| store_tokens::expiring(conn, now, until))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(owner, row)| (owner, Token::from_row(row, |g| self.grants_of(g))))
+            .collect())
+    }
+
     /// When a token expired before this, it is no longer listed (`tokens.keep_expired`).
     fn shown_after(&self) -> i64 {
         (self.now() - self.settings().tokens.keep_expired.0).as_microsecond()

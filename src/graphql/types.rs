@@ -631,6 +631,11 @@ impl ApiTokenInfo {
     fn allow_from(&self) -> Vec<String> {
         with_grants(&self.0, Grants::allow_from)
     }
+
+    /// Whether it expires within `tokens.warn_before` (Lodge's own); false once expired.
+    fn expires_soon(&self, ctx: &Context) -> bool {
+        ctx.auth.expires_soon(&self.0)
+    }
 }
 
 impl From<Token> for ApiTokenInfo {

@@ -143,6 +143,22 @@ pub fn id_by_name(conn: &Connection, user: i64, name: &str) -> Result<Option<i64
         .optional()?)
 }
 
+/// Tokens of every user that have not expired at `now` and expire by `until`, soonest first,
+/// with their owner's user id.
+pub fn expiring(conn: &Connection, now: i64, until: i64) -> Result<Vec<(String, TokenRow)>> {
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT u.user_id, ",
+        token_columns!(),
+        " FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.expires_at > ?1 AND t.expires_at <= ?2
+         ORDER BY t.expires_at, u.user_id"
+    ))?;
+    let rows = stmt.query_map(params![now, until], |r| {
+        Ok((r.get(0)?, token_from_row(r, 1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
     Ok(conn.execute("DELETE FROM api_tokens WHERE id = ?1", [id])? > 0)
 }

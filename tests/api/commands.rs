@@ -242,3 +242,54 @@ fn lodge_scan_finds_a_token_by_its_checksum_and_needs_no_database() {
     assert_eq!(clean.status.code(), Some(0), "the lookalike is not a token");
     assert!(clean.stdout.is_empty());
 }
+
+#[test]
+fn lodge_token_list_expiring_exits_1_while_a_token_expires_soon() {
+    let dir = tempfile::tempdir().unwrap();
+    run_command(lodge(dir.path()), &["user", "add", "ci"], "ci's password\n");
+    run_command(
+        lodge(dir.path()),
+        &[
+            "token",
+            "create",
+            "--user",
+            "ci",
+            "--name",
+            "yearly",
+            "--lifetime",
+            "year",
+        ],
+        "",
+    );
+    let calm = lodge(dir.path())
+        .args(["token", "list", "--expiring"])
+        .output()
+        .unwrap();
+    assert_eq!(calm.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&calm.stdout).contains("no token expires within"));
+    run_command(
+        lodge(dir.path()),
+        &[
+            "token",
+            "create",
+            "--user",
+            "ci",
+            "--name",
+            "weekly",
+            "--lifetime",
+            "week",
+        ],
+        "",
+    );
+    let warned = lodge(dir.path())
+        .args(["token", "list", "--expiring"])
+        .output()
+        .unwrap();
+    assert_eq!(warned.status.code(), Some(1));
+    let listed = String::from_utf8_lossy(&warned.stdout);
+    assert!(
+        listed.contains("ci") && listed.contains("weekly"),
+        "{listed}"
+    );
+    assert!(!listed.contains("yearly"), "{listed}");
+}

@@ -852,3 +852,54 @@ async fn token_names_refuse_bidi_overrides_zero_width_characters_and_byte_order_
     }
     assert_ok(&app.create_token("Überwachung ✓", "DAY").await);
 }
+
+#[tokio::test]
+async fn a_token_expiring_within_warn_before_is_marked_up_to_its_expiry() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    app.create_token("week", "WEEK").await;
+    app.create_token("month", "MONTH").await;
+    app.create_token("never", "NEVER").await;
+    let soon = || async {
+        // Days pass between the calls: a fresh session each time.
+        app.login_admin().await;
+        let listed = app
+            .gql("{ tokenApiList { tokenName expiresSoon } }", json!({}))
+            .await;
+        listed["data"]["tokenApiList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["expiresSoon"] == true)
+            .map(|t| t["tokenName"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        soon().await,
+        ["week"],
+        "exactly tokens.warn_before (7d) away counts"
+    );
+    // The month's token enters the window when 7 days are left, not a microsecond earlier.
+    let listed = app
+        .gql("{ tokenApiList { tokenName expireTime } }", json!({}))
+        .await;
+    let month_at: jiff::Timestamp = listed["data"]["tokenApiList"][1]["expireTime"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let to_window = month_at.duration_since(app.clock.now()) - SignedDuration::from_hours(7 * 24);
+    app.advance(to_window - SignedDuration::from_micros(1));
+    assert_eq!(
+        soon().await,
+        Vec::<String>::new(),
+        "the week's has expired meanwhile"
+    );
+    app.advance(SignedDuration::from_micros(1));
+    assert_eq!(soon().await, ["month"]);
+    // Marked up to its expiry, and no longer once expired.
+    app.advance(SignedDuration::from_hours(7 * 24) - SignedDuration::from_micros(1));
+    assert_eq!(soon().await, ["month"]);
+    app.advance(SignedDuration::from_micros(1));
+    assert_eq!(soon().await, Vec::<String>::new());
+}
