@@ -72,6 +72,7 @@ fn seeded() -> Seeded {
                         address: None,
                         user_agent: None,
                         grants: None,
+                        token_generation: None,
                     },
                 )
                 .unwrap();
@@ -188,6 +189,7 @@ fn session_lists(c: &mut Criterion) {
                 address: None,
                 user_agent: None,
                 grants: None,
+                token_generation: None,
             };
             sessions::insert(&tx, &session).unwrap();
         }

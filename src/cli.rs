@@ -136,6 +136,20 @@ pub enum TokenCommand {
         #[arg(long, conflicts_with = "user")]
         expiring: bool,
     },
+    /// Give a user's token a new secret and print it once; the previous one works for --grace
+    Rotate {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        /// [default: tokens.default_lifetime]
+        #[arg(long, value_enum)]
+        lifetime: Option<CliLifetime>,
+        /// How long the previous secret keeps working, such as 1h or 1d (at most
+        /// tokens.max_rotation_grace)
+        #[arg(long, default_value = "0s")]
+        grace: String,
+    },
     /// Delete a user's token by name
     Delete {
         #[arg(long)]
@@ -426,6 +440,20 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
                     expires
                 );
             }
+        }
+        TokenCommand::Rotate {
+            user,
+            name,
+            lifetime,
+            grace,
+        } => {
+            let owner = auth.user(&user).await?;
+            let grace = Duration::parse(&grace).map_err(|e| anyhow::anyhow!("--grace: {e}"))?;
+            let expiry = lifetime.map_or(Expiry::Default, |l| Expiry::Lifetime(l.into()));
+            let rotated = auth
+                .rotate_token(&Actor::command_line(), &owner, &name, expiry, grace.0)
+                .await?;
+            println!("{}", rotated.secret.expose());
         }
         TokenCommand::Delete { user, name } => {
             let owner = auth.user(&user).await?;

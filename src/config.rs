@@ -95,6 +95,8 @@ pub struct TokenSettings {
     pub keep_expired: Duration,
     /// A token expiring within this is marked as expiring soon.
     pub warn_before: Duration,
+    /// The longest grace a rotation may give the previous secret.
+    pub max_rotation_grace: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -390,6 +392,7 @@ impl Default for TokenSettings {
             end_sessions_on_delete: true,
             keep_expired: Duration(SignedDuration::from_hours(30 * 24)),
             warn_before: Duration(SignedDuration::from_hours(7 * 24)),
+            max_rotation_grace: Duration(SignedDuration::from_hours(7 * 24)),
         }
     }
 }

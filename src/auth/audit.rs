@@ -17,6 +17,8 @@ pub mod kind {
     pub const TOKEN_DENIED: &str = "token.denied";
     /// A live token reported as leaked, and revoked.
     pub const TOKEN_LEAKED: &str = "token.leaked";
+    /// A token's secret replaced by a new one.
+    pub const TOKEN_ROTATE: &str = "token.rotate";
     pub const USER_UNLOCK: &str = "user.unlock";
     pub const USER_CREATE: &str = "user.create";
     pub const USER_UPDATE: &str = "user.update";
@@ -31,6 +33,7 @@ pub mod kind {
         TOKEN_LOOKUP,
         TOKEN_DENIED,
         TOKEN_LEAKED,
+        TOKEN_ROTATE,
         USER_CREATE,
         USER_UPDATE,
         USER_DELETE,

@@ -213,6 +213,9 @@ mod tests {
             token_needs_admin: false,
             token_name: None,
             grants: None,
+            token_generation: None,
+            token_now_generation: None,
+            token_grace_until: None,
             user: UserRow {
                 id: 1,
                 user_id: "alice".into(),

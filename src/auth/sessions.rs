@@ -53,6 +53,9 @@ struct UsedToken {
     id: i64,
     name: String,
     grants: Option<Arc<Grants>>,
+    /// The generation of the secret used: the token's now, or the one before for its previous
+    /// secret during a rotation's grace.
+    generation: i64,
 }
 
 /// A live login.
@@ -250,12 +253,18 @@ impl Auth {
             return Ok(Caller::Expired);
         }
         let suspended = row.token_needs_admin && !self.admin_held(&row.user.role);
+        let rotated = self.settings().tokens.end_sessions_on_delete
+            && rotated_away(&row, now.as_microsecond());
         let ages = Ages {
             created_at: row.created_at,
             last_seen_at: row.last_seen_at,
             token_expires_at: row.token_expires_at,
         };
-        if let Some(reason) = session_end(row.user.enabled, suspended, ages, now, (idle, max)) {
+        let reason = match rotated {
+            true => Some("its API token was rotated and the previous secret's grace is over"),
+            false => session_end(row.user.enabled, suspended, ages, now, (idle, max)),
+        };
+        if let Some(reason) = reason {
             let (id, digest, user, user_id) = (
                 row.id,
                 row.secret_digest,
@@ -323,9 +332,13 @@ impl Auth {
         if let Some(entry) = self.cache.token(self.change_counter()?, digest) {
             return Ok(Some(entry));
         }
-        let found = self
-            .store()
-            .read(|conn| store_tokens::by_digest(conn, digest))?;
+        let found = self.store().read(|conn| {
+            match store_tokens::by_digest(conn, digest)? {
+                Some(found) => Ok(Some(found)),
+                // A secret rotated away, maybe within its grace.
+                None => store_tokens::by_previous_digest(conn, digest),
+            }
+        })?;
         Ok(found.map(|(read_at, mut token, user)| {
             let grants = token.grants.take().map(|g| self.grants_of(&g));
             let entry = TokenEntry {
@@ -394,7 +407,12 @@ impl Auth {
         };
         let expired = token.expires_at.is_some_and(|t| t <= now.as_microsecond());
         let suspended = token.needs_admin && !self.admin_held(&user.role);
-        if expired || suspended || !user.enabled {
+        // A previous secret works only within its grace.
+        let graceless = token.previous
+            && token
+                .grace_until
+                .is_none_or(|until| until <= now.as_microsecond());
+        if expired || suspended || graceless || !user.enabled {
             return Ok(None);
         }
         let mut pending = self.pending_last_used();
@@ -410,6 +428,7 @@ impl Auth {
                 id: token.id,
                 name: token.name,
                 grants,
+                generation: token.generation - i64::from(token.previous),
             },
         }))
     }
@@ -604,6 +623,7 @@ impl Auth {
         let seen_from = address.map(|a| a.to_string());
         let user_agent = user_agent.map(|agent| crate::text::bounded(agent, MAX_USER_AGENT));
         let token_id = token.as_ref().map(|t| t.id);
+        let token_generation = token.as_ref().map(|t| t.generation);
         let mut event = AuditEvent::new(kind::LOGIN, true)
             .user(user.user_id.clone())
             .provider(provider)
@@ -641,6 +661,7 @@ impl Auth {
                         address: seen_from.as_deref(),
                         user_agent: user_agent.as_deref(),
                         grants: stored_grants.as_deref(),
+                        token_generation,
                     },
                     keep,
                 )?;
@@ -782,6 +803,16 @@ pub(super) fn session_end(
     } else {
         None
     }
+}
+
+/// Whether a session was opened with a secret its token no longer accepts: one before the
+/// previous, or the previous after its grace.
+fn rotated_away(row: &SessionRow, now: i64) -> bool {
+    let (Some(opened_with), Some(now_at)) = (row.token_generation, row.token_now_generation) else {
+        return false;
+    };
+    opened_with < now_at - 1
+        || (opened_with == now_at - 1 && row.token_grace_until.is_none_or(|until| until <= now))
 }
 
 fn session_from_row(row: SessionRow, grants: Option<Arc<Grants>>) -> Session {

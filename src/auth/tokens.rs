@@ -2,7 +2,7 @@
 
 use std::{net::IpAddr, sync::Arc};
 
-use jiff::{Timestamp, ToSpan, tz::TimeZone};
+use jiff::{SignedDuration, Timestamp, ToSpan, tz::TimeZone};
 
 use super::{
     Auth, Error, Result, User,
@@ -70,6 +70,8 @@ pub struct Token {
     pub last_used_address: Option<String>,
     /// What it may do and where; `None`: every scope, anywhere.
     pub grants: Option<Arc<Grants>>,
+    /// Until when the secret before its last rotation still works.
+    pub grace_until: Option<Timestamp>,
 }
 
 impl Token {
@@ -78,6 +80,7 @@ impl Token {
     fn from_row(row: TokenRow, parse: impl FnOnce(&str) -> Arc<Grants>) -> Self {
         Self {
             grants: row.grants.as_deref().map(parse),
+            grace_until: row.grace_until.map(from_micros),
             name: row.name,
             created_at: from_micros(row.created_at),
             expires_at: row.expires_at.map(from_micros),
@@ -158,26 +161,7 @@ impl Auth {
             ));
         }
         let now = self.now();
-        let lifetime = match expiry {
-            Expiry::Default => Some(rules.default_lifetime),
-            Expiry::Lifetime(l) => Some(l),
-            Expiry::At(_) => None,
-        };
-        if lifetime == Some(Lifetime::Never) && !rules.allow_never {
-            return Err(Error::InvalidInput(
-                "tokens without expiry are not allowed on this server; choose a lifetime".into(),
-            ));
-        }
-        let expires_at = match (expiry, lifetime) {
-            (Expiry::At(at), _) if at <= now => {
-                return Err(Error::InvalidInput(
-                    "expiresAt must be in the future".into(),
-                ));
-            }
-            (Expiry::At(at), _) => Some(at),
-            (_, Some(lifetime)) => lifetime_end(now, lifetime),
-            (_, None) => None,
-        };
+        let expires_at = self.expiry_from(now, expiry)?;
         let secret = ApiTokenSecret::generate();
         let digest = secret.digest();
         let max = rules.max_per_user;
@@ -249,6 +233,7 @@ impl Auth {
                 last_used_at: None,
                 last_used_address: None,
                 grants: grants.map(Arc::new),
+                grace_until: None,
             },
         })
     }
@@ -357,6 +342,86 @@ impl Auth {
     }
 
     /// Deletes the user's token by name; it fails at once, and its sessions end when configured.
+    /// When a token made or rotated at `now` expires, by the server's rules.
+    fn expiry_from(&self, now: Timestamp, expiry: Expiry) -> Result<Option<Timestamp>> {
+        let rules = &self.settings().tokens;
+        let lifetime = match expiry {
+            Expiry::Default => Some(rules.default_lifetime),
+            Expiry::Lifetime(l) => Some(l),
+            Expiry::At(_) => None,
+        };
+        if lifetime == Some(Lifetime::Never) && !rules.allow_never {
+            return Err(Error::InvalidInput(
+                "tokens without expiry are not allowed on this server; choose a lifetime".into(),
+            ));
+        }
+        Ok(match (expiry, lifetime) {
+            (Expiry::At(at), _) if at <= now => {
+                return Err(Error::InvalidInput(
+                    "expiresAt must be in the future".into(),
+                ));
+            }
+            (Expiry::At(at), _) => Some(at),
+            (_, Some(lifetime)) => lifetime_end(now, lifetime),
+            (_, None) => None,
+        })
+    }
+
+    /// A new secret for the user's token `name`, shown once; the same name, scopes and bounds,
+    /// a new expiry by the rules of a new token. The previous secret keeps working for `grace`
+    /// (at most `tokens.max_rotation_grace`; zero: not at all), the one before it stops at once,
+    /// and the sessions opened with a secret that stops end with it when
+    /// `tokens.end_sessions_on_delete` says so. Not counted toward the quota.
+    pub async fn rotate_token(
+        &self,
+        actor: &Actor,
+        user: &User,
+        name: &str,
+        expiry: Expiry,
+        grace: SignedDuration,
+    ) -> Result<NewToken> {
+        let rules = &self.settings().tokens;
+        if grace < SignedDuration::ZERO || grace > rules.max_rotation_grace.0 {
+            return Err(Error::InvalidInput(format!(
+                "the grace period must be from 0 to {:#} (tokens.max_rotation_grace)",
+                rules.max_rotation_grace.0
+            )));
+        }
+        let now = self.now();
+        let expires_at = self.expiry_from(now, expiry)?;
+        let secret = ApiTokenSecret::generate();
+        let digest = secret.digest();
+        let grace_until = (grace > SignedDuration::ZERO).then(|| (now + grace).as_microsecond());
+        let name = name.trim().to_owned();
+        let owner = user.id;
+        let event = AuditEvent::new(kind::TOKEN_ROTATE, true)
+            .user(user.user_id.clone())
+            .token(name.clone())
+            .detail(match grace_until {
+                Some(_) => format!("the previous secret works for {grace:#} more"),
+                None => "the previous secret stopped at once".to_owned(),
+            })
+            .by(actor);
+        let missing = format!("`{}` has no token named `{name}`", user.user_id);
+        let rotated = self
+            .store()
+            .write(move |tx| {
+                let expires = expires_at.map(|t| t.as_microsecond());
+                let rotated =
+                    store_tokens::rotate(tx, owner, &name, &digest, expires, grace_until)?;
+                if rotated.is_some() {
+                    audit::record(tx, now, &event)?;
+                }
+                Ok(rotated)
+            })
+            .await?
+            .ok_or(Error::NotFound(missing))?;
+        Ok(NewToken {
+            secret,
+            token: Token::from_row(rotated, |g| self.grants_of(g)),
+        })
+    }
+
     /// Revokes every live token among `texts`, reported as leaked by whoever found them (no
     /// login needed, so at most `limits.revoke_per_minute` reports an address a minute): each is
     /// deleted and its sessions end at once, recorded as `token.leaked` with the reporter's

@@ -636,6 +636,12 @@ impl ApiTokenInfo {
     fn expires_soon(&self, ctx: &Context) -> bool {
         ctx.auth.expires_soon(&self.0)
     }
+
+    /// When the secret before its last rotation stops working (Lodge's own); null when there
+    /// is none or its grace is over.
+    fn grace_expire_time(&self, ctx: &Context) -> Option<Timestamp> {
+        self.0.grace_until.filter(|at| *at > ctx.auth.now())
+    }
 }
 
 impl From<Token> for ApiTokenInfo {

@@ -160,6 +160,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/007_token_last_used_address.sql")),
         M::up(include_str!("migrations/008_sessions_seen_from.sql")),
         M::up(include_str!("migrations/009_token_grants.sql")),
+        M::up(include_str!("migrations/010_token_rotation.sql")),
     ])
 }
 

@@ -36,6 +36,11 @@ pub struct SessionRow {
     pub token_name: Option<String>,
     /// The scopes and bounds of that token, copied at login (`auth::grants`).
     pub grants: Option<String>,
+    /// The generation of the token's secret it was opened with, the token's generation now and
+    /// until when its previous secret works (`store::tokens::rotate`).
+    pub token_generation: Option<i64>,
+    pub token_now_generation: Option<i64>,
+    pub token_grace_until: Option<i64>,
     pub user: UserRow,
 }
 
@@ -51,6 +56,8 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
     /// The scopes and bounds of the token it is opened with (`auth::grants`).
     pub grants: Option<&'a str>,
+    /// The generation of the token's secret it is opened with.
+    pub token_generation: Option<i64>,
 }
 
 /// A session as its owner's list shows it.
@@ -134,8 +141,8 @@ pub fn of_user(conn: &Connection, user: i64, ids: Option<&[i64]>) -> Result<Vec<
 pub fn insert(conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO sessions (secret_digest, user_id, provider, token_id, created_at, last_seen_at,
-             address, user_agent, grants)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
+             address, user_agent, grants, token_generation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         &session.secret_digest[..],
@@ -145,7 +152,8 @@ pub fn insert(conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
         session.now,
         session.address,
         session.user_agent,
-        session.grants
+        session.grants,
+        session.token_generation
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -157,7 +165,8 @@ fn reuse(conn: &Connection, id: i64, session: &NewSession<'_>) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "UPDATE sessions SET secret_digest = ?3, provider = ?4, token_id = ?5,
-                 created_at = ?6, last_seen_at = ?6, address = ?7, user_agent = ?8, grants = ?9
+                 created_at = ?6, last_seen_at = ?6, address = ?7, user_agent = ?8, grants = ?9,
+                 token_generation = ?10
              WHERE id = ?1 AND user_id = ?2",
         )?
         .execute(params![
@@ -169,7 +178,8 @@ fn reuse(conn: &Connection, id: i64, session: &NewSession<'_>) -> Result<bool> {
             session.now,
             session.address,
             session.user_agent,
-            session.grants
+            session.grants,
+            session.token_generation
         ])?
         > 0)
 }
@@ -180,6 +190,7 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(i64, SessionRow)>> {
         .prepare_cached(concat!(
             "SELECT (SELECT value FROM change_counter), s.id, s.secret_digest, s.provider, s.token_id, ",
             "s.created_at, s.last_seen_at, t.expires_at, coalesce(t.needs_admin, 0), t.name, s.grants, ",
+            "s.token_generation, t.generation, t.grace_until, ",
             users::user_columns_without_hash!(),
             " FROM sessions s
              JOIN users u ON u.id = s.user_id
@@ -198,7 +209,10 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(i64, SessionRow)>> {
                 token_needs_admin: r.get(8)?,
                 token_name: r.get(9)?,
                 grants: r.get(10)?,
-                user: users::from_row(r, 11)?,
+                token_generation: r.get(11)?,
+                token_now_generation: r.get(12)?,
+                token_grace_until: r.get(13)?,
+                user: users::from_row(r, 14)?,
             };
             Ok((r.get(0)?, row))
         })

@@ -20,6 +20,12 @@ pub struct TokenRow {
     pub needs_admin: bool,
     /// Its scopes and bounds (`auth::grants`); `None`: every scope, anywhere.
     pub grants: Option<String>,
+    /// Rotations so far.
+    pub generation: i64,
+    /// Until when the secret before the last rotation still works.
+    pub grace_until: Option<i64>,
+    /// Whether this row was found by that previous secret ([`by_previous_digest`]).
+    pub previous: bool,
 }
 
 pub struct NewToken<'a> {
@@ -37,7 +43,7 @@ pub struct NewToken<'a> {
 macro_rules! token_columns {
     () => {
         "t.id, t.name, t.created_at, t.expires_at, t.last_used_at, t.needs_admin, \
-         t.last_used_address, t.grants"
+         t.last_used_address, t.grants, t.generation, t.grace_until"
     };
 }
 
@@ -52,6 +58,9 @@ fn token_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<TokenRow
         needs_admin: r.get(at + 5)?,
         last_used_address: r.get(at + 6)?,
         grants: r.get(at + 7)?,
+        generation: r.get(at + 8)?,
+        grace_until: r.get(at + 9)?,
+        previous: false,
     })
 }
 
@@ -127,7 +136,7 @@ pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, To
              WHERE t.digest = ?1"
         ))?
         .query_row([&digest[..]], |r| {
-            Ok((r.get(0)?, token_from_row(r, 1)?, users::from_row(r, 9)?))
+            Ok((r.get(0)?, token_from_row(r, 1)?, users::from_row(r, 11)?))
         })
         .optional()?)
 }
@@ -157,6 +166,60 @@ pub fn expiring(conn: &Connection, now: i64, until: i64) -> Result<Vec<(String, 
         Ok((r.get(0)?, token_from_row(r, 1)?))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The token whose secret before its last rotation has this digest, while its row says so (the
+/// grace may be over: the caller compares `grace_until` with the time), as [`by_digest`].
+pub fn by_previous_digest(
+    conn: &Connection,
+    digest: &[u8; 32],
+) -> Result<Option<(i64, TokenRow, UserRow)>> {
+    Ok(conn
+        .prepare_cached(concat!(
+            "SELECT (SELECT value FROM change_counter), ",
+            token_columns!(),
+            ", ",
+            users::user_columns_without_hash!(),
+            " FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.previous_digest = ?1"
+        ))?
+        .query_row([&digest[..]], |r| {
+            let mut token = token_from_row(r, 1)?;
+            token.previous = true;
+            Ok((r.get(0)?, token, users::from_row(r, 11)?))
+        })
+        .optional()?)
+}
+
+/// A new secret for the user's token `name`: the current one becomes the previous, valid until
+/// `grace_until` (or not at all: `None`), and the one before it stops at once. Gives the token
+/// as it is now, or `None` when the user has no token of that name.
+pub fn rotate(
+    conn: &Connection,
+    user: i64,
+    name: &str,
+    digest: &[u8; 32],
+    expires_at: Option<i64>,
+    grace_until: Option<i64>,
+) -> Result<Option<TokenRow>> {
+    let changed = conn.execute(
+        "UPDATE api_tokens SET
+             previous_digest = CASE WHEN ?5 IS NULL THEN NULL ELSE digest END,
+             grace_until = ?5, digest = ?3, expires_at = ?4, generation = generation + 1
+         WHERE user_id = ?1 AND name = ?2",
+        params![user, name, &digest[..], expires_at, grace_until],
+    )?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    Ok(conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM api_tokens t WHERE t.user_id = ?1 AND t.name = ?2"
+        ))?
+        .query_row(params![user, name], |r| token_from_row(r, 0))
+        .optional()?)
 }
 
 pub fn delete(conn: &Connection, id: i64) -> Result<bool> {

@@ -293,3 +293,38 @@ fn lodge_token_list_expiring_exits_1_while_a_token_expires_soon() {
     );
     assert!(!listed.contains("yearly"), "{listed}");
 }
+
+#[test]
+fn lodge_token_rotate_prints_a_new_secret_and_keeps_the_old_for_its_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url, _) = start(dir.path());
+    run_command(lodge(dir.path()), &["user", "add", "ci"], "ci's password\n");
+    let made = run_command(
+        lodge(dir.path()),
+        &["token", "create", "--user", "ci", "--name", "deploy"],
+        "",
+    );
+    let old = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    let rotated = run_command(
+        lodge(dir.path()),
+        &[
+            "token", "rotate", "--user", "ci", "--name", "deploy", "--grace", "1h",
+        ],
+        "",
+    );
+    let new = String::from_utf8(rotated.stdout).unwrap().trim().to_owned();
+    assert!(new.starts_with("lodge_") && new != old);
+    for token in [&old, &new] {
+        let (answer, cookie) = token_login(&url, token);
+        assert!(cookie.is_some(), "{answer}");
+    }
+    let too_long = lodge(dir.path())
+        .args([
+            "token", "rotate", "--user", "ci", "--name", "deploy", "--grace", "8d",
+        ])
+        .output()
+        .unwrap();
+    assert!(!too_long.status.success());
+    assert!(String::from_utf8_lossy(&too_long.stderr).contains("tokens.max_rotation_grace"));
+    drop(server);
+}

@@ -16,6 +16,7 @@ mod injection;
 mod login;
 mod proxy;
 mod revoke;
+mod rotation;
 mod scopes;
 mod session_list;
 mod sessions;

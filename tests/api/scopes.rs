@@ -167,6 +167,7 @@ async fn a_read_api_token_queries_but_changes_nothing_by_bearer_or_by_its_sessio
         mutations,
         [
             "tokenApiCreate",
+            "tokenApiRotate",
             "tokenApiDelete",
             "adminTokenDelete",
             "sessionEnd",
@@ -177,6 +178,7 @@ async fn a_read_api_token_queries_but_changes_nothing_by_bearer_or_by_its_sessio
     );
     let changes = [
         "mutation { tokenApiCreate(tokenName: \"stronger\") { token } }",
+        "mutation { tokenApiRotate(tokenName: \"reader\") { token } }",
         "mutation { tokenApiDelete(tokenName: \"reader\") }",
         "mutation { adminTokenDelete(userId: \"admin\", tokenName: \"reader\") }",
         "mutation { sessionEnd(id: \"1-0011223344556677\") }",

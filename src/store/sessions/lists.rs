@@ -383,6 +383,7 @@ mod tests {
             address: None,
             user_agent: None,
             grants: None,
+            token_generation: None,
         }
     }
 
