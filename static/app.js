@@ -10,7 +10,7 @@ import {
 import { loadUsers, setAdministrator } from "/static/users.js";
 
 const LIST = `{
-  tokenApiList { tokenName createTime expireTime lastUsedTime lastUsedAddress scopes services allowFrom expiresSoon }
+  tokenApiList { tokenName createTime expireTime lastUsedTime lastUsedAddress scopes services allowFrom expiresSoon graceExpireTime }
   tokenApiPolicy { adminsOnly canCreate maxPerUser allowNever defaultLifetime }
 }`;
 const TOKEN_COLUMNS = ["Name", "Access", "Created", "Expires", "Last used", "Actions"];
@@ -128,11 +128,25 @@ function renderTokens(tokens) {
         mark.textContent = ` (expires ${inTime(token.expireTime)})`;
         expires = [...expires, mark];
       }
-      const remove = button("Delete", {
-        label: `Delete token ${token.tokenName}`,
-        className: "delete",
-        onClick: () => askDelete(token.tokenName),
-      });
+      if (token.graceExpireTime) {
+        const previous = document.createElement("small");
+        previous.className = "muted agent";
+        previous.append("previous secret valid until ", timeElement(token.graceExpireTime));
+        expires = [...(Array.isArray(expires) ? expires : [expires]), previous];
+      }
+      const remove = document.createElement("span");
+      remove.className = "buttons";
+      remove.append(
+        button("Rotate", {
+          label: `Rotate token ${token.tokenName}`,
+          onClick: () => askRotate(token.tokenName),
+        }),
+        button("Delete", {
+          label: `Delete token ${token.tokenName}`,
+          className: "delete",
+          onClick: () => askDelete(token.tokenName),
+        }),
+      );
       const row = tableRow(TOKEN_COLUMNS, [
         token.tokenName,
         accessBadges(token),
@@ -290,6 +304,48 @@ function focusTokens() {
   (add.disabled ? $("tab-tokens") : add).focus();
 }
 
+let rotating = null;
+
+function askRotate(name) {
+  rotating = name;
+  $("rotate-form").reset();
+  $("rotate-form").hidden = false;
+  $("rotate-result").hidden = true;
+  $("rotate-name").textContent = `“${name}”`;
+  $("rotate-error").textContent = "";
+  $("copy-rotated-status").textContent = "";
+  $("rotate-dialog").showModal();
+  document.querySelector("input[name=grace]:checked").focus();
+}
+
+const GRACES = { 0: null, 3600: "1 hour", 86400: "1 day", 604800: "1 week" };
+
+async function confirmRotate(event) {
+  event.preventDefault();
+  const grace = Number(document.querySelector("input[name=grace]:checked").value);
+  $("rotate-submit").disabled = true;
+  try {
+    const data = await call(
+      "mutation($name: String!, $grace: Int) { tokenApiRotate(tokenName: $name, graceSeconds: $grace) { tokenName token } }",
+      { name: rotating, grace },
+    );
+    $("rotate-form").hidden = true;
+    $("rotate-result").hidden = false;
+    $("rotated-name").textContent = `“${data.tokenApiRotate.tokenName}”`;
+    $("rotated-grace").textContent = GRACES[grace]
+      ? `The old secret keeps working for ${GRACES[grace]}.`
+      : "The old secret no longer works.";
+    const field = $("rotated-token");
+    field.value = data.tokenApiRotate.token;
+    field.focus();
+    field.select();
+  } catch (error) {
+    report(error, $("rotate-error"));
+  } finally {
+    $("rotate-submit").disabled = false;
+  }
+}
+
 function askDelete(name) {
   deleting = name;
   $("delete-name").textContent = name;
@@ -432,6 +488,13 @@ $("add-cancel").addEventListener("click", () => $("add-dialog").close());
 $("add-done").addEventListener("click", () => $("add-dialog").close());
 $("add-dialog").addEventListener("close", addClosed);
 $("copy-token").addEventListener("click", () => copyField($("new-token"), $("copy-status")));
+$("rotate-form").addEventListener("submit", confirmRotate);
+$("copy-rotated").addEventListener("click", () => copyField($("rotated-token"), $("copy-rotated-status")));
+// Whatever closes it, the secret leaves the page.
+$("rotate-dialog").addEventListener("close", () => {
+  $("rotated-token").value = "";
+  if (signedIn) loadTokens().then(focusTokens);
+});
 $("delete-cancel").addEventListener("click", () => $("delete-dialog").close());
 $("delete-confirm").addEventListener("click", confirmDelete);
 $("delete-dialog").addEventListener("close", () => {

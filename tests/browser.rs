@@ -281,6 +281,7 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     delete_asks_first_naming_the_token_and_removes_the_row(&client, &api, &secrets[1]).await;
     a_name_that_looks_like_markup_is_shown_as_text(&client).await;
     a_token_limited_in_the_access_section_lists_its_limits(&app, &client).await;
+    rotating_shows_the_new_secret_once_and_the_old_ones_grace(&app, &client).await;
     the_console_runs_queries_with_the_same_session(&app, &client).await;
     let (password, leaked) =
         an_administrator_adds_a_user_with_a_generated_password(&app, &client).await;
@@ -595,6 +596,56 @@ async fn a_token_limited_in_the_access_section_lists_its_limits(app: &TestApp, c
         .unwrap();
     assert_eq!(made["scopes"], json!(["read_api"]));
     assert_eq!(made["allowFrom"], json!(["10.0.0.0/8"]));
+}
+
+/// Rotate asks for the old secret's grace, shows the new secret once, and the row says until
+/// when the old one works.
+async fn rotating_shows_the_new_secret_once_and_the_old_ones_grace(app: &TestApp, client: &Client) {
+    click(client, "button[aria-label='Rotate token t-year']").await;
+    wait_for(
+        client,
+        "document.getElementById('rotate-dialog').open",
+        "the rotate dialog",
+    )
+    .await;
+    assert_eq!(text(client, "rotate-name").await, "“t-year”");
+    click(client, "input[name=grace][value='3600']").await;
+    click(client, "#rotate-submit").await;
+    wait_for(
+        client,
+        "!document.getElementById('rotate-result').hidden",
+        "the new secret",
+    )
+    .await;
+    let secret = client
+        .find(Locator::Id("rotated-token"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(secret.starts_with("lodge_"), "{secret}");
+    assert_eq!(
+        text(client, "rotated-grace").await,
+        "The old secret keeps working for 1 hour."
+    );
+    click(client, "#rotate-result .close").await;
+    wait_for(
+        client,
+        "[...document.querySelectorAll('#token-rows tr')].some(r => r.textContent.includes('t-year') && r.textContent.includes('previous secret valid until'))",
+        "the grace in the row",
+    )
+    .await;
+    assert!(
+        !client.source().await.unwrap().contains(&secret),
+        "the secret left the page"
+    );
+    // Checked with Bearer: a session would change the counts the Users tab shows later.
+    let me = app
+        .gql_bearer(&secret, "{ activeUser { userId } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["activeUser"]["userId"], "admin", "{me}");
 }
 
 /// The console runs queries with the same session and lists the operations.
