@@ -11,7 +11,7 @@ use super::{
     cache::SessionChange,
     from_micros, lock_lists,
     secret::Digest,
-    sessions::{Ages, session_end},
+    sessions::{Ages, rotated_away, session_end},
 };
 use crate::store::sessions::{self as store_sessions, ListedSession};
 
@@ -132,14 +132,15 @@ impl Auth {
             last_seen_at: row.last_seen_at,
             token_expires_at: row.token_expires_at,
         };
-        session_end(
-            user.enabled,
-            suspended,
-            ages,
-            self.now(),
-            self.session_limits(),
-        )
-        .is_none()
+        let generations = (
+            row.token_generation,
+            row.token_now_generation,
+            row.token_grace_until,
+        );
+        let rotated = self.settings().tokens.end_sessions_on_delete
+            && rotated_away(generations, self.now().as_microsecond());
+        let now = self.now();
+        !rotated && session_end(user.enabled, suspended, ages, now, self.session_limits()).is_none()
     }
 
     /// Ends the session with this public id; whether it was live. An owner ends only their

@@ -254,7 +254,14 @@ impl Auth {
         }
         let suspended = row.token_needs_admin && !self.admin_held(&row.user.role);
         let rotated = self.settings().tokens.end_sessions_on_delete
-            && rotated_away(&row, now.as_microsecond());
+            && rotated_away(
+                (
+                    row.token_generation,
+                    row.token_now_generation,
+                    row.token_grace_until,
+                ),
+                now.as_microsecond(),
+            );
         let ages = Ages {
             created_at: row.created_at,
             last_seen_at: row.last_seen_at,
@@ -807,12 +814,17 @@ pub(super) fn session_end(
 
 /// Whether a session was opened with a secret its token no longer accepts: one before the
 /// previous, or the previous after its grace.
-fn rotated_away(row: &SessionRow, now: i64) -> bool {
-    let (Some(opened_with), Some(now_at)) = (row.token_generation, row.token_now_generation) else {
+/// From the generation of the secret the session was opened with, the token's generation now
+/// and until when its previous secret works.
+pub(super) fn rotated_away(
+    (opened_with, now_at, grace_until): (Option<i64>, Option<i64>, Option<i64>),
+    now: i64,
+) -> bool {
+    let (Some(opened_with), Some(now_at)) = (opened_with, now_at) else {
         return false;
     };
     opened_with < now_at - 1
-        || (opened_with == now_at - 1 && row.token_grace_until.is_none_or(|until| until <= now))
+        || (opened_with == now_at - 1 && grace_until.is_none_or(|until| until <= now))
 }
 
 fn session_from_row(row: SessionRow, grants: Option<Arc<Grants>>) -> Session {

@@ -74,6 +74,11 @@ pub struct ListedSession {
     pub token_name: Option<String>,
     pub token_expires_at: Option<i64>,
     pub token_needs_admin: bool,
+    /// As in [`SessionRow`]: the generation of the secret it was opened with, the token's now,
+    /// and until when its previous secret works.
+    pub token_generation: Option<i64>,
+    pub token_now_generation: Option<i64>,
+    pub token_grace_until: Option<i64>,
     pub address: Option<String>,
     pub user_agent: Option<String>,
     pub created_at: i64,
@@ -85,7 +90,7 @@ macro_rules! listed_from {
     () => {
         "SELECT s.id, s.secret_digest, s.user_id, u.user_id, s.provider, s.token_id, t.name, \
              t.expires_at, coalesce(t.needs_admin, 0), s.address, s.user_agent, s.created_at, \
-             s.last_seen_at \
+             s.last_seen_at, s.token_generation, t.generation, t.grace_until \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          LEFT JOIN api_tokens t ON t.id = s.token_id"
     };
@@ -106,6 +111,9 @@ fn listed_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListedSession> {
         user_agent: r.get(10)?,
         created_at: r.get(11)?,
         last_seen_at: r.get(12)?,
+        token_generation: r.get(13)?,
+        token_now_generation: r.get(14)?,
+        token_grace_until: r.get(15)?,
     })
 }
 

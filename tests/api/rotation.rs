@@ -102,6 +102,12 @@ async fn without_a_grace_the_old_secret_and_its_sessions_end_at_once() {
     let new = secret(&rotate(&app, "ci", 0).await);
     assert!(!works(&app, &old).await);
     assert!(works(&app, &new).await);
+    let listed = app.gql("{ sessionList { tokenName } }", json!({})).await;
+    assert_eq!(
+        listed["data"]["sessionList"].as_array().unwrap().len(),
+        1,
+        "only the page's own session is listed: {listed}"
+    );
     let after = job.gql("{ activeUser { userId } }", json!({})).await;
     assert!(after["data"]["activeUser"].is_null(), "{after}");
     // The new secret's own session is not touched.
