@@ -8,6 +8,7 @@ pub mod users;
 mod writer;
 
 use std::{
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::Path,
     sync::{Arc, Mutex},
     time::Duration,
@@ -232,11 +233,32 @@ fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Creates `path` as an empty file only its owner may read and write (0600), unless it exists.
+/// SQLite creates the -wal and -shm files with the database file's permissions, so they follow.
+/// An existing symbolic link is not followed (`O_EXCL`).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Store {
     /// Opens (creating the file and its folder when missing) and migrates the database.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            // Only its owner may look inside a folder Lodge makes (an existing one is left as
+            // it is).
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .with_context(|| format!("cannot create the folder {}", dir.display()))?;
         }
         if let Some(why) = not_writable(path) {
@@ -247,6 +269,8 @@ impl Store {
                 path.display()
             );
         }
+        create_private(path)
+            .with_context(|| format!("cannot create the database file {}", path.display()))?;
         // One plain connection first: a broken file fails here at once, where the pool would
         // retry for its whole connection timeout.
         let mut conn = Connection::open(path)
@@ -372,6 +396,14 @@ impl Store {
             }
             anyhow::bail!("{} exists already; choose a new file", to.display());
         }
+        if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            anyhow::bail!(
+                "the folder {} does not exist: create it first, or choose a file in another",
+                dir.display()
+            );
+        }
         let source = self.conn()?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -383,6 +415,11 @@ impl Store {
                 to.display()
             )
         })?;
+        // Readable by its owner only, as the database is, before anything is copied into it.
+        // (Made by SQLite, which refused a path with a symbolic link in it, not beforehand: a
+        // file made first would follow a linked folder.)
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make the backup file {} private", to.display()))?;
         // No journal file beside it, which could be a planted link too; a backup cut short is
         // a broken new file, never a change to the database.
         target.pragma_update(None, "journal_mode", "MEMORY")?;

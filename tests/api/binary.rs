@@ -603,3 +603,53 @@ fn a_backup_never_follows_a_symbolic_link() {
     assert!(!elsewhere.path().join("new.db").exists());
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
 }
+
+/// The database, its write-ahead log and index, and backups are readable by their owner only;
+/// a backup into a folder that does not exist says so.
+#[test]
+fn the_database_and_its_backups_are_private_and_a_missing_folder_is_named() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (server, url, _) = start_with(
+        dir.path(),
+        &[(
+            "LODGE_DATABASE__PATH",
+            data.join("lodge.db").to_str().unwrap(),
+        )],
+    );
+    let (answer, _) = login(&url, "admin", "wrong");
+    assert!(answer.get("errors").is_some());
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700, "the folder Lodge made");
+    for file in ["lodge.db", "lodge.db-wal", "lodge.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    let backup = dir.path().join("backup.db");
+    let with_db = |args: &[&str]| {
+        lodge(dir.path())
+            .env("LODGE_DATABASE__PATH", data.join("lodge.db"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let made = with_db(&["backup", backup.to_str().unwrap()]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert_eq!(mode(&backup), 0o600, "the backup");
+    let missing = dir.path().join("no such folder/backup.db");
+    let refused = with_db(&["backup", missing.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("does not exist: create it first"), "{said}");
+    drop(server);
+}
