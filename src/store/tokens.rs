@@ -123,22 +123,44 @@ pub fn all_with_owner(conn: &Connection, limit: i64) -> Result<Vec<(String, Toke
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The token with this digest and its owner, and the change counter of the snapshot they were
-/// read in.
-pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, TokenRow, UserRow)>> {
-    Ok(conn
-        .prepare_cached(concat!(
+/// A token looked up by a digest, with its owner and the change counter of the snapshot, `WHERE`
+/// the given condition on `?1`.
+macro_rules! token_with_owner_where {
+    ($condition:literal) => {
+        concat!(
             "SELECT (SELECT value FROM change_counter), ",
             token_columns!(),
             ", ",
             users::user_columns_without_hash!(),
-            " FROM api_tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.digest = ?1"
-        ))?
+            " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE ",
+            $condition
+        )
+    };
+}
+
+/// Runs a `token_with_owner_where!` query; `previous` marks the row as found by the secret
+/// before its last rotation.
+fn token_with_owner(
+    conn: &Connection,
+    sql: &str,
+    digest: &[u8; 32],
+    previous: bool,
+) -> Result<Option<(i64, TokenRow, UserRow)>> {
+    Ok(conn
+        .prepare_cached(sql)?
         .query_row([&digest[..]], |r| {
-            Ok((r.get(0)?, token_from_row(r, 1)?, users::from_row(r, 11)?))
+            let mut token = token_from_row(r, 1)?;
+            token.previous = previous;
+            Ok((r.get(0)?, token, users::from_row(r, 11)?))
         })
         .optional()?)
+}
+
+/// The token with this digest and its owner, and the change counter of the snapshot they were
+/// read in.
+pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, TokenRow, UserRow)>> {
+    let sql = token_with_owner_where!("t.digest = ?1");
+    token_with_owner(conn, sql, digest, false)
 }
 
 /// The id of a user's token by name.
@@ -174,21 +196,8 @@ pub fn by_previous_digest(
     conn: &Connection,
     digest: &[u8; 32],
 ) -> Result<Option<(i64, TokenRow, UserRow)>> {
-    Ok(conn
-        .prepare_cached(concat!(
-            "SELECT (SELECT value FROM change_counter), ",
-            token_columns!(),
-            ", ",
-            users::user_columns_without_hash!(),
-            " FROM api_tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.previous_digest = ?1"
-        ))?
-        .query_row([&digest[..]], |r| {
-            let mut token = token_from_row(r, 1)?;
-            token.previous = true;
-            Ok((r.get(0)?, token, users::from_row(r, 11)?))
-        })
-        .optional()?)
+    let sql = token_with_owner_where!("t.previous_digest = ?1");
+    token_with_owner(conn, sql, digest, true)
 }
 
 /// A new secret for the user's token `name`: the current one becomes the previous, valid until
