@@ -4,7 +4,8 @@ import { call, report, tableRow, timeElement } from "/static/ui.js";
 
 const PAGE = 50;
 const KINDS = [
-  "login", "logout", "token.create", "token.delete", "token.lookup", "token.denied", "user.create", "user.update",
+  "login", "logout", "token.create", "token.delete", "token.rotate", "token.lookup", "token.denied",
+  "token.leaked", "user.create", "user.update",
   "user.delete", "user.unlock", "password.change", "session.end",
 ];
 const COLUMNS = ["Time", "Kind", "User", "Result", "Address", "Detail"];

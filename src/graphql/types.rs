@@ -665,9 +665,9 @@ pub struct ApiFullTokenInfo {
 #[graphql(name = "AuditFilter")]
 pub struct AuditFilterInput {
     pub user_id: Option<String>,
-    /// One of `login`, `logout`, `token.create`, `token.delete`, `token.lookup`,
-    /// `token.denied`, `user.create`, `user.update`, `user.delete`, `user.unlock`,
-    /// `password.change`, `session.end`.
+    /// One of `login`, `logout`, `token.create`, `token.delete`, `token.rotate`,
+    /// `token.lookup`, `token.denied`, `token.leaked`, `user.create`, `user.update`,
+    /// `user.delete`, `user.unlock`, `password.change`, `session.end`.
     pub kind: Option<String>,
     /// Only events at or after this time.
     pub since: Option<Timestamp>,

@@ -206,3 +206,22 @@ async fn beyond_the_event_limit_the_oldest_events_are_removed() {
         "the newest stay: {left:#?}"
     );
 }
+
+/// Every kind the audit log records is named where people choose one: the schema's filter
+/// description and the Audit tab's list.
+#[test]
+fn every_audit_kind_is_offered_by_the_schema_and_the_page() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema = std::fs::read_to_string(root.join("schema.graphql")).unwrap();
+    let page = std::fs::read_to_string(root.join("static/audit.js")).unwrap();
+    for kind in lodge::auth::audit::kind::ALL {
+        assert!(
+            schema.contains(&format!("`{kind}`")),
+            "schema.graphql: {kind}"
+        );
+        assert!(
+            page.contains(&format!("\"{kind}\"")),
+            "static/audit.js: {kind}"
+        );
+    }
+}
