@@ -193,12 +193,12 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             for hit in &found {
                 println!("{}:{}: a Lodge API token", hit.path.display(), hit.line);
             }
+            // Exit code 1, through the usual error path.
             if !found.is_empty() {
-                eprintln!(
+                bail!(
                     "{} Lodge API token(s) found: revoke them (POST /api/tokens/revoke) and remove them",
                     found.len()
                 );
-                std::process::exit(1);
             }
             Ok(())
         }
@@ -397,8 +397,9 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
                 let at = t.expires_at.map(day).unwrap_or_default();
                 println!("{owner:<32} {:<32} {at}", t.name);
             }
-            eprintln!("{} token(s) expire within {within:#}", expiring.len());
-            std::process::exit(1);
+            // Exit code 1 through the usual error path, which closes the database first
+            // (`process::exit` would leave its write-ahead log behind).
+            bail!("{} token(s) expire within {within:#}", expiring.len());
         }
         TokenCommand::List { user, .. } => {
             let user = user.context("--user or --expiring")?;

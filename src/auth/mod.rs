@@ -3,6 +3,7 @@
 
 pub mod audit;
 mod cache;
+mod caller;
 pub mod grants;
 pub mod limits;
 pub mod password;
@@ -29,10 +30,11 @@ use crate::{
 };
 
 pub use audit::{Actor, AuditEvent, AuditFilter, AuditRecord};
+pub use caller::Caller;
 pub use grants::{ApiAccess, Grants};
 pub use password::NewPassword;
 pub use session_list::{Ender, SessionSummary};
-pub use sessions::{Caller, LoginOptions, LoginOutcome, Session, SessionKey, SessionState};
+pub use sessions::{LoginOptions, LoginOutcome, Session, SessionKey, SessionState};
 pub use tokens::{Expiry, NewToken, Token, TokenName};
 pub use users::{UserFilter, UserId};
 

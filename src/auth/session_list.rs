@@ -11,7 +11,7 @@ use super::{
     cache::SessionChange,
     from_micros, lock_lists,
     secret::Digest,
-    sessions::{Ages, rotated_away, session_end},
+    sessions::Ages,
 };
 use crate::store::sessions::{self as store_sessions, ListedSession};
 
@@ -126,21 +126,19 @@ impl Auth {
     }
 
     fn is_live(&self, row: &ListedSession, user: &User) -> bool {
-        let suspended = row.token_needs_admin && !self.admin_held(user.role.as_str());
         let ages = Ages {
             created_at: row.created_at,
             last_seen_at: row.last_seen_at,
             token_expires_at: row.token_expires_at,
+            generations: (
+                row.token_generation,
+                row.token_now_generation,
+                row.token_grace_until,
+            ),
         };
-        let generations = (
-            row.token_generation,
-            row.token_now_generation,
-            row.token_grace_until,
-        );
-        let rotated = self.settings().tokens.end_sessions_on_delete
-            && rotated_away(generations, self.now().as_microsecond());
-        let now = self.now();
-        !rotated && session_end(user.enabled, suspended, ages, now, self.session_limits()).is_none()
+        let user = (user.enabled, user.role.as_str());
+        self.session_ended(user, row.token_needs_admin, ages, self.now())
+            .is_none()
     }
 
     /// Ends the session with this public id; whether it was live. An owner ends only their

@@ -5,7 +5,7 @@ use std::{net::IpAddr, sync::Arc};
 use jiff::{SignedDuration, Timestamp};
 
 use super::{
-    ApiAccess, Auth, Error, Grants, Result, Role, User,
+    ApiAccess, Auth, Caller, Error, Grants, Result, Role, User,
     audit::{self, AuditEvent, kind},
     cache::{SessionChange, TokenEntry},
     from_micros,
@@ -73,106 +73,6 @@ pub struct Session {
     pub token_name: Option<String>,
     /// That token's scopes and bounds, for the session's whole life; `None`: every scope.
     pub grants: Option<Arc<Grants>>,
-}
-
-/// Who sent a request.
-#[derive(Debug, Clone)]
-pub enum Caller {
-    /// No cookie and no bearer token.
-    Anonymous,
-    /// A cookie that names no live session: ended, expired, or never issued.
-    Expired,
-    Session(Session),
-    /// A request authenticated by its own `Authorization: Bearer` token, without a session.
-    Bearer {
-        user: User,
-        token_name: String,
-        /// The token's scopes and bounds; `None`: every scope, anywhere.
-        grants: Option<Arc<Grants>>,
-    },
-    /// A right token (or a session opened with one) used from an address its `allowFrom` does
-    /// not hold: why.
-    Denied(String),
-    /// A bearer token that does not log in.
-    BadBearer,
-    /// A bearer token from an address with too many failures: not even looked at. How long
-    /// the address must wait.
-    Throttled(SignedDuration),
-}
-
-impl Caller {
-    pub fn user(&self) -> Option<&User> {
-        match self {
-            Caller::Session(s) => Some(&s.user),
-            Caller::Bearer { user, .. } => Some(user),
-            _ => None,
-        }
-    }
-
-    /// The user, or the error that says why there is none.
-    pub fn require_user(&self) -> Result<&User> {
-        match self {
-            Caller::Session(s) => Ok(&s.user),
-            Caller::Bearer { user, .. } => Ok(user),
-            Caller::Anonymous => Err(Error::AuthRequired),
-            Caller::Expired => Err(Error::SessionExpired),
-            Caller::BadBearer => Err(Error::AuthFailed),
-            Caller::Throttled(wait) => Err(Error::TooManyRequests(*wait)),
-            Caller::Denied(reason) => Err(Error::TokenDenied(reason.clone())),
-        }
-    }
-
-    /// The scopes and bounds the caller acts under: a token's, or a session's copy of the token
-    /// it was opened with; `None` for a password session (every scope) or no user.
-    pub fn grants(&self) -> Option<&Grants> {
-        match self {
-            Caller::Session(s) => s.grants.as_deref(),
-            Caller::Bearer { grants, .. } => grants.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// The token the caller authenticated with, or the one its session was opened with.
-    pub fn token_name(&self) -> Option<&str> {
-        match self {
-            Caller::Session(s) => s.token_name.as_deref(),
-            Caller::Bearer { token_name, .. } => Some(token_name),
-            _ => None,
-        }
-    }
-
-    /// How much of the GraphQL API the caller may use.
-    pub fn api_access(&self) -> ApiAccess {
-        self.grants().map_or(ApiAccess::Full, |g| g.api())
-    }
-
-    /// The caller, refused when its token allows queries only (`read_api`): what every
-    /// operation that changes something asks first.
-    pub fn require_user_to_change(&self) -> Result<&User> {
-        let user = self.require_user()?;
-        if self.api_access() != ApiAccess::Full {
-            return Err(Error::TokenDenied(format!(
-                "the token `{}` has the scope read_api, which allows queries only; this needs                  the scope api",
-                self.token_name().unwrap_or_default()
-            )));
-        }
-        Ok(user)
-    }
-
-    /// An administrator who may change things ([`Caller::require_user_to_change`]).
-    pub fn require_admin_to_change(&self) -> Result<&User> {
-        self.require_admin()?;
-        self.require_user_to_change()
-    }
-
-    pub fn require_admin(&self) -> Result<&User> {
-        let user = self.require_user()?;
-        if user.is_admin() {
-            Ok(user)
-        } else {
-            Err(Error::AccessDenied("this needs an administrator"))
-        }
-    }
 }
 
 /// How a login is asked for.
@@ -245,32 +145,25 @@ impl Auth {
             return Ok(Caller::Expired);
         };
         let now = self.now();
-        let (idle, max) = self.session_limits();
+        let (idle, _) = self.session_limits();
         let Some(mut row) = self.session_row(cookie.id)? else {
             return Ok(Caller::Expired);
         };
         if !cookie.proves(&row.secret_digest) {
             return Ok(Caller::Expired);
         }
-        let suspended = row.token_needs_admin && !self.admin_held(&row.user.role);
-        let rotated = self.settings().tokens.end_sessions_on_delete
-            && rotated_away(
-                (
-                    row.token_generation,
-                    row.token_now_generation,
-                    row.token_grace_until,
-                ),
-                now.as_microsecond(),
-            );
         let ages = Ages {
             created_at: row.created_at,
             last_seen_at: row.last_seen_at,
             token_expires_at: row.token_expires_at,
+            generations: (
+                row.token_generation,
+                row.token_now_generation,
+                row.token_grace_until,
+            ),
         };
-        let reason = match rotated {
-            true => Some("its API token was rotated and the previous secret's grace is over"),
-            false => session_end(row.user.enabled, suspended, ages, now, (idle, max)),
-        };
+        let user = (row.user.enabled, row.user.role.as_str());
+        let reason = self.session_ended(user, row.token_needs_admin, ages, now);
         if let Some(reason) = reason {
             let (id, digest, user, user_id) = (
                 row.id,
@@ -778,16 +671,43 @@ fn touch_every(idle: SignedDuration) -> SignedDuration {
     TOUCH_EVERY.min(idle / 10)
 }
 
-/// When a session was opened and last seen, and when its token expires: what ends it in time.
+/// What ends a session in time: when it was opened and last seen, when its token expires, and
+/// the generations of its token's secrets ([`rotated_away`]).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Ages {
     pub created_at: i64,
     pub last_seen_at: i64,
     pub token_expires_at: Option<i64>,
+    pub generations: Generations,
+}
+
+/// The generation of the secret a session was opened with, its token's generation now, and until
+/// when the token's previous secret works (`store::tokens::rotate`).
+pub(super) type Generations = (Option<i64>, Option<i64>, Option<i64>);
+
+impl Auth {
+    /// Why a session of `user`'s has ended, if it has: its token's secret rotated away (with
+    /// `tokens.end_sessions_on_delete`), its user disabled, its token suspended, or its time up.
+    /// The one rule for a request's session and for the session lists.
+    pub(super) fn session_ended(
+        &self,
+        (user_enabled, role): (bool, &str),
+        token_needs_admin: bool,
+        ages: Ages,
+        now: Timestamp,
+    ) -> Option<&'static str> {
+        if self.settings().tokens.end_sessions_on_delete
+            && rotated_away(ages.generations, now.as_microsecond())
+        {
+            return Some("its API token was rotated and the previous secret's grace is over");
+        }
+        let suspended = token_needs_admin && !self.admin_held(role);
+        session_end(user_enabled, suspended, ages, now, self.session_limits())
+    }
 }
 
 /// Why a session has ended, if it has: its user disabled, its token suspended, or its time up.
-pub(super) fn session_end(
+fn session_end(
     user_enabled: bool,
     token_suspended: bool,
     ages: Ages,
@@ -814,12 +734,7 @@ pub(super) fn session_end(
 
 /// Whether a session was opened with a secret its token no longer accepts: one before the
 /// previous, or the previous after its grace.
-/// From the generation of the secret the session was opened with, the token's generation now
-/// and until when its previous secret works.
-pub(super) fn rotated_away(
-    (opened_with, now_at, grace_until): (Option<i64>, Option<i64>, Option<i64>),
-    now: i64,
-) -> bool {
+fn rotated_away((opened_with, now_at, grace_until): Generations, now: i64) -> bool {
     let (Some(opened_with), Some(now_at)) = (opened_with, now_at) else {
         return false;
     };
