@@ -60,8 +60,11 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 fn context() -> &'static Context {
     static CONTEXT: OnceLock<Context> = OnceLock::new();
     CONTEXT.get_or_init(|| {
-        // In memory: nothing here reaches the database, and nothing is left behind.
-        let store = Store::open(std::path::Path::new(":memory:")).expect("a scratch database");
+        // Nothing here reaches the database: a scratch one is opened and its folder removed at
+        // once (the open files live on), so nothing is left behind.
+        let dir = std::env::temp_dir().join(format!("lodge-fuzz-{}", std::process::id()));
+        let store = Store::open(&dir.join("scratch.db")).expect("a scratch database");
+        let _ = std::fs::remove_dir_all(&dir);
         let auth = Auth::new(store, Clock::system(), Arc::new(Settings::default()));
         Context::new(auth, Caller::Anonymous, RequestInfo::default())
     })
