@@ -146,9 +146,9 @@ pub enum TokenCommand {
         #[arg(long, value_enum)]
         lifetime: Option<CliLifetime>,
         /// How long the previous secret keeps working, such as 1h or 1d (at most
-        /// tokens.max_rotation_grace)
-        #[arg(long, default_value = "0s")]
-        grace: String,
+        /// tokens.max_rotation_grace); without it, the previous secret stops at once
+        #[arg(long)]
+        grace: Option<String>,
     },
     /// Delete a user's token by name
     Delete {
@@ -449,7 +449,12 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
             grace,
         } => {
             let owner = auth.user(&user).await?;
-            let grace = Duration::parse(&grace).map_err(|e| anyhow::anyhow!("--grace: {e}"))?;
+            let grace = match grace {
+                Some(grace) => {
+                    Duration::parse(&grace).map_err(|e| anyhow::anyhow!("--grace: {e}"))?
+                }
+                None => Duration(jiff::SignedDuration::ZERO),
+            };
             let expiry = lifetime.map_or(Expiry::Default, |l| Expiry::Lifetime(l.into()));
             let rotated = auth
                 .rotate_token(&Actor::command_line(), &owner, &name, expiry, grace.0)
