@@ -126,6 +126,8 @@ impl App {
                 let _ = auth.flush_last_used().await;
             }
         });
+        // Webhook deliveries, when `notify.webhook_url` is set.
+        let notifications = tokio::spawn(crate::notify::deliver(self.auth.clone()));
         let handle = self.server.handle();
         let stop_signals = self.stop_signals;
         let stopper = tokio::spawn(async move {
@@ -137,6 +139,7 @@ impl App {
         stopper.abort();
         housekeeping.abort();
         last_uses.abort();
+        notifications.abort();
         // What is held in memory goes to the file before the last checkpoint.
         let _ = self.auth.flush_last_used().await;
         // Fold the write-ahead log into the database file, so a stopped server leaves one file.

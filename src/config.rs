@@ -14,6 +14,9 @@ use figment::{
 use jiff::{SignedDuration, Span, SpanRelativeTo};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod notify;
+pub use notify::{NotifyEvent, NotifyFormat, NotifySettings, WebhookUrl};
+
 /// The file read when no `--config` is given; it may be absent.
 pub const DEFAULT_FILE: &str = "config.toml";
 
@@ -30,6 +33,7 @@ pub struct Settings {
     pub forward_auth: ForwardAuthSettings,
     pub limits: LimitSettings,
     pub audit: AuditSettings,
+    pub notify: NotifySettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

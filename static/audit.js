@@ -6,7 +6,7 @@ const PAGE = 50;
 const KINDS = [
   "login", "logout", "token.create", "token.delete", "token.rotate", "token.lookup", "token.denied",
   "token.leaked", "user.create", "user.update",
-  "user.delete", "user.unlock", "password.change", "session.end",
+  "user.delete", "user.locked", "user.unlock", "password.change", "session.end",
 ];
 const COLUMNS = ["Time", "Kind", "User", "Result", "Address", "Detail"];
 

@@ -19,6 +19,8 @@ pub mod kind {
     pub const TOKEN_LEAKED: &str = "token.leaked";
     /// A token's secret replaced by a new one.
     pub const TOKEN_ROTATE: &str = "token.rotate";
+    /// An account locked by failed password checks.
+    pub const USER_LOCKED: &str = "user.locked";
     pub const USER_UNLOCK: &str = "user.unlock";
     pub const USER_CREATE: &str = "user.create";
     pub const USER_UPDATE: &str = "user.update";
@@ -39,6 +41,7 @@ pub mod kind {
         USER_DELETE,
         PASSWORD_CHANGE,
         SESSION_END,
+        USER_LOCKED,
         USER_UNLOCK,
     ];
 }

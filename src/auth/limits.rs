@@ -337,14 +337,15 @@ impl Attempt {
         self.settle(now, Some(false));
     }
 
-    /// A failure: the address and the account count one more.
-    pub fn failed(mut self, now: Timestamp) {
-        self.settle(now, Some(true));
+    /// A failure: the address and the account count one more. Gives the end of the account's
+    /// lock when this failure locked it (it was not locked before).
+    pub fn failed(mut self, now: Timestamp) -> Option<Timestamp> {
+        self.settle(now, Some(true))
     }
 
     /// Gives the attempt's places back; `failed` says how it ended, `None` when it did not
-    /// (then `now` is not used).
-    fn settle(&mut self, now: Timestamp, failed: Option<bool>) {
+    /// (then `now` is not used). Gives the end of the lock a failure set on an unlocked account.
+    fn settle(&mut self, now: Timestamp, failed: Option<bool>) -> Option<Timestamp> {
         self.settled = true;
         let rules = &self.inner.rules;
         let mut tables = self.inner.tables();
@@ -360,13 +361,10 @@ impl Attempt {
                 Check::Token => bucket.tokens = bucket.tokens.saturating_sub(1),
             }
         }
-        let Some(key) = self.account else {
-            return;
-        };
-        let Some(entry) = tables.accounts.get_mut(&key) else {
-            return;
-        };
+        let key = self.account?;
+        let entry = tables.accounts.get_mut(&key)?;
         entry.pending = entry.pending.saturating_sub(1);
+        let mut locked = None;
         match failed {
             Some(true) => {
                 if forgotten(entry, now) {
@@ -379,6 +377,9 @@ impl Attempt {
                     let doublings = (entry.failures - limit).min(MAX_DOUBLINGS);
                     let lock =
                         (rules.account_lock.0 * (1_i32 << doublings)).min(rules.account_lock_max.0);
+                    if entry.locked_until.is_none_or(|until| until <= now) {
+                        locked = Some(now + lock);
+                    }
                     entry.locked_until = Some(now + lock);
                 }
             }
@@ -391,6 +392,7 @@ impl Attempt {
         if entry.pending == 0 && entry.failures == 0 {
             tables.accounts.remove(&key);
         }
+        locked
     }
 }
 

@@ -6,6 +6,7 @@ mod cache;
 mod caller;
 pub mod grants;
 pub mod limits;
+mod notify;
 pub mod password;
 pub mod return_to;
 pub mod secret;
@@ -209,6 +210,8 @@ pub struct Auth {
     /// Tokens' grants parsed, by their stored text: a scoped token's every use would otherwise
     /// parse its JSON again (12,000 instructions, a third of a forward-auth check).
     parsed_grants: Arc<Mutex<std::collections::HashMap<Box<str>, Arc<Grants>>>>,
+    /// Woken when this process queues a webhook delivery (`notify`).
+    outbox_queued: Arc<tokio::sync::Notify>,
 }
 
 /// Grants kept parsed at most; beyond, the map starts afresh.
@@ -240,6 +243,7 @@ impl Auth {
             cache: Arc::default(),
             user_sessions: Arc::default(),
             parsed_grants: Arc::default(),
+            outbox_queued: Arc::default(),
         }
     }
 

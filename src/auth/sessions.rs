@@ -351,11 +351,14 @@ impl Auth {
         };
         let attempt = self.begin_attempt(Check::Password, login.address, Some(&user_id))?;
         let outcome = self.check_password(&user_id, credential, login).await;
-        self.settle(attempt, outcome.is_ok());
+        let locked = self.settle(attempt, outcome.is_ok());
         if let Err(Error::AuthFailed) = outcome {
             let detail = "wrong user, password or disabled user";
             self.login_failed("local", Some(&user_id), login.address, detail)
                 .await;
+        }
+        if let Some(until) = locked {
+            self.account_locked(&user_id, login.address, until).await;
         }
         outcome
     }
@@ -499,11 +502,13 @@ impl Auth {
         })
     }
 
-    pub(super) fn settle(&self, attempt: Attempt, succeeded: bool) {
+    /// Ends an attempt; gives the end of the lock its failure set on an unlocked account.
+    pub(super) fn settle(&self, attempt: Attempt, succeeded: bool) -> Option<Timestamp> {
         if succeeded {
             attempt.succeeded(self.now());
+            None
         } else {
-            attempt.failed(self.now());
+            attempt.failed(self.now())
         }
     }
 

@@ -9,10 +9,11 @@ use super::{
     audit::{self, Actor, AuditEvent, kind},
     from_micros,
     grants::Grants,
+    notify::{self, Notice},
     secret::ApiTokenSecret,
 };
 use crate::{
-    config::Lifetime,
+    config::{Lifetime, NotifyEvent},
     store::{
         sessions as store_sessions,
         tokens::{self as store_tokens, TokenRow},
@@ -403,6 +404,7 @@ impl Auth {
             })
             .by(actor);
         let missing = format!("`{}` has no token named `{name}`", user.user_id);
+        let sends = self.sends(NotifyEvent::TokenRotate);
         let rotated = self
             .store()
             .write(move |tx| {
@@ -411,11 +413,17 @@ impl Auth {
                     store_tokens::rotate(tx, owner, &name, &digest, expires, grace_until)?;
                 if rotated.is_some() {
                     audit::record(tx, now, &event)?;
+                    if sends {
+                        notify::queue(tx, now, &Notice::of(NotifyEvent::TokenRotate, &event))?;
+                    }
                 }
                 Ok(rotated)
             })
             .await?
             .ok_or(Error::NotFound(missing))?;
+        if sends {
+            self.wake_sender();
+        }
         Ok(NewToken {
             secret,
             token: Token::from_row(rotated, |g| self.grants_of(g)),
@@ -443,7 +451,9 @@ impl Auth {
         }
         let now = self.now();
         let micros = now.as_microsecond();
-        self.store()
+        let sends = self.sends(NotifyEvent::TokenLeaked);
+        let revoked = self
+            .store()
             .write(move |tx| {
                 let mut found = Vec::new();
                 for digest in &digests {
@@ -469,11 +479,25 @@ impl Auth {
                             "reported as leaked: revoked, {sessions} sessions ended"
                         ));
                     audit::record(tx, now, &event)?;
+                    if sends {
+                        let detail = match address {
+                            Some(from) => format!("reported as leaked from {from}: revoked"),
+                            None => "reported as leaked: revoked".to_owned(),
+                        };
+                        let notice = Notice {
+                            detail: Some(&detail),
+                            ..Notice::of(NotifyEvent::TokenLeaked, &event)
+                        };
+                        notify::queue(tx, now, &notice)?;
+                    }
                 }
                 Ok(found.len())
             })
-            .await
-            .map_err(Error::from)
+            .await?;
+        if sends && revoked > 0 {
+            self.wake_sender();
+        }
+        Ok(revoked)
     }
 
     pub async fn delete_token(&self, actor: &Actor, user: &User, name: &str) -> Result<()> {

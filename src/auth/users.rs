@@ -342,7 +342,10 @@ impl Auth {
         let attempt = self.begin_attempt(Check::Password, actor.address, Some(&user.user_id))?;
         let checked = self.check_credential(&user.user_id, old).await;
         let matches = checked.as_ref().is_ok_and(|(_, matches)| *matches);
-        self.settle(attempt, matches);
+        if let Some(until) = self.settle(attempt, matches) {
+            self.account_locked(&user.user_id, actor.address, until)
+                .await;
+        }
         checked?;
         if !matches {
             let event = AuditEvent::new(kind::PASSWORD_CHANGE, false)

@@ -665,7 +665,7 @@ pub struct AuditFilterInput {
     pub user_id: Option<String>,
     /// One of `login`, `logout`, `token.create`, `token.delete`, `token.rotate`,
     /// `token.lookup`, `token.denied`, `token.leaked`, `user.create`, `user.update`,
-    /// `user.delete`, `user.unlock`, `password.change`, `session.end`.
+    /// `user.delete`, `user.locked`, `user.unlock`, `password.change`, `session.end`.
     pub kind: Option<String>,
     /// Only events at or after this time.
     pub since: Option<Timestamp>,

@@ -56,6 +56,11 @@ mod tests {
             "sessions are kept by id; a new session has a new id (a reused row is an UPDATE)",
         ),
         ("audit_events", &[], "never kept in memory"),
+        (
+            "notify_outbox",
+            &[],
+            "read by the webhook sender each time, never kept",
+        ),
         ("change_counter", &[], "the counter itself"),
     ];
 

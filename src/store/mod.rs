@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod change_counter;
+pub mod outbox;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
@@ -162,6 +163,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/008_sessions_seen_from.sql")),
         M::up(include_str!("migrations/009_token_grants.sql")),
         M::up(include_str!("migrations/010_token_rotation.sql")),
+        M::up(include_str!("migrations/011_notify_outbox.sql")),
     ])
 }
 

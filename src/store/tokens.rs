@@ -214,7 +214,8 @@ pub fn rotate(
     let changed = conn.execute(
         "UPDATE api_tokens SET
              previous_digest = CASE WHEN ?5 IS NULL THEN NULL ELSE digest END,
-             grace_until = ?5, digest = ?3, expires_at = ?4, generation = generation + 1
+             grace_until = ?5, digest = ?3, expires_at = ?4, generation = generation + 1,
+             expiry_notice = 0
          WHERE user_id = ?1 AND name = ?2",
         params![user, name, &digest[..], expires_at, grace_until],
     )?;
@@ -229,6 +230,55 @@ pub fn rotate(
         ))?
         .query_row(params![user, name], |r| token_from_row(r, 0))
         .optional()?)
+}
+
+/// A token that has come within an expiry warning it has not had ([`expiring_unnoticed`]).
+#[derive(Debug, Clone)]
+pub struct Expiring {
+    pub id: i64,
+    pub user_id: String,
+    pub name: String,
+    pub expires_at: i64,
+    /// The warning due: 1 within `warn_before`, 2 within `last_before`.
+    pub notice: i64,
+}
+
+/// Tokens still live at `now` that expire within `warn_before` (microseconds) and have not had
+/// the warning due: the last one (2) within `last_before`, else the first (1). A token that
+/// comes within both at once has only the last.
+pub fn expiring_unnoticed(
+    conn: &Connection,
+    now: i64,
+    warn_before: i64,
+    last_before: i64,
+    limit: i64,
+) -> Result<Vec<Expiring>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.id, u.user_id, t.name, t.expires_at, due FROM (
+             SELECT *, CASE WHEN expires_at <= ?1 + ?3 THEN 2 ELSE 1 END AS due
+             FROM api_tokens
+             WHERE expires_at > ?1 AND expires_at <= ?1 + max(?2, ?3)) t
+         JOIN users u ON u.id = t.user_id
+         WHERE t.expiry_notice < t.due
+         ORDER BY t.expires_at LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![now, warn_before, last_before, limit], |r| {
+        Ok(Expiring {
+            id: r.get(0)?,
+            user_id: r.get(1)?,
+            name: r.get(2)?,
+            expires_at: r.get(3)?,
+            notice: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Records that the token has had expiry warning `notice`.
+pub fn set_expiry_notice(conn: &Connection, id: i64, notice: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE api_tokens SET expiry_notice = ?2 WHERE id = ?1")?
+        .execute(params![id, notice])?;
+    Ok(())
 }
 
 pub fn delete(conn: &Connection, id: i64) -> Result<bool> {

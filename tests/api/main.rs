@@ -14,6 +14,7 @@ mod helpers;
 mod http;
 mod injection;
 mod login;
+mod notify;
 mod proxy;
 mod revoke;
 mod rotation;

@@ -1,0 +1,323 @@
+//! Delivers the events waiting in the outbox (queued by `auth::notify` in the transaction of
+//! each change) to `notify.webhook_url`, oldest first, one at a time, on a task of its own: a
+//! receiver that is slow, down or hanging delays deliveries, never a request.
+//!
+//! A delivery is removed once the receiver answers 2xx. Any other answer, or none within
+//! [`TIMEOUT`], pauses the sender for a while that doubles with each failure in a row (1 s up to
+//! [`MAX_PAUSE`]); a delivery that has waited [`GIVE_UP_AFTER`] is dropped at its next failure,
+//! with an error in the log. After a restart every waiting delivery is tried again: a receiver
+//! may get one twice (when Lodge stopped between its answer and the removal), and tells them
+//! apart by `id`.
+
+use std::{sync::Arc, time::Duration};
+
+use hmac::{Hmac, Mac};
+use jiff::Timestamp;
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::{
+    auth::Auth,
+    config::{NotifyFormat, NotifySettings},
+    store::outbox::{self, OutboxRow},
+};
+
+/// The longest a delivery may take, from connecting to the receiver's answer.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// The first pause after a failure; each failure in a row doubles it...
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+/// ...up to this.
+const MAX_PAUSE: Duration = Duration::from_secs(600);
+/// A delivery that fails after waiting this long is dropped.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// How often the outbox is read for deliveries queued by another process (the command line).
+const LOOK_EVERY: Duration = Duration::from_secs(10);
+/// How often tokens are checked for coming within an expiry warning.
+const EXPIRY_LOOK_EVERY: Duration = Duration::from_secs(60);
+/// Deliveries read from the outbox at once.
+const READ_AT_ONCE: i64 = 50;
+
+/// How deliveries are made: where to, signed with what, in which form.
+struct Webhook {
+    agent: ureq::Agent,
+    url: String,
+    secret: Option<Vec<u8>>,
+    format: NotifyFormat,
+}
+
+impl Webhook {
+    fn new(settings: &NotifySettings, url: String) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(TIMEOUT))
+            .http_status_as_error(false)
+            // A redirect would turn the POST into a GET elsewhere: a failure to fix instead.
+            .max_redirects(0)
+            .user_agent(concat!("Lodge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Self {
+            agent,
+            url,
+            secret: (!settings.webhook_secret.is_empty())
+                .then(|| settings.webhook_secret.as_bytes().to_vec()),
+            format: settings.format,
+        }
+    }
+
+    /// Posts one delivery; `Err` says why it was not acknowledged, in words that never hold
+    /// the URL (a Slack webhook's path is its secret).
+    fn post(&self, row: &OutboxRow) -> Result<(), String> {
+        let body = body(self.format, row);
+        let mut request = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .header("X-Lodge-Event", &row.event)
+            .header("X-Lodge-Delivery", &row.id);
+        if let Some(secret) = &self.secret {
+            request = request.header("X-Lodge-Signature", signature(secret, &body));
+        }
+        match request.send(&body[..]) {
+            Ok(answer) if answer.status().is_success() => Ok(()),
+            Ok(answer) => Err(format!("the receiver answered {}", answer.status())),
+            Err(e) => Err(failure(&e)),
+        }
+    }
+}
+
+/// What went wrong with a request, without its URL.
+fn failure(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(_) => format!("no answer within {} s", TIMEOUT.as_secs()),
+        ureq::Error::Io(e) => format!("cannot reach the receiver: {e}"),
+        ureq::Error::HostNotFound => "the receiver's host name is not found".to_owned(),
+        ureq::Error::ConnectionFailed => "cannot connect to the receiver".to_owned(),
+        ureq::Error::Tls(why) => format!("TLS: {why}"),
+        ureq::Error::Rustls(e) => format!("TLS: {e}"),
+        ureq::Error::Protocol(e) => format!("the receiver broke HTTP: {e}"),
+        _ => "the request failed".to_owned(),
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256 of body>` with `secret` as the key.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// A delivery's body in `format`.
+fn body(format: NotifyFormat, row: &OutboxRow) -> Vec<u8> {
+    let time = Timestamp::from_microsecond(row.time).unwrap_or(Timestamp::UNIX_EPOCH);
+    let value = match format {
+        NotifyFormat::Json => json!({
+            "id": row.id,
+            "event": row.event,
+            "time": format!("{time:.0}"),
+            "userId": row.user_id,
+            "tokenName": row.token_name,
+            "detail": row.detail,
+        }),
+        NotifyFormat::Slack => json!({ "text": slack_text(row) }),
+    };
+    serde_json::to_vec(&value).expect("JSON of strings")
+}
+
+/// One line for a chat: what happened, to whom, and the detail. Names are a client's text:
+/// Slack's `&`, `<` and `>` are escaped, so a name cannot make a link or a mention.
+fn slack_text(row: &OutboxRow) -> String {
+    fn escaped(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    }
+    let mut text = format!("Lodge: {}", row.event);
+    if let Some(token) = &row.token_name {
+        text.push_str(&format!(", token `{}`", escaped(token)));
+    }
+    if let Some(user) = &row.user_id {
+        text.push_str(&format!(", user `{}`", escaped(user)));
+    }
+    if let Some(detail) = &row.detail {
+        text.push_str(&format!(": {}", escaped(detail)));
+    }
+    text
+}
+
+/// The pause after `failures` failures in a row.
+fn pause_after(failures: u32) -> Duration {
+    FIRST_PAUSE
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(MAX_PAUSE)
+}
+
+/// Delivers until the task is dropped; returns at once when no webhook is set.
+pub async fn deliver(auth: Auth) {
+    let settings = &auth.settings().notify;
+    let Some(url) = settings.webhook_url.0.clone() else {
+        return;
+    };
+    let webhook = Arc::new(Webhook::new(settings, url));
+    let mut failures = 0_u32;
+    let mut expiry_looked: Option<std::time::Instant> = None;
+    loop {
+        if expiry_looked.is_none_or(|at| at.elapsed() >= EXPIRY_LOOK_EVERY) {
+            expiry_looked = Some(std::time::Instant::now());
+            if let Err(e) = auth.warn_of_expiring_tokens().await {
+                tracing::warn!("cannot look for expiring tokens: {e}");
+            }
+        }
+        let waiting = auth
+            .store()
+            .run(|conn| outbox::oldest(conn, READ_AT_ONCE))
+            .await;
+        let waiting = match waiting {
+            Ok(waiting) => waiting,
+            Err(e) => {
+                tracing::warn!("cannot read the notifications waiting: {e:#}");
+                tokio::time::sleep(LOOK_EVERY).await;
+                continue;
+            }
+        };
+        let mut failed = false;
+        for row in waiting {
+            let sent = {
+                let (webhook, row) = (webhook.clone(), row.clone());
+                tokio::task::spawn_blocking(move || webhook.post(&row))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the delivery failed: {e}")))
+            };
+            match sent {
+                Ok(()) => {
+                    failures = 0;
+                    tracing::info!(id = row.id, event = row.event, "notification delivered");
+                    settle(&auth, &row, true).await;
+                }
+                Err(why) => {
+                    failures += 1;
+                    failed = true;
+                    let waited = Timestamp::now()
+                        .duration_since(
+                            Timestamp::from_microsecond(row.queued_at)
+                                .unwrap_or(Timestamp::UNIX_EPOCH),
+                        )
+                        .unsigned_abs();
+                    let give_up = waited >= GIVE_UP_AFTER;
+                    if give_up {
+                        tracing::error!(
+                            id = row.id,
+                            event = row.event,
+                            attempts = row.attempts + 1,
+                            "notification dropped after a day of failures: {why}"
+                        );
+                    } else {
+                        tracing::warn!(
+                            id = row.id,
+                            event = row.event,
+                            attempt = row.attempts + 1,
+                            retry_in = %format_args!("{:?}", pause_after(failures)),
+                            "notification not delivered: {why}"
+                        );
+                    }
+                    settle(&auth, &row, give_up).await;
+                    break;
+                }
+            }
+        }
+        if failed {
+            // The receiver is down or failing: new events wait with the others.
+            tokio::time::sleep(pause_after(failures)).await;
+            continue;
+        }
+        let more = auth.store().run(|conn| outbox::oldest(conn, 1)).await;
+        if more.is_ok_and(|rows| !rows.is_empty()) {
+            continue;
+        }
+        let wait = LOOK_EVERY.min(
+            EXPIRY_LOOK_EVERY
+                .saturating_sub(expiry_looked.map_or(Duration::ZERO, |at| at.elapsed())),
+        );
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = auth.delivery_queued() => {}
+        }
+    }
+}
+
+/// Removes an acknowledged (or given up) delivery, or counts its failed attempt.
+async fn settle(auth: &Auth, row: &OutboxRow, done: bool) {
+    let seq = row.seq;
+    let written = auth
+        .store()
+        .write(move |tx| match done {
+            true => outbox::remove(tx, seq),
+            false => outbox::failed(tx, seq),
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::warn!(
+            id = row.id,
+            "cannot record a notification's delivery: {e:#}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> OutboxRow {
+        OutboxRow {
+            seq: 1,
+            id: "0b9f6a52-7c1e-4d7a-9f43-6e0f0d8f2a11".into(),
+            event: "token.rotate".into(),
+            time: 1_800_000_000_000_000,
+            queued_at: 1_800_000_000_000_000,
+            user_id: Some("alice".into()),
+            token_name: Some("<!channel> & ci".into()),
+            detail: Some("the previous secret works for 1h more by alice".into()),
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn the_json_body_has_the_documented_fields() {
+        let body: serde_json::Value =
+            serde_json::from_slice(&body(NotifyFormat::Json, &row())).unwrap();
+        assert_eq!(body["id"], "0b9f6a52-7c1e-4d7a-9f43-6e0f0d8f2a11");
+        assert_eq!(body["event"], "token.rotate");
+        assert_eq!(body["time"], "2027-01-15T08:00:00Z");
+        assert_eq!(body["userId"], "alice");
+        assert_eq!(body["tokenName"], "<!channel> & ci");
+        assert_eq!(body.as_object().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn slack_text_cannot_mention_or_link() {
+        let body: serde_json::Value =
+            serde_json::from_slice(&body(NotifyFormat::Slack, &row())).unwrap();
+        assert_eq!(
+            body["text"],
+            "Lodge: token.rotate, token `&lt;!channel&gt; &amp; ci`, user `alice`: the previous \
+             secret works for 1h more by alice"
+        );
+    }
+
+    #[test]
+    fn signatures_are_hmac_sha256() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn pauses_double_up_to_the_most() {
+        let pauses: Vec<u64> = (1..=12).map(|n| pause_after(n).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+        assert_eq!(pause_after(u32::MAX), MAX_PAUSE);
+    }
+}
