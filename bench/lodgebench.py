@@ -31,6 +31,19 @@ def lodge(env, *args, stdin=None):
     return out.stdout
 
 
+def init(env):
+    """Creates the database and the administrator `admin` (bench-admin-password): other commands
+    never create one. A binary from before `lodge init` created it at its first command."""
+    out = subprocess.run([BINARY, "--config", os.devnull, "init"], capture_output=True, text=True,
+                         env={**env, "LODGE_ADMIN__PASSWORD": "bench-admin-password"})
+    if out.returncode == 0:
+        return
+    if "unrecognized subcommand" in out.stderr:
+        lodge(env, "user", "add", "admin", "--admin", stdin="bench-admin-password\n")
+        return
+    raise RuntimeError(f"lodge init exited with {out.returncode}: {out.stderr}")
+
+
 def db_size(folder):
     """The database with its -wal and -shm files, in bytes."""
     return sum(f.stat().st_size for f in Path(folder).glob("lodge.db*"))

@@ -30,7 +30,6 @@ impl App {
         let settings = Arc::new(settings);
         let store = Store::open(&settings.database.path)?;
         let auth = Auth::new(store, clock, settings.clone());
-        let created_admin = auth.ensure_first_admin().await?;
 
         let host = settings.server.host.clone();
         let listener =
@@ -41,6 +40,9 @@ impl App {
                 )
             })?;
         let port = listener.local_addr()?.port();
+        // Only once the port is ours: a start that cannot listen leaves no administrator
+        // behind with a password nobody saw.
+        let created_admin = auth.ensure_first_admin().await?;
 
         let state = web::Data::new(http::AppState {
             auth: auth.clone(),

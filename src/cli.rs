@@ -36,8 +36,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server (the default)
+    /// Run the server (the default); creates the database and the first administrator on the
+    /// first start
     Serve,
+    /// Create the database and the first administrator without serving (other commands need
+    /// a database and never create one)
+    Init,
     /// Print the GraphQL schema (SDL)
     Schema,
     /// Manage users in the configured database
@@ -202,10 +206,24 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Init => {
+            let path = settings.database.path.clone();
+            let existed = path.exists();
+            let store = Store::open(&path)?;
+            let auth = Auth::new(store, Clock::system(), Arc::new(settings));
+            let created = auth.ensure_first_admin().await?;
+            let path = std::path::absolute(&path).unwrap_or(path);
+            match existed {
+                true => println!("the database at {} exists", path.display()),
+                false => println!("created the database at {}", path.display()),
+            }
+            announce_first_admin(created.as_ref());
+            Ok(())
+        }
         Command::User(command) => user(command, open(settings)?).await,
         Command::Token(command) => token(command, open(settings)?).await,
         Command::Backup { path } => {
-            let store = Store::open(&settings.database.path)?;
+            let store = open_existing(&settings.database.path)?;
             tokio::task::spawn_blocking(move || {
                 store.backup_to(&path)?;
                 println!("backed up to {}", path.display());
@@ -261,17 +279,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = App::build(settings, Clock::system()).await?;
-    if let Some((user, generated)) = &app.created_admin {
-        match generated {
-            Some(password) => println!(
-                "created the first administrator `{user}` with this password, shown only once:\n  \
-                 {password}\nchange it after logging in (authChangeLocalPassword, or `lodge user passwd {user}`)"
-            ),
-            None => println!(
-                "created the first administrator `{user}` with the password set as admin.password"
-            ),
-        }
-    }
+    announce_first_admin(app.created_admin.as_ref());
     println!("listening on {}", app.url());
     tracing::info!("listening on {}", app.url());
     app.run()
@@ -281,8 +289,65 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Says who the first administrator is when this start created one. A generated password goes
+/// to the terminal: standard output when it is one, standard error otherwise, so that a script
+/// or a file reading standard output never holds it.
+fn announce_first_admin(created: Option<&(String, Option<String>)>) {
+    let Some((user, generated)) = created else {
+        return;
+    };
+    match generated {
+        Some(password) => {
+            let text = format!(
+                "created the first administrator `{user}` with this password, shown only once:\n  \
+                 {password}\nchange it after logging in (authChangeLocalPassword, or `lodge user \
+                 passwd {user}`)"
+            );
+            if std::io::stdout().is_terminal() {
+                println!("{text}");
+            } else {
+                eprintln!("{text}");
+                println!(
+                    "created the first administrator `{user}` with a generated password, printed \
+                     on standard error"
+                );
+            }
+        }
+        None => println!(
+            "created the first administrator `{user}` with the password of the configuration"
+        ),
+    }
+}
+
+/// A command other than `serve` or `init` found no database where the settings say: it
+/// creates none (an empty one would answer every question with nothing). Exit code 2.
+#[derive(Debug)]
+pub struct NoDatabase(pub PathBuf);
+
+impl std::fmt::Display for NoDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no database at {} (set database.path or run from the folder that holds it; \
+             `lodge init` creates one)",
+            self.0.display()
+        )
+    }
+}
+
+impl std::error::Error for NoDatabase {}
+
+/// Opens the database a command works on, which must exist.
+fn open_existing(path: &std::path::Path) -> anyhow::Result<Store> {
+    if !path.exists() {
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        return Err(NoDatabase(shown).into());
+    }
+    Store::open(path)
+}
+
 fn open(settings: Settings) -> anyhow::Result<Auth> {
-    let store = Store::open(&settings.database.path)?;
+    let store = open_existing(&settings.database.path)?;
     Ok(Auth::new(store, Clock::system(), Arc::new(settings)))
 }
 

@@ -64,6 +64,8 @@ pub struct DatabaseSettings {
 pub struct AdminSettings {
     pub user: String,
     pub password: String,
+    /// A file holding the password instead (its first line); empty: none.
+    pub password_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -344,6 +346,7 @@ impl Default for AdminSettings {
         Self {
             user: "admin".into(),
             password: String::new(),
+            password_file: PathBuf::new(),
         }
     }
 }
@@ -358,6 +361,7 @@ impl fmt::Debug for AdminSettings {
         f.debug_struct("AdminSettings")
             .field("user", &self.user)
             .field("password", &password)
+            .field("password_file", &self.password_file)
             .finish()
     }
 }

@@ -38,7 +38,10 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lodge: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<lodge::cli::NoDatabase>() {
+                Some(_) => ExitCode::from(2),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

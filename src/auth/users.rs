@@ -95,14 +95,25 @@ impl Auth {
         if count > 0 {
             return Ok(None);
         }
-        let (password, generated) = if admin.password.is_empty() {
-            let generated = password::generate();
-            (generated.clone(), Some(generated))
+        let from_file = !admin.password_file.as_os_str().is_empty();
+        let (password, generated) = match (admin.password.is_empty(), from_file) {
+            (false, true) => anyhow::bail!(
+                "config keys `admin.password` and `admin.password_file` are both set: keep one"
+            ),
+            (true, true) => (first_line_of(&admin.password_file)?, None),
+            (true, false) => {
+                let generated = password::generate();
+                (generated.clone(), Some(generated))
+            }
+            (false, false) => (admin.password.clone(), None),
+        };
+        let key = if from_file {
+            "admin.password_file"
         } else {
-            (admin.password.clone(), None)
+            "admin.password"
         };
         let password = NewPassword::parse_plain(&password)
-            .map_err(|e| anyhow::anyhow!("config key `admin.password`: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("config key `{key}`: {e}"))?;
         self.create_user(
             &Actor::command_line(),
             &user_id,
@@ -357,6 +368,17 @@ impl Auth {
         }
         self.set_password(actor, &user.user_id, new, session).await
     }
+}
+
+/// The first line of the file `admin.password_file` names, without its line ending.
+fn first_line_of(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "config key `admin.password_file`: cannot read {}: {e}",
+            path.display()
+        )
+    })?;
+    Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
 fn refuse_self(actor: &Actor, target: &User, what: &str) -> Result<()> {

@@ -47,6 +47,14 @@ pub(crate) fn run_command(
     output
 }
 
+/// `lodge init` in `dir`: the database and the administrator `admin` ("binary admin
+/// password"), which the other commands need.
+pub(crate) fn init(dir: &Path) {
+    let mut command = lodge(dir);
+    command.env("LODGE_ADMIN__PASSWORD", "binary admin password");
+    run_command(command, &["init"], "");
+}
+
 /// A running `lodge`, killed if a test ends without stopping it.
 pub(crate) struct Server(pub(crate) Child);
 
@@ -439,6 +447,7 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
 #[test]
 fn a_command_line_run_leaves_everything_in_the_database_file_alone() {
     let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
     run_command(
         lodge(dir.path()),
         &["user", "add", "ida"],
@@ -528,12 +537,7 @@ fn a_read_only_database_is_refused_at_start_saying_so_and_starts_once_writable()
     let Some(disk) = crate::helpers::Tmpfs::mount("4m") else {
         return;
     };
-    let created = lodge(disk.path()).args(["user", "list"]).output().unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    init(disk.path());
     disk.remount("ro");
     let refused = lodge(disk.path()).arg("serve").output().unwrap();
     assert!(!refused.status.success());
@@ -570,7 +574,7 @@ fn a_sigterm_right_after_the_listening_line_still_stops_cleanly() {
 #[test]
 fn a_backup_never_follows_a_symbolic_link() {
     let dir = tempfile::tempdir().unwrap();
-    run_command(lodge(dir.path()), &["user", "list"], "");
+    init(dir.path());
     let elsewhere = tempfile::tempdir().unwrap();
     let target = elsewhere.path().join("planted.db");
     let dangling = dir.path().join("dangling.db");

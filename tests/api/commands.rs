@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::binary::{lodge, login, post, run_command, start, token_login};
+use crate::binary::{init, lodge, login, post, run_command, start, token_login};
 
 #[test]
 fn the_command_line_disables_enables_promotes_and_deletes_users_while_the_server_runs() {
@@ -132,6 +132,7 @@ fn the_command_line_lifts_a_lock_the_running_server_holds() {
 #[test]
 fn the_command_line_makes_scoped_tokens_and_lists_their_access() {
     let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
     run_command(
         lodge(dir.path()),
         &["user", "add", "wall"],
@@ -191,6 +192,7 @@ fn the_command_line_makes_scoped_tokens_and_lists_their_access() {
 #[test]
 fn lodge_scan_finds_a_token_by_its_checksum_and_needs_no_database() {
     let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
     run_command(
         lodge(dir.path()),
         &["user", "add", "wall"],
@@ -246,6 +248,7 @@ fn lodge_scan_finds_a_token_by_its_checksum_and_needs_no_database() {
 #[test]
 fn lodge_token_list_expiring_exits_1_while_a_token_expires_soon() {
     let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
     run_command(lodge(dir.path()), &["user", "add", "ci"], "ci's password\n");
     run_command(
         lodge(dir.path()),
