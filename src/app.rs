@@ -49,13 +49,19 @@ impl App {
             operations: graphql::OperationCache::new(Arc::new(graphql::schema(&settings.graphql))),
             secure_cookies: settings.server.public_url.is_https(),
             console: settings.graphql.console,
+            log_requests: settings.log.requests,
         });
+        let log_requests = settings.log.requests;
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let max_connections = settings.server.max_connections.max(1) as usize;
         let connections = http::Connections::new(max_connections);
         let server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::Condition::new(
+                    log_requests,
+                    actix_web::middleware::from_fn(http::access_log::log),
+                ))
                 .configure(http::routes)
         })
         .workers(workers)

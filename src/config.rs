@@ -14,7 +14,9 @@ use figment::{
 use jiff::{SignedDuration, Span, SpanRelativeTo};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod log;
 mod notify;
+pub use log::{LogFormat, LogLevel, LogSettings};
 pub use notify::{NotifyEvent, NotifyFormat, NotifySettings, WebhookUrl};
 
 /// The file read when no `--config` is given; it may be absent.
@@ -34,6 +36,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub audit: AuditSettings,
     pub notify: NotifySettings,
+    pub log: LogSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

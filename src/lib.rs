@@ -9,6 +9,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod graphql;
 pub mod http;
+pub mod logging;
 pub mod notify;
 pub mod scan;
 pub mod store;

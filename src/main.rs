@@ -14,15 +14,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colours only for a person's terminal: a log file or journal gets plain lines.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LODGE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let command = cli.command.unwrap_or(Command::Serve);
     let settings = match command {
         Command::Schema => Settings::default(),
@@ -34,6 +25,7 @@ async fn main() -> ExitCode {
             }
         },
     };
+    lodge::logging::init(&settings.log);
     match lodge::cli::run(command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

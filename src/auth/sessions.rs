@@ -496,6 +496,20 @@ impl Auth {
             },
             false => throttled,
         };
+        tracing::info!(
+            user = account.map(|a| crate::text::bounded(a, audit::MAX_TEXT)),
+            check = match check {
+                Check::Password => "password",
+                Check::Token => "token",
+            },
+            address = address.map(tracing::field::display),
+            retry_after_s = throttled.retry_after.as_secs(),
+            "login throttled: {}",
+            match throttled.in_flight {
+                true => "too many checks at once",
+                false => "too many failures",
+            }
+        );
         Err(match throttled.in_flight {
             true => Error::TooManyAtOnce(throttled.retry_after),
             false => Error::TooManyRequests(throttled.retry_after),

@@ -14,7 +14,7 @@ use juniper::{
     http::{GraphQLRequest, GraphQLResponse},
 };
 
-use super::{AppState, SESSION_COOKIE, json_error, session_cookie_value};
+use super::{AppState, SESSION_COOKIE, access_log, json_error, session_cookie_value};
 use crate::{
     auth::{ApiAccess, Auth, Caller, Error},
     config::{IpNet, ServerSettings},
@@ -105,6 +105,10 @@ pub async fn handle(
             }));
     }
     let dead_cookie = matches!(caller, Caller::Expired);
+    let note = state.log_requests.then(|| access_log::Note {
+        operation: access_log::operation_label(&request.query, request.operation_name.as_deref()),
+        user: caller.user().map(|u| u.user_id.clone()),
+    });
     let ctx = Context::new(state.auth.clone(), caller, request_info);
 
     let variables = take_variables(&mut request);
@@ -137,7 +141,11 @@ pub async fn handle(
         }
         None => {}
     }
-    builder.json(response)
+    let mut answer = builder.json(response);
+    if let Some(note) = note {
+        answer.extensions_mut().insert(note);
+    }
+    answer
 }
 
 /// Why a request may not use the API at all: its token (or the one its session was opened with)

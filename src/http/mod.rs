@@ -1,5 +1,6 @@
 //! actix glue only: routes, the GraphQL handler, the session cookie.
 
+pub mod access_log;
 mod forward_auth;
 mod gql;
 mod pages;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Whether `/api/gql/console` is served (`graphql.console`).
     pub console: bool,
+    /// Whether each request gets a line in the log (`log.requests`).
+    pub log_requests: bool,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod helpers;
 mod http;
 mod injection;
 mod login;
+mod logs;
 mod notify;
 mod proxy;
 mod revoke;
