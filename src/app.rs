@@ -48,6 +48,7 @@ impl App {
             auth: auth.clone(),
             operations: graphql::OperationCache::new(Arc::new(graphql::schema(&settings.graphql))),
             secure_cookies: settings.server.public_url.is_https(),
+            tls: false,
             console: settings.graphql.console,
             log_requests: settings.log.requests,
         });

@@ -31,8 +31,10 @@ pub struct Context {
 /// What the HTTP layer knows of a request.
 #[derive(Debug, Clone, Default)]
 pub struct RequestInfo {
-    /// The request's `Host`, the server's own origin as the browser sees it.
+    /// The host the client used: the request's `Host`, or a trusted proxy's word.
     pub host: Option<String>,
+    /// Whether `host` is a trusted proxy's word (`X-Forwarded-Host`, `Forwarded: host=`).
+    pub host_vouched: bool,
     /// The client's address: the peer, or what a trusted proxy says.
     pub address: Option<IpAddr>,
     /// The request's `User-Agent` when it is visible ASCII, for a login's session list.

@@ -123,12 +123,13 @@ impl Query {
     /// null otherwise, so a link cannot make Lodge an open redirect.
     fn auth_return_url(ctx: &Context, return_to: String) -> Option<String> {
         let settings = ctx.auth.settings();
-        // The Host header is the client's word: trusted only where a rebinding name cannot be.
+        // The Host header is the client's word: trusted only where a rebinding name cannot be,
+        // or when a trusted proxy says which name it served.
         let own_host = ctx
             .request
             .host
             .as_deref()
-            .filter(|h| settings.server.is_allowed_host(h));
+            .filter(|h| ctx.request.host_vouched || settings.server.is_allowed_host(h));
         return_to::allowed_return(
             &return_to,
             own_host,

@@ -6,11 +6,7 @@ use actix_web::{
     web,
 };
 
-use super::{
-    AppState,
-    gql::{bearer_token, client_address},
-    session_cookie_value,
-};
+use super::{AppState, forwarded::client_address, gql::bearer_token, session_cookie_value};
 use crate::{auth::Caller, graphql::types::teams};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

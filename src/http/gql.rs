@@ -14,10 +14,14 @@ use juniper::{
     http::{GraphQLRequest, GraphQLResponse},
 };
 
-use super::{AppState, SESSION_COOKIE, access_log, json_error, session_cookie_value};
+use super::{
+    AppState, SESSION_COOKIE, access_log,
+    forwarded::{self, Seen},
+    json_error, session_cookie_value,
+};
 use crate::{
     auth::{ApiAccess, Auth, Caller, Error},
-    config::{IpNet, ServerSettings},
+    config::ServerSettings,
     graphql::{self, Context, CookieChange, RequestInfo},
 };
 
@@ -40,9 +44,12 @@ pub async fn handle(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(why) = same_site(&req, &state.auth.settings().server) {
+    let server = &state.auth.settings().server;
+    let seen = forwarded::seen(&req, &server.trusted_proxies, state.tls);
+    if let Err(why) = same_site(&req, server, &seen) {
         return json_error(StatusCode::FORBIDDEN, &why);
     }
+    let secure_cookies = state.secure_cookies || seen.https;
     if !is_json(&req) {
         return json_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -76,8 +83,9 @@ pub async fn handle(
     let bearer = bearer_token(&req);
     let settings = state.auth.settings();
     let request_info = RequestInfo {
-        host: host(&req).map(str::to_owned),
-        address: client_address(&req, &settings.server.trusted_proxies),
+        host: seen.host,
+        host_vouched: seen.vouched,
+        address: forwarded::client_address(&req, &settings.server.trusted_proxies),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
@@ -131,13 +139,13 @@ pub async fn handle(
     builder.insert_header(("Cache-Control", "no-store"));
     match ctx.take_cookie() {
         Some(CookieChange::Set(value)) => {
-            builder.cookie(session_cookie(value, state.secure_cookies));
+            builder.cookie(session_cookie(value, secure_cookies));
         }
         Some(CookieChange::Clear) => {
-            builder.cookie(removal_cookie(state.secure_cookies));
+            builder.cookie(removal_cookie(secure_cookies));
         }
         None if dead_cookie => {
-            builder.cookie(removal_cookie(state.secure_cookies));
+            builder.cookie(removal_cookie(secure_cookies));
         }
         None => {}
     }
@@ -169,15 +177,12 @@ async fn api_refusal(auth: &Auth, caller: &Caller, address: Option<IpAddr>) -> O
     Some(reason)
 }
 
-fn host(req: &HttpRequest) -> Option<&str> {
-    req.headers().get(header::HOST)?.to_str().ok()
-}
-
 /// Refuses what a browser marks as coming from another site: `Sec-Fetch-Site: cross-site`, or an
-/// `Origin` that is neither `server.public_url` nor this server's own host when browsers may use
-/// that host ([`ServerSettings::is_allowed_host`]: a page served from a rebinding DNS name is
-/// refused). Scripts send neither header.
-fn same_site(req: &HttpRequest, server: &ServerSettings) -> Result<(), String> {
+/// `Origin` that is neither `server.public_url` nor the origin the client used (`seen`) when
+/// browsers may use that host: a name a trusted proxy vouched for, or one allowed by
+/// [`ServerSettings::is_allowed_host`] (a page served from a rebinding DNS name is refused).
+/// Scripts send neither header. A refused origin is logged with what to set.
+fn same_site(req: &HttpRequest, server: &ServerSettings, seen: &Seen) -> Result<(), String> {
     let headers = req.headers();
     let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if fetch_site.is_some_and(|site| site.eq_ignore_ascii_case("cross-site")) {
@@ -194,43 +199,33 @@ fn same_site(req: &HttpRequest, server: &ServerSettings) -> Result<(), String> {
     if server.public_url.origin() == Some(origin.as_str()) {
         return Ok(());
     }
+    let own = seen.host.as_deref().unwrap_or_default();
     let authority = origin
         .split_once("://")
-        .filter(|(scheme, _)| *scheme == "http" || *scheme == "https")
+        .filter(|(scheme, _)| match seen.vouched {
+            // Behind a proxy that says how it was reached, the scheme must be that one too.
+            true => *scheme == if seen.https { "https" } else { "http" },
+            false => *scheme == "http" || *scheme == "https",
+        })
         .map(|(_, authority)| authority)
-        .filter(|authority| host(req).is_some_and(|h| h.eq_ignore_ascii_case(authority)));
-    match authority {
-        Some(own) if server.is_allowed_host(own) => Ok(()),
-        Some(_) => Err(format!(
+        .filter(|authority| own.eq_ignore_ascii_case(authority));
+    let refusal = match authority {
+        Some(own) if seen.vouched || server.is_allowed_host(own) => return Ok(()),
+        Some(_) => format!(
             "requests from origin {origin} are refused: browsers may use this server by IP \
              address, localhost, server.public_url or server.allowed_hosts"
-        )),
-        None => Err(format!("requests from origin {origin} are refused")),
-    }
-}
-
-/// The peer's address, or, when the peer is a trusted proxy, the last address in
-/// `X-Forwarded-For` that is not one of the trusted proxies.
-pub(super) fn client_address(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(peer) {
-        return Some(peer);
-    }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|ip| ip.trim().parse().ok())
-        .collect();
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !is_trusted(*ip))
-            .unwrap_or(peer),
-    )
+        ),
+        None => format!("requests from origin {origin} are refused"),
+    };
+    tracing::warn!(
+        origin,
+        host = own,
+        "refused a browser's request from origin {origin}: if that is where people reach Lodge, \
+         set server.public_url = \"{origin}\" (or list its host in server.allowed_hosts); \
+         behind a reverse proxy, add the proxy to server.trusted_proxies and have it send \
+         X-Forwarded-Proto and X-Forwarded-Host"
+    );
+    Err(refusal)
 }
 
 fn is_json(req: &HttpRequest) -> bool {
@@ -334,58 +329,6 @@ fn removal_cookie(secure: bool) -> Cookie<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_client_address_is_the_rightmost_that_no_trusted_proxy_wrote() {
-        use actix_web::test::TestRequest;
-        let trusted = [
-            IpNet::parse("127.0.0.1").unwrap(),
-            IpNet::parse("10.0.0.0/30").unwrap(),
-        ];
-        let from = |peer: &str, forwarded: &[&str]| {
-            let mut req = TestRequest::default().peer_addr(format!("{peer}:4000").parse().unwrap());
-            for value in forwarded {
-                req = req.append_header(("X-Forwarded-For", *value));
-            }
-            client_address(&req.to_http_request(), &trusted).map(|ip| ip.to_string())
-        };
-        let cases = [
-            (
-                "an untrusted peer's own claim",
-                "203.0.113.9",
-                &["1.2.3.4"][..],
-                "203.0.113.9",
-            ),
-            ("one proxy", "127.0.0.1", &["198.51.100.7"], "198.51.100.7"),
-            (
-                "a client's forged entries on the left",
-                "127.0.0.1",
-                &["1.2.3.4, 5.6.7.8, 198.51.100.7"],
-                "198.51.100.7",
-            ),
-            (
-                "two proxies, two headers",
-                "127.0.0.1",
-                &["1.2.3.4", "198.51.100.7, 10.0.0.2"],
-                "198.51.100.7",
-            ),
-            (
-                "garbage on the right",
-                "127.0.0.1",
-                &["198.51.100.7, nonsense"],
-                "198.51.100.7",
-            ),
-            (
-                "a trusted peer without the header",
-                "127.0.0.1",
-                &[],
-                "127.0.0.1",
-            ),
-        ];
-        for (case, peer, forwarded, expected) in cases {
-            assert_eq!(from(peer, forwarded).as_deref(), Some(expected), "{case}");
-        }
-    }
 
     #[test]
     fn the_variables_taken_are_those_juniper_gives() {

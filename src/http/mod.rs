@@ -2,6 +2,7 @@
 
 pub mod access_log;
 mod forward_auth;
+mod forwarded;
 mod gql;
 mod pages;
 mod revoke;
@@ -20,7 +21,10 @@ pub struct AppState {
     pub auth: Auth,
     /// The schema, and the operations validated against it.
     pub operations: OperationCache,
+    /// `server.public_url` is https: the cookie is always `Secure`.
     pub secure_cookies: bool,
+    /// Lodge serves https itself.
+    pub tls: bool,
     /// Whether `/api/gql/console` is served (`graphql.console`).
     pub console: bool,
     /// Whether each request gets a line in the log (`log.requests`).

@@ -8,7 +8,7 @@ use actix_web::{
 };
 use serde::Deserialize;
 
-use super::{AppState, gql::client_address, json_error};
+use super::{AppState, forwarded::client_address, json_error};
 use crate::auth::Error;
 
 /// Tokens one report may hold.

@@ -426,3 +426,95 @@ pub fn count_codes(answers: &[Value]) -> std::collections::BTreeMap<String, usiz
     }
     counts
 }
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 made with openssl in `dir`: the
+/// paths of its certificate and its key (PEM). `name` tells two apart in one folder.
+pub fn make_certificate(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=localhost/O={name}"),
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian: apt-get install openssl)");
+    assert!(made.status.success(), "{made:?}");
+    (cert, key)
+}
+
+/// One answer of [`https`].
+pub struct HttpsAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpsAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A POST of `body` as JSON over https to `url`, trusting only the certificate at `root`; the
+/// client's own `headers` added. Blocking: call it from a blocking thread.
+pub fn https(
+    url: &str,
+    root: &std::path::Path,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> HttpsAnswer {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let pem = std::fs::read(root).unwrap();
+    let certificate = Certificate::from_pem(&pem).unwrap();
+    let tls = TlsConfig::builder()
+        .root_certs(RootCerts::new_with_certs(&[certificate]))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = agent.post(url).header("Content-Type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut answer = request
+        .send(serde_json::to_vec(body).unwrap().as_slice())
+        .unwrap_or_else(|e| panic!("https {url}: {e}"));
+    HttpsAnswer {
+        status: answer.status().as_u16(),
+        headers: answer
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_owned()))
+            .collect(),
+        body: answer.body_mut().read_to_string().unwrap_or_default(),
+    }
+}

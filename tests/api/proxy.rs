@@ -99,6 +99,11 @@ fn start_nginx(binary: &Path, lodge: &str, upstream: u16) -> (Proxy, u16) {
         .replace("127.0.0.1:8978", lodge)
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"));
     let prefix = tempfile::tempdir().unwrap();
+    (run_nginx(binary, &server, prefix, port), port)
+}
+
+/// nginx with `server` (a `server { }` block listening on `port`), its files in `prefix`.
+fn run_nginx(binary: &Path, server: &str, prefix: tempfile::TempDir, port: u16) -> Proxy {
     let p = prefix.path().display();
     let config = format!(
         "user root;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
@@ -122,7 +127,7 @@ fn start_nginx(binary: &Path, lodge: &str, upstream: u16) -> (Proxy, u16) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("nginx starts");
-    (listening(child, prefix, port, "nginx"), port)
+    listening(child, prefix, port, "nginx")
 }
 
 /// Caddy with `docs/caddy-forward-auth.Caddyfile`, on a free port, without TLS or its admin API.
@@ -503,6 +508,102 @@ async fn scoped_tokens_hold_through(trusted: bool, start: impl FnOnce(&str, u16)
     assert_eq!(status, 403, "a forwarded address the client made up");
 }
 
+/// Lodge behind nginx with TLS (`docs/nginx-lodge.conf`): with nginx in
+/// `server.trusted_proxies` a browser's login through https passes the same-origin check and
+/// gets a `Secure` cookie with no other setting; the same headers from a client that is not a
+/// trusted proxy change nothing.
+#[tokio::test]
+async fn behind_nginx_with_tls_the_origin_and_the_secure_cookie_follow_the_proxy() {
+    let Some(binary) = binary_or_skip("nginx", "CI_REQUIRE_NGINX") else {
+        return;
+    };
+    let app = spawn_app_with(|s| {
+        s.server.trusted_proxies = vec![lodge::config::IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    let prefix = tempfile::tempdir().unwrap();
+    let (cert, key) = make_certificate(prefix.path(), "nginx");
+    let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/nginx-lodge.conf");
+    let port = free_port();
+    let server = std::fs::read_to_string(documented)
+        .unwrap()
+        .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port} ssl;"))
+        .replace("lodge.example.com", "localhost")
+        .replace("/etc/ssl/lodge/fullchain.pem", &cert.display().to_string())
+        .replace("/etc/ssl/lodge/privkey.pem", &key.display().to_string())
+        .replace("127.0.0.1:8978", app.url.trim_start_matches("http://"));
+    let _nginx = run_nginx(&binary, &server, prefix, port);
+
+    let login = json!({
+        "query": "query($c: Object) { authLogin(provider: \"local\", credentials: $c) { authStatus } }",
+        "variables": { "c": { "user": ADMIN, "password": ADMIN_PASSWORD } }
+    });
+    let origin = format!("https://localhost:{port}");
+    let url = format!("{origin}/api/gql");
+    let answer = {
+        let (url, cert, login, origin) = (url.clone(), cert.clone(), login.clone(), origin.clone());
+        tokio::task::spawn_blocking(move || {
+            https(
+                &url,
+                &cert,
+                &login,
+                &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
+            )
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        answer.json()["data"]["authLogin"]["authStatus"],
+        "SUCCESS",
+        "{}",
+        answer.body
+    );
+    let cookie = answer.header("set-cookie").expect("a session cookie");
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(answer.header("strict-transport-security").is_some());
+
+    let foreign = {
+        let (url, cert, login) = (url.clone(), cert.clone(), login.clone());
+        tokio::task::spawn_blocking(move || {
+            https(&url, &cert, &login, &[("Origin", "https://evil.example")])
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(foreign.status, 403, "{}", foreign.body);
+
+    // Straight to Lodge from 127.0.0.2, which is no proxy of Lodge's: its forwarded headers
+    // are its own claims.
+    let direct = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let forged = direct
+        .post(format!("{}/api/gql", app.url))
+        .header("Origin", "https://lodge.example.com")
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Forwarded-Host", "lodge.example.com")
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "a forged forwarded origin is refused");
+    let plain = direct
+        .post(format!("{}/api/gql", app.url))
+        .header("X-Forwarded-Proto", "https")
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_set_cookie(&plain).expect("a session cookie");
+    assert!(
+        !cookie.contains("Secure"),
+        "only a trusted proxy's https counts: {cookie}"
+    );
+}
+
 #[test]
 fn the_docs_show_the_tested_proxy_configurations_verbatim() {
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
@@ -514,4 +615,10 @@ fn the_docs_show_the_tested_proxy_configurations_verbatim() {
             "docs/forward-auth.md must show docs/{file}"
         );
     }
+    let readme = std::fs::read_to_string(docs.join("../README.md")).unwrap();
+    let conf = std::fs::read_to_string(docs.join("nginx-lodge.conf")).unwrap();
+    assert!(
+        readme.contains(&conf),
+        "README.md must show docs/nginx-lodge.conf"
+    );
 }
