@@ -5,7 +5,7 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 use actix_web::{App as ActixApp, HttpServer, dev::Server, web};
 use anyhow::Context as _;
 
-use crate::{auth::Auth, clock::Clock, config::Settings, graphql, http, store::Store};
+use crate::{auth::Auth, clock::Clock, config::Settings, graphql, http, store::Store, tls};
 
 /// How often ended sessions and long-expired tokens are removed.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(300);
@@ -19,6 +19,8 @@ pub struct App {
     server: Server,
     auth: Auth,
     stop_signals: StopSignals,
+    /// The certificate served, when Lodge serves https itself, and the signal that reloads it.
+    tls: Option<(Arc<tls::Certificates>, tls::Hangups)>,
     /// The first administrator when this start created one, with its password when generated.
     pub created_admin: Option<(String, Option<String>)>,
 }
@@ -28,6 +30,7 @@ impl App {
     /// listener (port 0 lets the system pick).
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
+        let certificates = certificates(&settings.server)?;
         let store = Store::open(&settings.database.path)?;
         let auth = Auth::new(store, clock, settings.clone());
 
@@ -48,11 +51,12 @@ impl App {
             auth: auth.clone(),
             operations: graphql::OperationCache::new(Arc::new(graphql::schema(&settings.graphql))),
             secure_cookies: settings.server.public_url.is_https(),
-            tls: false,
+            tls: certificates.is_some(),
             console: settings.graphql.console,
             log_requests: settings.log.requests,
         });
         let log_requests = settings.log.requests;
+        let tls = certificates.is_some();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let max_connections = settings.server.max_connections.max(1) as usize;
         let connections = http::Connections::new(max_connections);
@@ -63,6 +67,12 @@ impl App {
                     log_requests,
                     actix_web::middleware::from_fn(http::access_log::log),
                 ))
+                // Served over https: browsers keep to it for this host for a year.
+                .wrap(actix_web::middleware::Condition::new(
+                    tls,
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add(("Strict-Transport-Security", "max-age=31536000")),
+                ))
                 .configure(http::routes)
         })
         .workers(workers)
@@ -70,25 +80,32 @@ impl App {
         .max_connections(max_connections.div_ceil(workers))
         .on_connect(move |_, extensions| {
             extensions.insert(connections.opened());
-        })
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(
-            settings
-                .server
-                .shutdown_timeout
-                .0
-                .as_secs()
-                .max(1)
-                .unsigned_abs(),
-        )
-        .run();
+        });
+        let server = match &certificates {
+            Some(certificates) => {
+                server.listen_rustls_0_23(listener, certificates.server_config()?)?
+            }
+            None => server.listen(listener)?,
+        };
+        let server = server
+            .disable_signals()
+            .shutdown_timeout(
+                settings
+                    .server
+                    .shutdown_timeout
+                    .0
+                    .as_secs()
+                    .max(1)
+                    .unsigned_abs(),
+            )
+            .run();
         Ok(Self {
             host,
             port,
             server,
             auth,
             stop_signals: StopSignals::register()?,
+            tls: certificates.map(|c| (c, tls::Hangups::register())),
             created_admin,
         })
     }
@@ -102,12 +119,13 @@ impl App {
         self.port
     }
 
-    /// `http://HOST:PORT` with the port actually bound.
+    /// `http://HOST:PORT` (or `https://`) with the port actually bound.
     pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         if self.host.contains(':') {
-            format!("http://[{}]:{}", self.host, self.port)
+            format!("{scheme}://[{}]:{}", self.host, self.port)
         } else {
-            format!("http://{}:{}", self.host, self.port)
+            format!("{scheme}://{}:{}", self.host, self.port)
         }
     }
 
@@ -137,6 +155,9 @@ impl App {
         });
         // Webhook deliveries, when `notify.webhook_url` is set.
         let notifications = tokio::spawn(crate::notify::deliver(self.auth.clone()));
+        let reloads = self
+            .tls
+            .map(|(certificates, hangups)| tokio::spawn(tls::watch(certificates, hangups)));
         let handle = self.server.handle();
         let stop_signals = self.stop_signals;
         let stopper = tokio::spawn(async move {
@@ -149,6 +170,9 @@ impl App {
         housekeeping.abort();
         last_uses.abort();
         notifications.abort();
+        if let Some(reloads) = reloads {
+            reloads.abort();
+        }
         // What is held in memory goes to the file before the last checkpoint.
         let _ = self.auth.flush_last_used().await;
         // Fold the write-ahead log into the database file, so a stopped server leaves one file.
@@ -159,6 +183,20 @@ impl App {
             Err(e) => tracing::warn!("cannot checkpoint the database at shutdown: {e}"),
         }
         result
+    }
+}
+
+/// The certificate `server.tls_cert` and `server.tls_key` name, when both are set.
+fn certificates(
+    server: &crate::config::ServerSettings,
+) -> anyhow::Result<Option<Arc<tls::Certificates>>> {
+    let (cert, key) = (&server.tls_cert, &server.tls_key);
+    match (cert.as_os_str().is_empty(), key.as_os_str().is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) => tls::Certificates::open(cert, key).map(Some),
+        _ => anyhow::bail!(
+            "server.tls_cert and server.tls_key go together: set both to serve https, or neither"
+        ),
     }
 }
 

@@ -54,6 +54,10 @@ pub struct ServerSettings {
     /// Host names (and `host:port`) browsers may reach the API at besides loopback and IP
     /// addresses, when `public_url` is not set.
     pub allowed_hosts: Vec<String>,
+    /// A PEM certificate chain to serve https with; empty: plain http.
+    pub tls_cert: PathBuf,
+    /// Its PEM private key.
+    pub tls_key: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -332,6 +336,8 @@ impl Default for ServerSettings {
             body_timeout: Duration(SignedDuration::from_secs(10)),
             max_connections: 512,
             allowed_hosts: Vec::new(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod store;
 #[cfg(test)]
 mod testing;
 pub mod text;
+pub mod tls;
 
 pub use app::App;
 pub use clock::Clock;

@@ -24,5 +24,6 @@ mod scopes;
 mod session_list;
 mod sessions;
 mod store;
+mod tls;
 mod tokens;
 mod users;
