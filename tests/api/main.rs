@@ -6,6 +6,7 @@ mod binary;
 mod cache;
 mod commands;
 mod crash;
+mod deploy;
 mod first_start;
 mod floods;
 mod forward_auth;
