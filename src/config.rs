@@ -15,8 +15,10 @@ use jiff::{SignedDuration, Span, SpanRelativeTo};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod log;
+mod metrics;
 mod notify;
 pub use log::{LogFormat, LogLevel, LogSettings};
+pub use metrics::MetricsSettings;
 pub use notify::{NotifyEvent, NotifyFormat, NotifySettings, WebhookUrl};
 
 /// The file read when no `--config` is given; it may be absent.
@@ -37,6 +39,7 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub notify: NotifySettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ pub mod fuzzing;
 pub mod graphql;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod scan;
 pub mod store;

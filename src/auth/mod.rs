@@ -212,6 +212,8 @@ pub struct Auth {
     parsed_grants: Arc<Mutex<std::collections::HashMap<Box<str>, Arc<Grants>>>>,
     /// Woken when this process queues a webhook delivery (`notify`).
     outbox_queued: Arc<tokio::sync::Notify>,
+    /// Counters and histograms shown at `/metrics`.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Grants kept parsed at most; beyond, the map starts afresh.
@@ -229,6 +231,7 @@ fn lock_lists(lists: &Mutex<UserSessions>) -> MutexGuard<'_, UserSessions> {
 
 impl Auth {
     pub fn new(store: Store, clock: Clock, settings: Arc<Settings>) -> Self {
+        let metrics = Arc::new(crate::metrics::Metrics::new(store.writer_metrics()));
         Self {
             store,
             clock,
@@ -244,6 +247,7 @@ impl Auth {
             user_sessions: Arc::default(),
             parsed_grants: Arc::default(),
             outbox_queued: Arc::default(),
+            metrics,
         }
     }
 
@@ -401,6 +405,34 @@ impl Auth {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The `/metrics` page: what was counted, with the gauges read from the database now.
+    pub async fn metrics_page(&self) -> Result<String> {
+        let now = self.now();
+        let settings = self.settings();
+        let warn_until = (now + settings.tokens.warn_before.0).as_microsecond();
+        let idle_before = (now - settings.session.idle_timeout.0).as_microsecond();
+        let opened_before = (now - settings.session.max_lifetime.0).as_microsecond();
+        let micros = now.as_microsecond();
+        let (tokens_expiring, sessions_live) = self
+            .store()
+            .run(move |conn| {
+                Ok((
+                    crate::store::tokens::count_expiring(conn, micros, warn_until)?,
+                    crate::store::sessions::count_live(conn, idle_before, opened_before)?,
+                ))
+            })
+            .await?;
+        Ok(self.metrics.render(crate::metrics::Scraped {
+            tokens_expiring,
+            sessions_live,
+            database_bytes: i64::try_from(self.store().size()).unwrap_or(i64::MAX),
+        }))
     }
 
     pub fn store(&self) -> &Store {

@@ -112,6 +112,15 @@ pub struct SessionState {
     pub remaining: SignedDuration,
 }
 
+/// How a login ended, for `lodge_logins_total`.
+fn login_result<T>(outcome: &Result<T>) -> &'static str {
+    match outcome {
+        Ok(_) => "success",
+        Err(Error::TokenDenied(_)) => "denied",
+        Err(_) => "failure",
+    }
+}
+
 impl Auth {
     /// Identifies the caller by its bearer token (first) or its session cookie.
     /// Failed bearer tokens count toward the address's login limit.
@@ -133,6 +142,14 @@ impl Auth {
             // A token used from outside its allowFrom was right: not a failure to count.
             let right = matches!(caller, Ok(Caller::Bearer { .. } | Caller::Denied(_)));
             self.settle(attempt, right);
+            self.metrics().login(
+                "bearer",
+                match &caller {
+                    Ok(Caller::Bearer { .. }) => "success",
+                    Ok(Caller::Denied(_)) => "denied",
+                    _ => "failure",
+                },
+            );
             if matches!(caller, Ok(Caller::BadBearer)) {
                 self.login_failed("bearer", None, address, BAD_TOKEN).await;
             }
@@ -345,6 +362,7 @@ impl Auth {
         let Some(user_id) = UserId::for_login(user_id) else {
             let attempt = self.begin_attempt(Check::Token, login.address, None)?;
             self.settle(attempt, false);
+            self.metrics().login("local", "failure");
             self.login_failed("local", Some(user_id), login.address, "no such user id")
                 .await;
             return Err(Error::AuthFailed);
@@ -352,6 +370,7 @@ impl Auth {
         let attempt = self.begin_attempt(Check::Password, login.address, Some(&user_id))?;
         let outcome = self.check_password(&user_id, credential, login).await;
         let locked = self.settle(attempt, outcome.is_ok());
+        self.metrics().login("local", login_result(&outcome));
         if let Err(Error::AuthFailed) = outcome {
             let detail = "wrong user, password or disabled user";
             self.login_failed("local", Some(&user_id), login.address, detail)
@@ -461,6 +480,7 @@ impl Auth {
         // A token used beyond its scope was right: not a failure to count.
         let succeeded = outcome.is_ok() || matches!(outcome, Err(Error::TokenDenied(_)));
         self.settle(attempt, succeeded);
+        self.metrics().login("token", login_result(&outcome));
         if let Err(Error::AuthFailed) = outcome {
             self.login_failed("token", None, login.address, BAD_TOKEN)
                 .await;
@@ -496,12 +516,14 @@ impl Auth {
             },
             false => throttled,
         };
+        let check = match check {
+            Check::Password => "password",
+            Check::Token => "token",
+        };
+        self.metrics().throttled(check);
         tracing::info!(
             user = account.map(|a| crate::text::bounded(a, audit::MAX_TEXT)),
-            check = match check {
-                Check::Password => "password",
-                Check::Token => "token",
-            },
+            check,
             address = address.map(tracing::field::display),
             retry_after_s = throttled.retry_after.as_secs(),
             "login throttled: {}",

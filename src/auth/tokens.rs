@@ -225,6 +225,7 @@ impl Auth {
             })
             .await?;
         outcome?;
+        self.metrics().token_created();
         Ok(NewToken {
             secret,
             token: Token {
@@ -497,6 +498,7 @@ impl Auth {
         if sends && revoked > 0 {
             self.wake_sender();
         }
+        self.metrics().tokens_deleted(revoked as u64);
         Ok(revoked)
     }
 
@@ -533,6 +535,7 @@ impl Auth {
             })
             .await?;
         if deleted {
+            self.metrics().tokens_deleted(1);
             Ok(())
         } else {
             Err(Error::NotFound(missing))

@@ -11,6 +11,7 @@ use juniper::{GraphQLError, Variables};
 use super::{
     Context, Operation, Schema, ValidatorPanicked,
     direct::{Outcome, Plan},
+    document::RootFields,
     validate,
 };
 
@@ -24,6 +25,8 @@ const MAX_DOCUMENT: usize = 8 * 1024;
 struct Document {
     schema: Arc<Schema>,
     text: Box<str>,
+    /// Its first root field, the label of its requests' durations (`metrics`).
+    label: &'static str,
 }
 
 /// An operation validated from a document, and how to run it without juniper when it can be.
@@ -60,6 +63,11 @@ impl Prepared {
         compiled.operation.execute(variables, ctx).await
     }
 
+    /// The document's first root field, or `other`: the label of its requests' durations.
+    pub fn label(&self) -> &'static str {
+        self.0.borrow_owner().label
+    }
+
     #[cfg(test)]
     fn is_direct(&self) -> bool {
         self.0.borrow_dependent().direct.is_some()
@@ -68,12 +76,14 @@ impl Prepared {
 
 pub struct OperationCache {
     schema: Arc<Schema>,
+    root_fields: RootFields,
     entries: Mutex<HashMap<String, Prepared>>,
 }
 
 impl OperationCache {
     pub fn new(schema: Arc<Schema>) -> Self {
         Self {
+            root_fields: RootFields::from_sdl(&schema.as_sdl()),
             schema,
             entries: Mutex::new(HashMap::new()),
         }
@@ -94,6 +104,7 @@ impl OperationCache {
         let owner = Document {
             schema: self.schema.clone(),
             text: document.into(),
+            label: self.root_fields.label_of(document),
         };
         // A document too long to keep is not worth a second parse for a plan.
         let plan = key.is_some();

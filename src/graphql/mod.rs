@@ -3,6 +3,7 @@
 mod cache;
 pub mod context;
 mod direct;
+pub mod document;
 mod mutation;
 mod query;
 pub mod scalars;

@@ -44,6 +44,7 @@ pub async fn handle(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let started = std::time::Instant::now();
     let server = &state.auth.settings().server;
     let seen = forwarded::seen(&req, &server.trusted_proxies, state.tls);
     if let Err(why) = same_site(&req, server, &seen) {
@@ -114,7 +115,10 @@ pub async fn handle(
     }
     let dead_cookie = matches!(caller, Caller::Expired);
     let note = state.log_requests.then(|| access_log::Note {
-        operation: access_log::operation_label(&request.query, request.operation_name.as_deref()),
+        operation: graphql::document::operation_label(
+            &request.query,
+            request.operation_name.as_deref(),
+        ),
         user: caller.user().map(|u| u.user_id.clone()),
     });
     let ctx = Context::new(state.auth.clone(), caller, request_info);
@@ -123,8 +127,12 @@ pub async fn handle(
     let validated = state
         .operations
         .get(&request.query, request.operation_name.as_deref());
+    let mut label = "other";
     let result = match validated {
-        Ok(Ok(prepared)) => prepared.execute(&variables, &ctx).await,
+        Ok(Ok(prepared)) => {
+            label = prepared.label();
+            prepared.execute(&variables, &ctx).await
+        }
         Ok(Err(e)) => Err(e),
         Err(graphql::ValidatorPanicked) => {
             return json_error(
@@ -150,6 +158,7 @@ pub async fn handle(
         None => {}
     }
     let mut answer = builder.json(response);
+    state.auth.metrics().request(label, started.elapsed());
     if let Some(note) = note {
         answer.extensions_mut().insert(note);
     }

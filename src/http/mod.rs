@@ -4,6 +4,7 @@ pub mod access_log;
 mod forward_auth;
 mod forwarded;
 mod gql;
+mod metrics;
 mod pages;
 mod revoke;
 
@@ -60,6 +61,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(readyz))
     .configure(pages::routes)
     .configure(forward_auth::routes)
+    .configure(metrics::routes)
     .configure(revoke::routes);
 }
 

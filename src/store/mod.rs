@@ -141,6 +141,9 @@ pub struct Store {
     /// The log's header and the change counter read after it, the last time it was read: while
     /// the header stays the same, nothing was committed and the counter has not moved.
     last_read: Arc<Mutex<Option<(LogHeader, i64)>>>,
+    /// The writer's batch sizes and commit times (`/metrics`).
+    writer_metrics: crate::metrics::WriterMetrics,
+    path: std::path::PathBuf,
 }
 
 /// The two copies of the write-ahead log index's header, as SQLite's file format documents them
@@ -305,12 +308,14 @@ impl Store {
         // index and rebuild it under this one. So the writer thread and the pool's connection
         // manager each hold it, and it closes after the last connection.
         let own_commit = Arc::new(Mutex::new(None));
+        let writer_metrics = crate::metrics::WriterMetrics::default();
         let writer = writer::Writer::start(
             conn,
             path,
             writer::Published {
                 log_index: index_file.clone(),
                 own_commit: own_commit.clone(),
+                metrics: writer_metrics.clone(),
             },
             index_file.clone(),
         )
@@ -335,7 +340,25 @@ impl Store {
             log_index: index_file,
             own_commit,
             last_read: Arc::default(),
+            writer_metrics,
+            path: path.to_owned(),
         })
+    }
+
+    /// The writer's batch sizes and commit times.
+    pub fn writer_metrics(&self) -> &crate::metrics::WriterMetrics {
+        &self.writer_metrics
+    }
+
+    /// The bytes of the database file and its write-ahead log.
+    pub fn size(&self) -> u64 {
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        [self.path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// A pooled connection for synchronous callers (the command line, tests).

@@ -279,6 +279,15 @@ pub fn delete_for_token(conn: &Connection, token_id: i64) -> Result<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE token_id = ?1", [token_id])?)
 }
 
+/// Sessions neither idle since before `idle_before` nor opened before `opened_before`.
+pub fn count_live(conn: &Connection, idle_before: i64, opened_before: i64) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM sessions WHERE last_seen_at >= ?1 AND created_at >= ?2",
+        params![idle_before, opened_before],
+        |r| r.get(0),
+    )?)
+}
+
 /// Removes up to `at_most` sessions idle since before `idle_before` or opened before
 /// `opened_before`, oldest first; gives how many.
 pub fn purge(

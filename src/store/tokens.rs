@@ -274,6 +274,15 @@ pub fn expiring_unnoticed(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Tokens live at `now` that expire by `until`.
+pub fn count_expiring(conn: &Connection, now: i64, until: i64) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM api_tokens WHERE expires_at > ?1 AND expires_at <= ?2",
+        params![now, until],
+        |r| r.get(0),
+    )?)
+}
+
 /// Records that the token has had expiry warning `notice`.
 pub fn set_expiry_notice(conn: &Connection, id: i64, notice: i64) -> Result<()> {
     conn.prepare_cached("UPDATE api_tokens SET expiry_notice = ?2 WHERE id = ?1")?

@@ -95,6 +95,8 @@ impl<'c> Savepoints<'c> {
 pub(super) struct Published {
     pub log_index: Option<Arc<std::fs::File>>,
     pub own_commit: Arc<Mutex<Option<(LogHeader, i64)>>>,
+    /// Where each batch's size and commit time are counted.
+    pub metrics: crate::metrics::WriterMetrics,
 }
 
 impl Published {
@@ -272,12 +274,20 @@ fn commit_batch(
     // The counter is read first, in the batch's transaction; then the commit.
     let (counter, committed) = match &broken {
         Some(e) => (None, Err(copy_sqlite(e))),
-        None => (
-            change_counter::current(conn).ok(),
-            conn.prepare_cached("COMMIT")
+        None => {
+            let counter = change_counter::current(conn).ok();
+            let started = std::time::Instant::now();
+            let committed = conn
+                .prepare_cached("COMMIT")
                 .and_then(|mut s| s.execute([]))
-                .map(drop),
-        ),
+                .map(drop);
+            published
+                .metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            published.metrics.batch_size.observe(taken as f64);
+            (counter, committed)
+        }
     };
     if let Err(e) = &committed {
         tracing::warn!("cannot commit writes to {path}: {e}");

@@ -17,6 +17,7 @@ mod http;
 mod injection;
 mod login;
 mod logs;
+mod metrics;
 mod notify;
 mod proxy;
 mod revoke;
