@@ -33,6 +33,9 @@ impl App {
         let certificates = certificates(&settings.server)?;
         let store = Store::open(&settings.database.path)?;
         let auth = Auth::new(store, clock, settings.clone());
+        auth.load_device_key()
+            .await
+            .context("cannot read or make the key of device cookies")?;
 
         let host = settings.server.host.clone();
         let listener =

@@ -4,6 +4,7 @@
 pub mod audit;
 mod cache;
 mod caller;
+pub mod devices;
 pub mod grants;
 pub mod limits;
 mod notify;
@@ -214,6 +215,8 @@ pub struct Auth {
     outbox_queued: Arc<tokio::sync::Notify>,
     /// Counters and histograms shown at `/metrics`.
     metrics: Arc<crate::metrics::Metrics>,
+    /// Signs the cookies of browsers trusted for an account (`devices`).
+    device_key: Arc<devices::DeviceKey>,
 }
 
 /// Grants kept parsed at most; beyond, the map starts afresh.
@@ -248,6 +251,7 @@ impl Auth {
             parsed_grants: Arc::default(),
             outbox_queued: Arc::default(),
             metrics,
+            device_key: Arc::default(),
         }
     }
 

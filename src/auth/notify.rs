@@ -153,26 +153,37 @@ impl Auth {
         Ok(queued)
     }
 
-    /// An account locked by failed logins until `until`: logged, audited as `user.locked` and
-    /// announced.
+    /// An account locked by failed logins until `until` (or, `browser`, one of its trusted
+    /// browsers, which holds its own budget): logged, audited as `user.locked` and announced.
     pub(super) async fn account_locked(
         &self,
         user_id: &str,
         address: Option<IpAddr>,
         until: Timestamp,
+        browser: bool,
     ) {
         let failures = self.settings().limits.account_failures;
+        let whose = if browser {
+            "a browser trusted for the account "
+        } else {
+            ""
+        };
         let event = AuditEvent::new(kind::USER_LOCKED, true)
             .user(user_id)
             .address(address)
             .detail(format!(
-                "locked until {until:.0} after {failures} failed password checks"
+                "{whose}locked until {until:.0} after {failures} failed password checks"
             ));
         tracing::warn!(
             user = crate::text::bounded(user_id, audit::MAX_TEXT),
             address = address.map(tracing::field::display),
             until = %format_args!("{until:.0}"),
-            "account locked by failed logins"
+            "{}",
+            if browser {
+                "a trusted browser locked by failed logins (the account is not)"
+            } else {
+                "account locked by failed logins"
+            }
         );
         let sends = self.sends(NotifyEvent::UserLocked);
         let now = self.now();

@@ -8,7 +8,7 @@ use super::{
     ApiAccess, Auth, Caller, Error, Grants, Result, Role, User,
     audit::{self, AuditEvent, kind},
     cache::{SessionChange, TokenEntry},
-    from_micros,
+    devices, from_micros,
     limits::{Attempt, Check},
     password::{self, ClientHash},
     secret::{ApiTokenSecret, Digest, SessionCookie, SessionSecret, random_id},
@@ -86,6 +86,8 @@ pub struct LoginOptions<'a> {
     pub replaces: Option<SessionKey>,
     /// `forceSessionsLogout`: end the user's other sessions.
     pub end_other_sessions: bool,
+    /// The browser's device cookie ([`devices::DEVICE_COOKIE`]), if it sent one.
+    pub device: Option<&'a str>,
 }
 
 /// A session, its secret's digest and its user's row id: what ending it takes.
@@ -102,6 +104,8 @@ pub struct LoginOutcome {
     pub cookie: SessionCookie,
     pub session: Session,
     pub auth_id: String,
+    /// After a password login: the device cookie that trusts this browser for the account.
+    pub device_cookie: Option<String>,
 }
 
 /// What `sessionState` reports.
@@ -367,8 +371,18 @@ impl Auth {
                 .await;
             return Err(Error::AuthFailed);
         };
-        let attempt = self.begin_attempt(Check::Password, login.address, Some(&user_id))?;
-        let outcome = self.check_password(&user_id, credential, login).await;
+        // A browser that logged in to this account before checks in a budget of its own.
+        let device = login
+            .device
+            .and_then(|cookie| self.trusted_device(cookie, &user_id));
+        let budget = device.as_deref().map(devices::budget_name);
+        let attempt = self.begin_attempt_in(
+            Check::Password,
+            login.address,
+            Some(&user_id),
+            Some(budget.as_deref().unwrap_or(&user_id)),
+        )?;
+        let mut outcome = self.check_password(&user_id, credential, login).await;
         let locked = self.settle(attempt, outcome.is_ok());
         self.metrics().login("local", login_result(&outcome));
         if let Err(Error::AuthFailed) = outcome {
@@ -377,7 +391,11 @@ impl Auth {
                 .await;
         }
         if let Some(until) = locked {
-            self.account_locked(&user_id, login.address, until).await;
+            self.account_locked(&user_id, login.address, until, device.is_some())
+                .await;
+        }
+        if let Ok(outcome) = &mut outcome {
+            outcome.device_cookie = self.device_cookie(&user_id);
         }
         outcome
     }
@@ -497,12 +515,27 @@ impl Auth {
         address: Option<IpAddr>,
         account: Option<&str>,
     ) -> Result<Attempt> {
-        let throttled = match self.limits().begin(self.now(), check, address, account) {
+        self.begin_attempt_in(check, address, account, account)
+    }
+
+    /// [`Auth::begin_attempt`] counted in the budget named `budget` (an account's, or a trusted
+    /// browser's: [`devices::budget_name`]) for `account`'s login.
+    fn begin_attempt_in(
+        &self,
+        check: Check,
+        address: Option<IpAddr>,
+        account: Option<&str>,
+        budget: Option<&str>,
+    ) -> Result<Attempt> {
+        let throttled = match self.limits().begin(self.now(), check, address, budget) {
             Ok(attempt) => return Ok(attempt),
             Err(throttled) => throttled,
         };
-        // A database that cannot be read now leaves the lock as it is.
+        let own_budget = budget != account;
+        // A database that cannot be read now leaves the lock as it is. A browser's own lock
+        // is not the account's, which is what a command lifts.
         let lifted = !throttled.in_flight
+            && !own_budget
             && account.is_some_and(|account| {
                 self.lock_lifted(account).unwrap_or_else(|e| {
                     tracing::warn!("cannot read whether a lock was lifted: {e}");
@@ -510,7 +543,7 @@ impl Auth {
                 })
             });
         let throttled = match lifted {
-            true => match self.limits().begin(self.now(), check, address, account) {
+            true => match self.limits().begin(self.now(), check, address, budget) {
                 Ok(attempt) => return Ok(attempt),
                 Err(throttled) => throttled,
             },
@@ -526,10 +559,15 @@ impl Auth {
             check,
             address = address.map(tracing::field::display),
             retry_after_s = throttled.retry_after.as_secs(),
-            "login throttled: {}",
+            "login throttled: {}{}",
             match throttled.in_flight {
                 true => "too many checks at once",
                 false => "too many failures",
+            },
+            if own_budget {
+                " from this trusted browser"
+            } else {
+                ""
             }
         );
         Err(match throttled.in_flight {
@@ -560,6 +598,7 @@ impl Auth {
             end_other_sessions,
             address,
             user_agent,
+            device: _,
         } = login;
         let seen_from = address.map(|a| a.to_string());
         let user_agent = user_agent.map(|agent| crate::text::bounded(agent, MAX_USER_AGENT));
@@ -644,6 +683,7 @@ impl Auth {
                 grants,
             },
             auth_id: random_id(),
+            device_cookie: None,
         })
     }
 

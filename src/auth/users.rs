@@ -354,7 +354,7 @@ impl Auth {
         let checked = self.check_credential(&user.user_id, old).await;
         let matches = checked.as_ref().is_ok_and(|(_, matches)| *matches);
         if let Some(until) = self.settle(attempt, matches) {
-            self.account_locked(&user.user_id, actor.address, until)
+            self.account_locked(&user.user_id, actor.address, until, false)
                 .await;
         }
         checked?;

@@ -25,6 +25,8 @@ pub struct Context {
     /// Where the request came from, as the HTTP layer established it.
     pub request: RequestInfo,
     cookie: Mutex<Option<CookieChange>>,
+    /// A device cookie to set: a password login trusted this browser for its account.
+    device_cookie: Mutex<Option<String>>,
     logins: AtomicUsize,
 }
 
@@ -39,6 +41,8 @@ pub struct RequestInfo {
     pub address: Option<IpAddr>,
     /// The request's `User-Agent` when it is visible ASCII, for a login's session list.
     pub user_agent: Option<String>,
+    /// The browser's device cookie (`auth::devices`), if it sent one.
+    pub device_cookie: Option<String>,
 }
 
 impl juniper::Context for Context {}
@@ -50,6 +54,7 @@ impl Context {
             caller,
             request,
             cookie: Mutex::new(None),
+            device_cookie: Mutex::new(None),
             logins: AtomicUsize::new(0),
         }
     }
@@ -97,6 +102,17 @@ impl Context {
 
     pub fn take_cookie(&self) -> Option<CookieChange> {
         self.cookie.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    pub fn set_device_cookie(&self, value: String) {
+        *self.device_cookie.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+    }
+
+    pub fn take_device_cookie(&self) -> Option<String> {
+        self.device_cookie
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 }
 

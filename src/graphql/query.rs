@@ -337,6 +337,7 @@ pub(super) async fn login(
         user_agent: ctx.request.user_agent.as_deref(),
         replaces: ctx.session(),
         end_other_sessions: force_sessions_logout.unwrap_or(false),
+        device: ctx.request.device_cookie.as_deref(),
     };
     let outcome = match provider {
         "local" => {
@@ -362,6 +363,9 @@ pub(super) async fn login(
         }
     };
     ctx.set_cookie(CookieChange::Set(outcome.cookie.expose()));
+    if let Some(device) = outcome.device_cookie {
+        ctx.set_device_cookie(device);
+    }
     Ok(AuthInfo {
         redirect_link: None,
         auth_id: Some(outcome.auth_id),

@@ -15,12 +15,15 @@ use juniper::{
 };
 
 use super::{
-    AppState, SESSION_COOKIE, access_log,
+    AppState, SESSION_COOKIE, access_log, cookie_value,
     forwarded::{self, Seen},
     json_error, session_cookie_value,
 };
 use crate::{
-    auth::{ApiAccess, Auth, Caller, Error},
+    auth::{
+        ApiAccess, Auth, Caller, Error,
+        devices::{DEVICE_COOKIE, DEVICE_TRUST},
+    },
     config::ServerSettings,
     graphql::{self, Context, CookieChange, RequestInfo},
 };
@@ -87,6 +90,7 @@ pub async fn handle(
         host: seen.host,
         host_vouched: seen.vouched,
         address: forwarded::client_address(&req, &settings.server.trusted_proxies),
+        device_cookie: cookie_value(&req, DEVICE_COOKIE).map(str::to_owned),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
@@ -156,6 +160,9 @@ pub async fn handle(
             builder.cookie(removal_cookie(secure_cookies));
         }
         None => {}
+    }
+    if let Some(device) = ctx.take_device_cookie() {
+        builder.cookie(device_cookie(device, secure_cookies));
     }
     let mut answer = builder.json(response);
     state.auth.metrics().request(label, started.elapsed());
@@ -326,6 +333,18 @@ fn session_cookie(value: String, secure: bool) -> Cookie<'static> {
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(secure)
+        .finish()
+}
+
+/// The cookie that trusts this browser for the account it logged in to (`auth::devices`): sent
+/// back only to the API, kept as long as the trust lasts.
+fn device_cookie(value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build(DEVICE_COOKIE, value)
+        .path("/api/gql")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .max_age(CookieAge::seconds(DEVICE_TRUST.as_secs()))
         .finish()
 }
 

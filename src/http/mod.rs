@@ -41,13 +41,18 @@ pub const SESSION_COOKIE: &str = "cb-session-id";
 /// The session cookie's value, read straight from the `Cookie` headers (actix's `cookie()` parses
 /// every cookie of the request into a list first, 3 % of a session request's time).
 fn session_cookie_value(req: &actix_web::HttpRequest) -> Option<&str> {
+    cookie_value(req, SESSION_COOKIE)
+}
+
+/// The value of the cookie `wanted`, read straight from the `Cookie` headers.
+fn cookie_value<'r>(req: &'r actix_web::HttpRequest, wanted: &str) -> Option<&'r str> {
     req.headers()
         .get_all(actix_web::http::header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
-            (name == SESSION_COOKIE).then(|| value.trim_matches('"'))
+            (name == wanted).then(|| value.trim_matches('"'))
         })
 }
 

@@ -56,6 +56,7 @@ mod tests {
             "sessions are kept by id; a new session has a new id (a reused row is an UPDATE)",
         ),
         ("audit_events", &[], "never kept in memory"),
+        ("server_secrets", &[], "read once at start"),
         (
             "notify_outbox",
             &[],

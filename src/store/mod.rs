@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod change_counter;
 pub mod outbox;
+pub mod secrets;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
@@ -167,6 +168,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/009_token_grants.sql")),
         M::up(include_str!("migrations/010_token_rotation.sql")),
         M::up(include_str!("migrations/011_notify_outbox.sql")),
+        M::up(include_str!("migrations/012_server_secrets.sql")),
     ])
 }
 

@@ -7,6 +7,7 @@ mod cache;
 mod commands;
 mod crash;
 mod deploy;
+mod devices;
 mod first_start;
 mod floods;
 mod forward_auth;
