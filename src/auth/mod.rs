@@ -7,6 +7,7 @@ mod caller;
 pub mod devices;
 pub mod grants;
 pub mod limits;
+mod logins;
 mod notify;
 pub mod password;
 pub mod return_to;

@@ -1,0 +1,261 @@
+//! Logging in: a password or a token checked within the login limits, what a failure and a
+//! lock leave in the logs, and the session a success opens (`sessions`).
+
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+
+use super::{
+    ApiAccess, Auth, Error, Result, User,
+    audit::{self, AuditEvent, kind},
+    devices,
+    limits::{Attempt, Check},
+    password::{self, ClientHash},
+    secret::ApiTokenSecret,
+    sessions::{BAD_TOKEN, LoginOptions, LoginOutcome},
+    users::UserId,
+};
+use crate::store::users::{self as store_users, UserRow};
+
+/// How a login ended, for `lodge_logins_total`.
+fn login_result<T>(outcome: &Result<T>) -> &'static str {
+    match outcome {
+        Ok(_) => "success",
+        Err(Error::TokenDenied(_)) => "denied",
+        Err(_) => "failure",
+    }
+}
+
+impl Auth {
+    /// `authLogin` with the `local` provider: a user id and a password or its client hash.
+    /// Throttled per client address and per account before any work; a user id no user can
+    /// have is refused without a hash, and counts toward the address only.
+    pub async fn login_local(
+        &self,
+        user_id: &str,
+        credential: &str,
+        login: LoginOptions<'_>,
+    ) -> Result<LoginOutcome> {
+        let Some(user_id) = UserId::for_login(user_id) else {
+            let attempt = self.begin_attempt(Check::Token, login.address, None)?;
+            self.settle(attempt, false);
+            self.metrics().login("local", "failure");
+            self.login_failed("local", Some(user_id), login.address, "no such user id")
+                .await;
+            return Err(Error::AuthFailed);
+        };
+        // A browser that logged in to this account before checks in a budget of its own.
+        let device = login
+            .device
+            .and_then(|cookie| self.trusted_device(cookie, &user_id));
+        let budget = device.as_deref().map(devices::budget_name);
+        let attempt = self.begin_attempt_in(
+            Check::Password,
+            login.address,
+            Some(&user_id),
+            Some(budget.as_deref().unwrap_or(&user_id)),
+        )?;
+        let mut outcome = self.check_password(&user_id, credential, login).await;
+        let locked = self.settle(attempt, outcome.is_ok());
+        self.metrics().login("local", login_result(&outcome));
+        if let Err(Error::AuthFailed) = outcome {
+            let detail = "wrong user, password or disabled user";
+            self.login_failed("local", Some(&user_id), login.address, detail)
+                .await;
+        }
+        if let Some(until) = locked {
+            self.account_locked(&user_id, login.address, until, device.is_some())
+                .await;
+        }
+        if let Ok(outcome) = &mut outcome {
+            outcome.device_cookie = self.device_cookie(&user_id);
+        }
+        outcome
+    }
+
+    /// Records a failed login in the audit log and the server's log, the user id as given
+    /// (escaped and cut short there).
+    pub(super) async fn login_failed(
+        &self,
+        provider: &'static str,
+        user_id: Option<&str>,
+        address: Option<IpAddr>,
+        detail: &'static str,
+    ) {
+        let mut event = AuditEvent::new(kind::LOGIN, false)
+            .provider(provider)
+            .address(address)
+            .detail(detail);
+        if let Some(user_id) = user_id {
+            event = event.user(user_id.trim());
+        }
+        let shown = user_id.map(|u| crate::text::bounded(u.trim(), audit::MAX_TEXT));
+        tracing::info!(
+            user = shown.as_deref().map(tracing::field::display),
+            provider,
+            address = address.map(tracing::field::display),
+            "login failed: {detail}"
+        );
+        self.audit(event).await;
+    }
+
+    async fn check_password(
+        &self,
+        user_id: &str,
+        credential: &str,
+        login: LoginOptions<'_>,
+    ) -> Result<LoginOutcome> {
+        match self.check_credential(user_id, credential).await? {
+            (Some(row), true) if row.enabled => {
+                self.open_session(User::from(row), "local", None, login)
+                    .await
+            }
+            _ => Err(Error::AuthFailed),
+        }
+    }
+
+    /// The user with this id, and whether `credential` is their password. An unknown user, or
+    /// one without a password, costs the same Argon2 work and never matches. Callers count the
+    /// check in the limits first ([`Check::Password`]).
+    pub(super) async fn check_credential(
+        &self,
+        user_id: &str,
+        credential: &str,
+    ) -> Result<(Option<UserRow>, bool)> {
+        let client = ClientHash::from_credential(credential);
+        let key = user_id.trim().to_owned();
+        let row = self
+            .store()
+            .read(|conn| store_users::by_user_id(conn, &key))?;
+        let stored = row.as_ref().and_then(|r| r.password_hash.clone());
+        let has_password = stored.is_some();
+        let stored = stored.unwrap_or_else(|| password::DUMMY_HASH.to_owned());
+        let matches = self
+            .hashing(move || password::verify(&client, &stored))
+            .await?;
+        Ok((row, matches && has_password))
+    }
+
+    /// `authLogin` with the `token` provider, throttled per client address.
+    pub async fn login_token(&self, text: &str, login: LoginOptions<'_>) -> Result<LoginOutcome> {
+        let attempt = self.begin_attempt(Check::Token, login.address, None)?;
+        let outcome = async {
+            let secret = ApiTokenSecret::parse(text).map_err(|_| Error::AuthFailed)?;
+            let used = self
+                .token_owner(&secret, login.address)
+                .await?
+                .ok_or(Error::AuthFailed)?;
+            if let Some(grants) = &used.token.grants {
+                let refused = match grants.api() {
+                    ApiAccess::None => Err(format!(
+                        "the token `{}` has no api or read_api scope: it is for forward auth only",
+                        used.token.name
+                    )),
+                    ApiAccess::ReadOnly if login.end_other_sessions => Err(format!(
+                        "the token `{}` has the scope read_api, which allows queries only; \
+                         forceSessionsLogout ends sessions and needs the scope api",
+                        used.token.name
+                    )),
+                    _ => grants.check_address(login.address).map_err(|d| d.0),
+                };
+                if let Err(reason) = refused {
+                    let (user, token) = (&used.user.user_id, &used.token.name);
+                    self.token_denied(user, token, login.address, &reason).await;
+                    return Err(Error::TokenDenied(reason));
+                }
+            }
+            self.open_session(used.user, "token", Some(used.token), login)
+                .await
+        }
+        .await;
+        // A token used beyond its scope was right: not a failure to count.
+        let succeeded = outcome.is_ok() || matches!(outcome, Err(Error::TokenDenied(_)));
+        self.settle(attempt, succeeded);
+        self.metrics().login("token", login_result(&outcome));
+        if let Err(Error::AuthFailed) = outcome {
+            self.login_failed("token", None, login.address, BAD_TOKEN)
+                .await;
+        }
+        outcome
+    }
+
+    /// Counts a check in the limits before it starts. A locked account whose lock was lifted
+    /// from outside this server since (`lodge user unlock`, a password change: see
+    /// [`Auth::lock_lifted`]) is unlocked here and checked.
+    pub(super) fn begin_attempt(
+        &self,
+        check: Check,
+        address: Option<IpAddr>,
+        account: Option<&str>,
+    ) -> Result<Attempt> {
+        self.begin_attempt_in(check, address, account, account)
+    }
+
+    /// [`Auth::begin_attempt`] counted in the budget named `budget` (an account's, or a trusted
+    /// browser's: [`devices::budget_name`]) for `account`'s login.
+    fn begin_attempt_in(
+        &self,
+        check: Check,
+        address: Option<IpAddr>,
+        account: Option<&str>,
+        budget: Option<&str>,
+    ) -> Result<Attempt> {
+        let throttled = match self.limits().begin(self.now(), check, address, budget) {
+            Ok(attempt) => return Ok(attempt),
+            Err(throttled) => throttled,
+        };
+        let own_budget = budget != account;
+        // A database that cannot be read now leaves the lock as it is. A browser's own lock
+        // is not the account's, which is what a command lifts.
+        let lifted = !throttled.in_flight
+            && !own_budget
+            && account.is_some_and(|account| {
+                self.lock_lifted(account).unwrap_or_else(|e| {
+                    tracing::warn!("cannot read whether a lock was lifted: {e}");
+                    false
+                })
+            });
+        let throttled = match lifted {
+            true => match self.limits().begin(self.now(), check, address, budget) {
+                Ok(attempt) => return Ok(attempt),
+                Err(throttled) => throttled,
+            },
+            false => throttled,
+        };
+        let check = match check {
+            Check::Password => "password",
+            Check::Token => "token",
+        };
+        self.metrics().throttled(check);
+        tracing::info!(
+            user = account.map(|a| crate::text::bounded(a, audit::MAX_TEXT)),
+            check,
+            address = address.map(tracing::field::display),
+            retry_after_s = throttled.retry_after.as_secs(),
+            "login throttled: {}{}",
+            match throttled.in_flight {
+                true => "too many checks at once",
+                false => "too many failures",
+            },
+            if own_budget {
+                " from this trusted browser"
+            } else {
+                ""
+            }
+        );
+        Err(match throttled.in_flight {
+            true => Error::TooManyAtOnce(throttled.retry_after),
+            false => Error::TooManyRequests(throttled.retry_after),
+        })
+    }
+
+    /// Ends an attempt; gives the end of the lock its failure set on an unlocked account.
+    pub(super) fn settle(&self, attempt: Attempt, succeeded: bool) -> Option<Timestamp> {
+        if succeeded {
+            attempt.succeeded(self.now());
+            None
+        } else {
+            attempt.failed(self.now())
+        }
+    }
+}
