@@ -211,6 +211,8 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let existed = path.exists();
             let store = Store::open(&path)?;
             let auth = Auth::new(store, Clock::system(), Arc::new(settings));
+            // Made now, so that the server's first start has nothing to write.
+            auth.load_device_key().await?;
             let created = auth.ensure_first_admin().await?;
             let path = std::path::absolute(&path).unwrap_or(path);
             match existed {

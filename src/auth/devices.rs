@@ -41,14 +41,19 @@ impl Auth {
     /// Reads the devices' signing key, making it on the first start. Until it is loaded (the
     /// command line never loads it) no cookie is issued or trusted.
     pub async fn load_device_key(&self) -> Result<()> {
-        let mut fresh = [0u8; 32];
-        getrandom::fill(&mut fresh).map_err(|e| {
-            super::Error::Internal(anyhow::anyhow!("the system's random source: {e}"))
-        })?;
-        let stored = self
-            .store()
-            .write(move |tx| secrets::get_or_insert(tx, KEY_NAME, &fresh))
-            .await?;
+        // Read first: a write at every start would cost a commit (a few milliseconds).
+        let stored = match self.store().read(|conn| secrets::get(conn, KEY_NAME))? {
+            Some(stored) => stored,
+            None => {
+                let mut fresh = [0u8; 32];
+                getrandom::fill(&mut fresh).map_err(|e| {
+                    super::Error::Internal(anyhow::anyhow!("the system's random source: {e}"))
+                })?;
+                self.store()
+                    .write(move |tx| secrets::get_or_insert(tx, KEY_NAME, &fresh))
+                    .await?
+            }
+        };
         let key: [u8; 32] = stored.try_into().map_err(|_| {
             super::Error::Internal(anyhow::anyhow!("the stored device key is not 32 bytes"))
         })?;

@@ -4,6 +4,18 @@ use rusqlite::{Connection, params};
 
 use super::Result;
 
+/// The key `name`, if it was made.
+pub fn get(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>> {
+    use rusqlite::OptionalExtension as _;
+    Ok(conn
+        .query_row(
+            "SELECT value FROM server_secrets WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// The key `name`, stored as `fresh` when there is none yet.
 pub fn get_or_insert(conn: &Connection, name: &str, fresh: &[u8; 32]) -> Result<Vec<u8>> {
     conn.execute(
