@@ -228,5 +228,21 @@ fn session_lists(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, secrets, lookups, session_lists);
+/// What `/metrics` costs a request: a token login counts one login and times one request.
+fn metrics(c: &mut Criterion) {
+    let metrics = lodge::metrics::Metrics::new(&lodge::metrics::WriterMetrics::default());
+    let took = std::time::Duration::from_micros(30);
+    c.bench_function("metrics: a token login's recording (count and time)", |b| {
+        b.iter(|| {
+            metrics.login(std::hint::black_box("token"), "success");
+            metrics.request(std::hint::black_box("authLogin"), took);
+        })
+    });
+    let started = std::time::Instant::now();
+    c.bench_function("metrics: the request's clock (two readings)", |b| {
+        b.iter(|| std::hint::black_box(started.elapsed()))
+    });
+}
+
+criterion_group!(benches, secrets, lookups, session_lists, metrics);
 criterion_main!(benches);
