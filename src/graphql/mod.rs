@@ -55,3 +55,62 @@ pub fn validate<'a>(
     }))
     .map_err(|_| ValidatorPanicked)
 }
+
+#[cfg(test)]
+mod tests {
+    /// CloudBeaver's API puts some calls that change things under `Query`: the documentation
+    /// explorer must say so before a person runs one, and every root field says what it does.
+    #[test]
+    fn every_root_field_is_described_and_queries_that_change_things_say_so() {
+        let sdl = super::schema(&Default::default()).as_sdl();
+        let changing = [
+            "authLogin",
+            "authLogout",
+            "authLogoutExtended",
+            "authChangeLocalPassword",
+            "createUser",
+            "deleteUser",
+            "setUserCredentials",
+            "enableUser",
+            "adminUnlockUser",
+            "setUserAuthRole",
+        ];
+        let mut description = String::new();
+        let mut inside = false;
+        let mut seen = 0;
+        for line in sdl.lines() {
+            if line.starts_with("type Query {") || line.starts_with("type Mutation {") {
+                inside = true;
+                continue;
+            }
+            if line.starts_with('}') {
+                inside = false;
+            }
+            if !inside {
+                continue;
+            }
+            let field = line
+                .strip_prefix("  ")
+                .filter(|f| f.starts_with(|c: char| c.is_ascii_alphabetic()));
+            match field {
+                Some(field) => {
+                    let name = field.split(['(', ':']).next().unwrap();
+                    assert!(
+                        !description.trim().is_empty(),
+                        "`{name}` has no description"
+                    );
+                    if changing.contains(&name) {
+                        seen += 1;
+                        assert!(
+                            description.contains("Changes:"),
+                            "`{name}` changes things and must say so: {description}"
+                        );
+                    }
+                    description.clear();
+                }
+                None => description.push_str(line),
+            }
+        }
+        assert_eq!(seen, changing.len(), "each listed query was found");
+    }
+}

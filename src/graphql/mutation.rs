@@ -76,7 +76,8 @@ impl Mutation {
         })
     }
 
-    /// Deletes the caller's token by name; it stops working at once.
+    /// Deletes the caller's token by name: it stops working at once, and the sessions opened
+    /// with it end (unless `tokens.end_sessions_on_delete` is off).
     async fn token_api_delete(ctx: &Context, token_name: String) -> Result<bool> {
         let user = ctx.caller.require_user_to_change()?;
         ctx.auth

@@ -16,8 +16,10 @@ pub struct Query;
 
 #[graphql_object(context = Context)]
 impl Query {
-    /// Logs in with provider `local` (`credentials: {user, password}`) or `token`
-    /// (`credentials: {token}`), starting a new session and setting the `cb-session-id` cookie.
+    /// Changes: opens a session (recorded in the audit log) and sets the `cb-session-id`
+    /// cookie, ending the session this request came with; with `forceSessionsLogout`, ends the
+    /// user's other sessions too. Provider `local` (`credentials: {user, password}`) or `token`
+    /// (`credentials: {token}`). A query by CloudBeaver's API, though it changes things.
     async fn auth_login(
         ctx: &Context,
         provider: ID,
@@ -30,7 +32,7 @@ impl Query {
         login(ctx, &provider, credentials, force_sessions_logout).await
     }
 
-    /// Ends the session on the server and clears its cookie.
+    /// Changes: ends this session on the server and clears its cookie.
     async fn auth_logout(
         ctx: &Context,
         provider: Option<ID>,
@@ -41,7 +43,8 @@ impl Query {
         Ok(Some(true))
     }
 
-    /// As `authLogout`, with the links an external provider would need (none here).
+    /// Changes: as `authLogout` (ends this session), with the links an external provider
+    /// would need (none here).
     async fn auth_logout_extended(
         ctx: &Context,
         provider: Option<ID>,
@@ -67,11 +70,12 @@ impl Query {
         })
     }
 
+    /// The login providers this server offers: `local` (a password) and `token` (an API token).
     fn auth_providers() -> Vec<AuthProviderInfo> {
         auth_providers()
     }
 
-    /// Changes the caller's own password; their other sessions end.
+    /// Changes: the caller's own password; their other sessions end.
     async fn auth_change_local_password(
         ctx: &Context,
         old_password: String,
@@ -84,6 +88,8 @@ impl Query {
         Ok(true)
     }
 
+    /// This request's session: when it was opened and last used, and how long it has left.
+    /// Changes nothing.
     fn session_state(ctx: &Context) -> SessionInfo {
         let state = ctx.auth.session_state(&ctx.caller);
         SessionInfo {
@@ -194,8 +200,8 @@ impl Query {
         Ok(users.into_iter().map(AdminUserInfo).collect())
     }
 
-    /// Administrators only. `authRole` is `admin` or `user` (the default). The new user has no
-    /// password until `setUserCredentials` gives one.
+    /// Administrators only. Changes: creates the user `userId`; `authRole` is `admin` or `user`
+    /// (the default). The new user has no password until `setUserCredentials` gives one.
     async fn create_user(
         ctx: &Context,
         user_id: ID,
@@ -212,15 +218,16 @@ impl Query {
         Ok(AdminUserInfo(user))
     }
 
-    /// Administrators only: deletes the user with their tokens and sessions.
+    /// Administrators only. Changes: deletes the user with all their tokens and sessions, for
+    /// good.
     async fn delete_user(ctx: &Context, user_id: ID) -> Result<Option<bool>> {
         ctx.caller.require_admin_to_change()?;
         ctx.auth.delete_user(&ctx.actor(), &user_id).await?;
         Ok(Some(true))
     }
 
-    /// Administrators only: provider `local` with `credentials: {password}` sets the password
-    /// and ends the user's sessions.
+    /// Administrators only. Changes: provider `local` with `credentials: {password}` sets the
+    /// user's password, ends their sessions and lifts a failed-login lock.
     async fn set_user_credentials(
         ctx: &Context,
         user_id: ID,
@@ -246,7 +253,8 @@ impl Query {
         Ok(Some(true))
     }
 
-    /// Administrators only: disabling ends the user's sessions at once.
+    /// Administrators only. Changes: disabling ends the user's sessions and stops their
+    /// tokens at once; enabling lets them log in again.
     async fn enable_user(ctx: &Context, user_id: ID, enabled: bool) -> Result<Option<bool>> {
         ctx.caller.require_admin_to_change()?;
         ctx.auth
@@ -301,15 +309,17 @@ impl Query {
         Ok(sessions.into_iter().map(UserSessionInfo::from).collect())
     }
 
-    /// Administrators only (Lodge's own): lifts the lock the failed-login limit holds on the
-    /// user's account, so they can log in at once; true when it was locked. Recorded in the
-    /// audit log (`user.unlock`).
+    /// Administrators only (Lodge's own). Changes: lifts the lock the failed-login limit holds
+    /// on the user's account, so they can log in at once; true when it was locked. Recorded in
+    /// the audit log (`user.unlock`).
     async fn admin_unlock_user(ctx: &Context, user_id: ID) -> Result<bool> {
         ctx.caller.require_admin_to_change()?;
         ctx.auth.unlock_user(&ctx.actor(), &user_id).await
     }
 
-    /// Administrators only: `admin` or `user` (also when null).
+    /// Administrators only. Changes: makes the user an administrator (`admin`) or not (`user`,
+    /// also when null); while not one, the tokens they made as one under `tokens.admins_only`
+    /// are suspended.
     async fn set_user_auth_role(
         ctx: &Context,
         user_id: ID,
