@@ -1,107 +1,118 @@
-// The GraphQL console: an editor, variables, a run button, and the schema's operations.
-import { $, send } from "/static/common.js";
+// The GraphQL console: GraphiQL (vendored, loaded before this file) on the page's session.
+// Requests carry the session cookie; a token in the Headers tab
+// ({"Authorization": "Bearer lodge_..."}) runs them as that token instead.
 
-const OPERATIONS = `{
-  __schema {
-    queryType { fields { name description args { name type { kind name ofType { kind name ofType { kind name } } } } } }
-    mutationType { fields { name description args { name type { kind name ofType { kind name ofType { kind name } } } } } }
+const LOGIN = `# The reference page's login with an API token. Put a token in Variables below and run
+# (Ctrl+Enter, or the play button). It opens a session in this browser, as the profile page's
+# login does. To run any query as a token without a session, put it in Headers instead:
+#   {"Authorization": "Bearer lodge_..."}
+query authLogin($credentials: Object) {
+  authLogin(provider: "token", credentials: $credentials) {
+    authId
+    authStatus
+    userTokens {
+      userId
+    }
   }
-}`;
-
-function typeName(type) {
-  if (type.kind === "NON_NULL") return `${typeName(type.ofType)}!`;
-  if (type.kind === "LIST") return `[${typeName(type.ofType)}]`;
-  return type.name;
 }
+`;
 
-// A starting point for an operation: its arguments as variables, __typename selected.
-function template(kind, field) {
-  const declared = field.args.map((a) => `$${a.name}: ${typeName(a.type)}`).join(", ");
-  const passed = field.args.map((a) => `${a.name}: $${a.name}`).join(", ");
-  const head = declared ? `${kind} (${declared})` : kind;
-  const call = passed ? `${field.name}(${passed})` : field.name;
-  return `${head} {\n  ${call} {\n    __typename\n  }\n}`;
+const LOGIN_VARIABLES = `{
+  "credentials": { "token": "lodge_..." }
 }
+`;
 
-function listOperations(kind, fields, listId) {
-  const list = $(listId);
-  list.replaceChildren();
-  for (const field of [...fields].sort((a, b) => a.name.localeCompare(b.name))) {
-    const item = document.createElement("li");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "link";
-    button.textContent = field.name;
-    if (field.description) button.title = field.description;
-    button.addEventListener("click", () => {
-      $("query").value = template(kind, field);
-      $("variables").value = JSON.stringify(
-        Object.fromEntries(field.args.map((a) => [a.name, null])),
-        null,
-        2,
-      );
-      $("query").focus();
-    });
-    item.append(button);
-    list.append(item);
+const TOKENS = `# Your API tokens, and a new one: tokenApiCreate answers the secret once, so it is
+# selected here (token); copy it from the answer. Choose the operation to run with the button.
+query tokens {
+  tokenApiList {
+    tokenName
+    createTime
+    expireTime
+    expiresSoon
   }
 }
 
-async function loadOperations() {
+mutation createToken($name: String!) {
+  tokenApiCreate(tokenName: $name, lifetime: WEEK) {
+    tokenName
+    token
+    expireTime
+  }
+}
+`;
+
+const TOKENS_VARIABLES = `{
+  "name": "tried in the console"
+}
+`;
+
+async function fetcher(params, options) {
+  const response = await fetch("/api/gql", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", ...(options?.headers ?? {}) },
+    body: JSON.stringify(params),
+  });
+  const text = await response.text();
   try {
-    const body = await send({ query: OPERATIONS });
-    if (body.errors) throw new Error(body.errors[0].message);
-    const schema = body.data.__schema;
-    listOperations("query", schema.queryType.fields, "query-ops");
-    listOperations("mutation", schema.mutationType?.fields ?? [], "mutation-ops");
-  } catch (error) {
-    $("ops-error").textContent = `The operations cannot be listed: ${error.message}`;
+    return JSON.parse(text);
+  } catch {
+    return { errors: [{ message: `HTTP ${response.status}: ${text.trim()}` }] };
   }
+}
+
+function notice(text) {
+  const element = document.getElementById("console-notice");
+  element.textContent = text;
+  element.hidden = false;
 }
 
 async function showWho() {
+  const who = document.getElementById("console-who");
   try {
-    const body = await send({ query: "{ activeUser { userId } }" });
+    const body = await fetcher({ query: "{ activeUser { userId } }" });
     const user = body.data?.activeUser;
-    $("console-who").textContent = user
-      ? `Requests run as ${user.userId}.`
-      : "Not logged in: requests run anonymously.";
+    who.textContent = user
+      ? `Requests run as ${user.userId}, with this page's session.`
+      : "Not logged in: requests run anonymously (log in on the profile page, or run authLogin).";
   } catch (error) {
-    $("console-who").textContent = error.message;
+    who.textContent = `The server cannot be reached: ${error.message}`;
   }
 }
 
-async function run() {
-  const result = $("result");
-  let variables = {};
-  const text = $("variables").value.trim();
-  if (text) {
-    try {
-      variables = JSON.parse(text);
-    } catch (error) {
-      result.textContent = `The variables are not valid JSON: ${error.message}`;
-      return;
-    }
+function start() {
+  const introspection =
+    document.querySelector('meta[name="lodge-introspection"]').content === "on";
+  if (!introspection) {
+    notice(
+      "This server hides its schema (graphql.introspection = false): no autocompletion, " +
+        "checking or documentation here. Queries still run.",
+    );
   }
-  result.textContent = "Running…";
-  try {
-    const body = await send({ query: $("query").value, variables });
-    result.textContent = JSON.stringify(body, null, 2);
-  } catch (error) {
-    result.textContent = error.message;
-  }
+  const plugins = [GraphiQLPluginExplorer.explorerPlugin()];
+  const props = {
+    fetcher,
+    plugins,
+    defaultTabs: [
+      { query: LOGIN, variables: LOGIN_VARIABLES },
+      { query: TOKENS, variables: TOKENS_VARIABLES },
+    ],
+    // What a new tab starts with.
+    defaultQuery: "# A new tab. Ctrl+Space lists what may come next; Ctrl+Enter runs.\n",
+    defaultEditorToolsVisibility: "variables",
+    // A Bearer token typed in the Headers tab is not written to the browser's storage.
+    shouldPersistHeaders: false,
+  };
+  if (!introspection) props.schema = null;
+  ReactDOM.createRoot(document.getElementById("graphiql")).render(
+    React.createElement(GraphiQL, props),
+  );
   showWho();
 }
 
-$("run").addEventListener("click", run);
-for (const id of ["query", "variables"]) {
-  $(id).addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-      event.preventDefault();
-      run();
-    }
-  });
+if (window.GraphiQL && window.React && window.ReactDOM && window.GraphiQLPluginExplorer) {
+  start();
+} else {
+  notice("GraphiQL did not load: reload the page.");
 }
-
-showWho();
-loadOperations();

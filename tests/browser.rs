@@ -282,7 +282,7 @@ async fn a_person_manages_api_tokens_on_the_profile_page() {
     a_name_that_looks_like_markup_is_shown_as_text(&client).await;
     a_token_limited_in_the_access_section_lists_its_limits(&app, &client).await;
     rotating_shows_the_new_secret_once_and_the_old_ones_grace(&app, &client).await;
-    the_console_runs_queries_with_the_same_session(&app, &client).await;
+    the_console_is_graphiql_on_the_page_session(&app, &client).await;
     let (password, leaked) =
         an_administrator_adds_a_user_with_a_generated_password(&app, &client).await;
     // uma's browser prefers a dark theme.
@@ -648,24 +648,221 @@ async fn rotating_shows_the_new_secret_once_and_the_old_ones_grace(app: &TestApp
     assert_eq!(me["data"]["activeUser"]["userId"], "admin", "{me}");
 }
 
-/// The console runs queries with the same session and lists the operations.
-async fn the_console_runs_queries_with_the_same_session(app: &TestApp, client: &Client) {
+/// The CodeMirror editor inside the GraphiQL element `css`, as a JavaScript expression.
+fn editor(css: &str) -> String {
+    format!("document.querySelector('{css} .CodeMirror').CodeMirror")
+}
+
+/// Runs the console's current operation and waits for an answer holding `expected`; gives it.
+async fn run_in_console(client: &Client, expected: &str) -> Value {
+    js(
+        client,
+        &format!("{}.setValue('')", editor(".graphiql-response")),
+    )
+    .await;
+    click(client, ".graphiql-execute-button").await;
+    let response = editor(".graphiql-response");
+    wait_for(
+        client,
+        &format!("{response}.getValue().includes({expected:?})"),
+        &format!("an answer with {expected}"),
+    )
+    .await;
+    serde_json::from_str(
+        js(client, &format!("{response}.getValue()"))
+            .await
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The console is GraphiQL, loaded from Lodge alone with no CSP violation: autocompletion, the
+/// documentation explorer, a Bearer token in the headers editor, the default login query with
+/// a real token, and the history kept across a reload. The browser ends logged in as the
+/// administrator again.
+async fn the_console_is_graphiql_on_the_page_session(app: &TestApp, client: &Client) {
+    // cora and her token are made (and removed at the end) by the command line's way, so that
+    // no session of theirs changes what the Users tab's steps count.
+    use lodge::auth::{Actor, Expiry, Role, TokenName, UserId};
+    let operator = Actor::command_line();
+    let cora = app
+        .auth
+        .create_user(
+            &operator,
+            &UserId::parse("cora").unwrap(),
+            Role::Admin,
+            true,
+            None,
+        )
+        .await
+        .unwrap();
+    let cora_token = app
+        .auth
+        .create_token(
+            &operator,
+            &cora,
+            &TokenName::parse("cora-console").unwrap(),
+            Expiry::Default,
+            None,
+        )
+        .await
+        .unwrap()
+        .secret
+        .expose()
+        .to_owned();
+
     client
         .goto(&format!("{}/api/gql/console", app.url))
         .await
         .unwrap();
-    wait_for(client, "[...document.querySelectorAll('#mutation-ops button')].some(b => b.textContent === 'tokenApiCreate')", "the operations").await;
-    type_into(client, "query", "{ tokenApiList { tokenName } }").await;
-    click(client, "#run").await;
+    let query = editor(".graphiql-query-editor");
+    wait_for(client, &format!("document.querySelector('.graphiql-query-editor .CodeMirror') && {query}.getValue().includes('authLogin')"), "GraphiQL with the default query").await;
     wait_for(
         client,
-        "document.getElementById('result').textContent.includes('tokenApiList')",
-        "a response",
+        "document.getElementById('console-who').textContent.includes('admin')",
+        "the session's user",
     )
     .await;
-    let result: Value = serde_json::from_str(&text(client, "result").await).unwrap();
-    assert_eq!(result["data"]["tokenApiList"].as_array().unwrap().len(), 5);
+
+    // Autocompletion from the schema, in a new tab.
+    click(client, ".graphiql-tab-add").await;
+    wait_for(
+        client,
+        &format!("{query}.getValue().startsWith('# A new tab')"),
+        "a new tab",
+    )
+    .await;
+    // Typed, not set: completion follows what the keyboard enters.
+    js(client, &format!("{query}.setValue('{{ to')")).await;
+    click(client, ".graphiql-query-editor .CodeMirror-lines").await;
+    js(client, &format!("{query}.setCursor(0, 4)")).await;
+    wait_for(
+        client,
+        &format!("{query}.getValue() === '{{ to' && {query}.hasFocus()"),
+        "the editor focused",
+    )
+    .await;
+    client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("k")
+        .await
+        .unwrap();
+    wait_for(
+        client,
+        "[...document.querySelectorAll('.CodeMirror-hint')].some(h => h.textContent.includes('tokenApiList'))",
+        "tokenApiList among the completions",
+    )
+    .await;
+
+    // A Bearer token in the headers editor: the answer is cora's, not the session's admin's.
+    js(
+        client,
+        &format!("{query}.setValue('{{ tokenApiList {{ tokenName }} }}')"),
+    )
+    .await;
+    click(client, ".graphiql-editor-tools button[data-name='headers']").await;
+    let headers = format!("{{\"Authorization\": \"Bearer {cora_token}\"}}");
+    js(
+        client,
+        &format!(
+            "{}.setValue({headers:?})",
+            editor(".graphiql-editor-tool .graphiql-editor:not(.hidden)")
+        ),
+    )
+    .await;
+    let listed = run_in_console(client, "tokenApiList").await;
+    assert_eq!(
+        listed["data"]["tokenApiList"],
+        json!([{ "tokenName": "cora-console" }]),
+        "{listed}"
+    );
+
+    // The documentation explorer: tokenApiCreate and its arguments.
+    click(client, "[aria-label='Show Documentation Explorer']").await;
+    wait_for(client, "[...document.querySelectorAll('.graphiql-doc-explorer a')].some(a => a.textContent === 'Mutation')", "the docs").await;
+    js(client, "[...document.querySelectorAll('.graphiql-doc-explorer a')].find(a => a.textContent === 'Mutation').click()").await;
+    wait_for(client, "[...document.querySelectorAll('.graphiql-doc-explorer a')].some(a => a.textContent === 'tokenApiCreate')", "Mutation's fields").await;
+    js(client, "[...document.querySelectorAll('.graphiql-doc-explorer a')].find(a => a.textContent === 'tokenApiCreate').click()").await;
+    wait_for(
+        client,
+        "document.querySelector('.graphiql-doc-explorer').textContent.includes('tokenName') && document.querySelector('.graphiql-doc-explorer').textContent.includes('lifetime')",
+        "tokenApiCreate's arguments",
+    )
+    .await;
     save_screenshot(&client.screenshot().await.unwrap(), "console.png");
+
+    // The default tab's login, with a real token: the browser's session becomes cora's.
+    click(client, ".graphiql-tab:first-child .graphiql-tab-button").await;
+    wait_for(
+        client,
+        &format!("{query}.getValue().includes('authLogin')"),
+        "the first tab",
+    )
+    .await;
+    click(
+        client,
+        ".graphiql-editor-tools button[data-name='variables']",
+    )
+    .await;
+    let variables = format!("{{\"credentials\": {{\"token\": \"{cora_token}\"}}}}");
+    js(
+        client,
+        &format!(
+            "{}.setValue({variables:?})",
+            editor(".graphiql-editor-tool .graphiql-editor:not(.hidden)")
+        ),
+    )
+    .await;
+    let logged_in = run_in_console(client, "authStatus").await;
+    assert_eq!(
+        logged_in["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{logged_in}"
+    );
+
+    // Nothing left 127.0.0.1, and the page's policy was never broken.
+    let resources = js(
+        client,
+        "performance.getEntriesByType('resource').map(e => e.name)",
+    )
+    .await;
+    for url in resources.as_array().unwrap() {
+        assert!(
+            url.as_str().unwrap().starts_with(&app.url),
+            "{url} is not Lodge's"
+        );
+    }
+    assert_eq!(js(client, "window.lodgeCspViolations").await, json!([]));
+
+    // A reload keeps the history.
+    client.refresh().await.unwrap();
+    wait_for(
+        client,
+        "document.querySelector('.graphiql-query-editor .CodeMirror')",
+        "GraphiQL again",
+    )
+    .await;
+    click(client, "[aria-label='Show History']").await;
+    wait_for(
+        client,
+        "document.querySelectorAll('.graphiql-history-item').length >= 2",
+        "the history of the runs",
+    )
+    .await;
+    assert_eq!(js(client, "window.lodgeCspViolations").await, json!([]));
+
+    // cora goes, so that the Users tab's steps find the users they expect.
+    app.auth.delete_user(&operator, "cora").await.unwrap();
+    client.goto(&app.url).await.unwrap();
+    log_in(client, ADMIN, ADMIN_PASSWORD).await;
+    wait_for(
+        client,
+        "!document.getElementById('tab-users').hidden",
+        "the administrator's page again",
+    )
+    .await;
 }
 
 /// Opens a tab by its button and waits until `ready` holds.

@@ -1,6 +1,7 @@
 //! actix glue only: routes, the GraphQL handler, the session cookie.
 
 pub mod access_log;
+mod console;
 mod forward_auth;
 mod forwarded;
 mod gql;
@@ -65,6 +66,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
     .configure(pages::routes)
+    .configure(console::routes)
     .configure(forward_auth::routes)
     .configure(metrics::routes)
     .configure(revoke::routes);

@@ -1,8 +1,6 @@
-//! The profile page and the GraphQL console: static files built into the binary.
+//! The profile page and the scripts of Lodge's own pages: static files built into the binary.
 
 use actix_web::{HttpResponse, http::header, web};
-
-use super::AppState;
 
 /// No inline script or style, nothing from elsewhere, never inside a frame.
 const CSP: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
@@ -24,11 +22,12 @@ macro_rules! script {
     };
 }
 
-const ASSETS: &[Asset] = &[
+static ASSETS: &[Asset] = &[
     script!("app.js"),
     script!("audit.js"),
     script!("common.js"),
     script!("console.js"),
+    script!("console-guard.js"),
     script!("sessions.js"),
     script!("ui.js"),
     script!("users.js"),
@@ -46,14 +45,17 @@ const ASSETS: &[Asset] = &[
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(profile))
-        .route("/api/gql/console", web::get().to(console))
         .route("/static/{file}", web::get().to(asset));
 }
 
-fn page(body: &'static str) -> HttpResponse {
+/// A page of Lodge's own with `csp` as its Content-Security-Policy.
+pub(super) fn page_with(
+    body: impl actix_web::body::MessageBody + 'static,
+    csp: &str,
+) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
@@ -62,16 +64,7 @@ fn page(body: &'static str) -> HttpResponse {
 }
 
 async fn profile() -> HttpResponse {
-    page(include_str!("../../static/index.html"))
-}
-
-async fn console(state: web::Data<AppState>) -> HttpResponse {
-    if !state.console {
-        return HttpResponse::NotFound()
-            .content_type("text/plain; charset=utf-8")
-            .body("the GraphQL console is turned off (graphql.console)\n");
-    }
-    page(include_str!("../../static/console.html"))
+    page_with(include_str!("../../static/index.html"), CSP)
 }
 
 async fn asset(file: web::Path<String>) -> HttpResponse {

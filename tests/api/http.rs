@@ -283,3 +283,90 @@ async fn a_document_that_panics_juniper_gets_a_clear_error_and_the_server_keeps_
     }
     app.assert_still_answers().await;
 }
+
+/// The console's vendored files (GraphiQL, React): named by their content, cached for a year,
+/// gzipped for a client that asks and plain for one that does not, all from Lodge itself.
+#[tokio::test]
+async fn the_consoles_files_are_local_compressed_when_asked_and_named_by_content() {
+    use std::io::Read as _;
+    let app = spawn_app().await;
+    let html = app.get("/api/gql/console").await.text().await.unwrap();
+    for attribute in ["src=\"", "href=\""] {
+        for part in html.split(attribute).skip(1) {
+            let url = part.split('"').next().unwrap();
+            assert!(
+                url.starts_with('/') && !url.starts_with("//"),
+                "{url}: only Lodge's own files"
+            );
+        }
+    }
+    let assets: Vec<String> = html
+        .split("/api/gql/console/assets/")
+        .skip(1)
+        .map(|part| part.split('"').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(assets.len(), 6, "{assets:?}");
+    for asset in &assets {
+        let url = format!("{}/api/gql/console/assets/{asset}", app.url);
+        let packed = app
+            .client
+            .get(&url)
+            .header("Accept-Encoding", "gzip, deflate, br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(packed.status(), 200, "{asset}");
+        let headers = packed.headers().clone();
+        let expected_type = if asset.ends_with(".js") {
+            "text/javascript"
+        } else {
+            "text/css"
+        };
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(expected_type),
+            "{asset}: {:?}",
+            headers["content-type"]
+        );
+        assert_eq!(headers["content-encoding"], "gzip", "{asset}");
+        assert_eq!(headers["vary"], "Accept-Encoding", "{asset}");
+        assert!(
+            headers["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("immutable"),
+            "{asset}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{asset}");
+        let packed = packed.bytes().await.unwrap();
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut unpacked)
+            .unwrap();
+
+        let plain = app.client.get(&url).send().await.unwrap();
+        assert_eq!(plain.status(), 200);
+        assert!(plain.headers().get("content-encoding").is_none(), "{asset}");
+        assert_eq!(plain.bytes().await.unwrap(), unpacked, "{asset}");
+        assert!(unpacked.len() > packed.len(), "{asset}");
+
+        // Another content under the same name does not exist.
+        let stale = format!(
+            "{}/api/gql/console/assets/{}",
+            app.url,
+            asset.replacen('.', ".0", 1)
+        );
+        assert_eq!(app.client.get(&stale).send().await.unwrap().status(), 404);
+    }
+    assert!(html.contains("content=\"on\""), "the schema may be read");
+    let hidden = spawn_app_with(|s| s.graphql.introspection = false).await;
+    let html = hidden.get("/api/gql/console").await.text().await.unwrap();
+    assert!(
+        html.contains("name=\"lodge-introspection\" content=\"off\""),
+        "{html}"
+    );
+    let script = hidden.get("/static/console.js").await.text().await.unwrap();
+    assert!(script.contains("hides its schema (graphql.introspection = false)"));
+}
