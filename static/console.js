@@ -62,6 +62,31 @@ async function fetcher(params, options) {
   }
 }
 
+// GraphiQL keeps every run in its history with the headers it was sent with, even when told
+// not to keep headers: a Bearer token typed in Headers would stay in the browser's storage. So
+// its storage is this one, which drops the headers of history entries on the way in.
+const storage = {
+  getItem: (key) => localStorage.getItem(key),
+  setItem(key, value) {
+    if (key.endsWith(":queries") || key.endsWith(":favorites")) {
+      try {
+        const kept = JSON.parse(value);
+        for (const entry of kept.queries ?? []) delete entry.headers;
+        value = JSON.stringify(kept);
+      } catch {
+        return;
+      }
+    }
+    localStorage.setItem(key, value);
+  },
+  removeItem: (key) => localStorage.removeItem(key),
+  clear: () => localStorage.clear(),
+  key: (index) => localStorage.key(index),
+  get length() {
+    return localStorage.length;
+  },
+};
+
 function notice(text) {
   const element = document.getElementById("console-notice");
   element.textContent = text;
@@ -103,6 +128,7 @@ function start() {
     defaultEditorToolsVisibility: "variables",
     // A Bearer token typed in the Headers tab is not written to the browser's storage.
     shouldPersistHeaders: false,
+    storage,
   };
   if (!introspection) props.schema = null;
   ReactDOM.createRoot(document.getElementById("graphiql")).render(

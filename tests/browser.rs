@@ -780,6 +780,12 @@ async fn the_console_is_graphiql_on_the_page_session(app: &TestApp, client: &Cli
         "{listed}"
     );
 
+    let stored = js(client, "JSON.stringify(localStorage)").await;
+    assert!(
+        !stored.as_str().unwrap().contains(&cora_token[10..]),
+        "the Bearer token is not kept in the browser's storage"
+    );
+
     // The documentation explorer: tokenApiCreate and its arguments.
     click(client, "[aria-label='Show Documentation Explorer']").await;
     wait_for(client, "[...document.querySelectorAll('.graphiql-doc-explorer a')].some(a => a.textContent === 'Mutation')", "the docs").await;
