@@ -218,6 +218,8 @@ pub struct Auth {
     metrics: Arc<crate::metrics::Metrics>,
     /// Signs the cookies of browsers trusted for an account (`devices`).
     device_key: Arc<devices::DeviceKey>,
+    /// Which refusals of tokens beyond their grants were recorded last (`token.denied`).
+    denials: Arc<limits::OncePerMinute>,
 }
 
 /// Grants kept parsed at most; beyond, the map starts afresh.
@@ -253,6 +255,7 @@ impl Auth {
             outbox_queued: Arc::default(),
             metrics,
             device_key: Arc::default(),
+            denials: Arc::default(),
         }
     }
 

@@ -290,11 +290,23 @@ impl Auth {
         address: Option<IpAddr>,
         reason: &str,
     ) {
+        // A script that keeps using a token beyond its scope would write a row at every
+        // request: the same refusal is recorded once a minute, with how many came between.
+        let Some(before) = self
+            .denials
+            .first_in_a_while(user_id, token, reason, self.now())
+        else {
+            return;
+        };
+        let detail = match before {
+            0 => reason.to_owned(),
+            n => format!("{reason} (and {n} more such refusals in the minute before)"),
+        };
         let event = AuditEvent::new(kind::TOKEN_DENIED, false)
             .user(user_id)
             .token(token)
             .address(address)
-            .detail(reason);
+            .detail(detail);
         self.audit(event).await;
     }
 

@@ -266,7 +266,27 @@ async fn a_proxy_only_token_passes_forward_auth_and_nothing_else() {
         "gate",
         "the token is named upstream"
     );
-    assert_eq!(denied_events(&app).await.len(), 2, "both refusals recorded");
+    let events = denied_events(&app).await;
+    assert_eq!(
+        events.len(),
+        1,
+        "the same refusal once a minute: {events:?}"
+    );
+    // A minute on, the next one is recorded with how many came between.
+    app.advance(jiff::SignedDuration::from_secs(61));
+    let again = app
+        .gql_bearer(&token, "{ activeUser { userId } }", json!({}))
+        .await;
+    assert_eq!(error_code(&again), "accessDenied", "{again}");
+    let events = denied_events(&app).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events[0]["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("(and 1 more such refusals in the minute before)"),
+        "{events:?}"
+    );
 
     // And an API-only token gets 403 from forward auth.
     let api_only = scoped(&app, "api", json!(["api"]), json!([]), json!([])).await;
@@ -418,8 +438,9 @@ async fn allow_from_holds_for_bearer_login_sessions_and_forward_auth() {
         200
     );
 
+    // Three refusals for the same reason within a minute: recorded once.
     let events = denied_events(&app).await;
-    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events.len(), 1, "{events:?}");
     assert!(
         events
             .iter()
