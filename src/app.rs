@@ -19,6 +19,8 @@ pub struct App {
     server: Server,
     auth: Auth,
     stop_signals: StopSignals,
+    /// Where events are delivered, when `notify.webhook_url` is set.
+    webhook: Option<crate::notify::Webhook>,
     /// The certificate served, when Lodge serves https itself, and the signal that reloads it.
     tls: Option<(Arc<tls::Certificates>, tls::Hangups)>,
     /// The first administrator when this start created one, with its password when generated.
@@ -31,6 +33,7 @@ impl App {
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let certificates = certificates(&settings.server)?;
+        let webhook = crate::notify::Webhook::from_settings(&settings.notify)?;
         let store = Store::open(&settings.database.path)?;
         let auth = Auth::new(store, clock, settings.clone());
         auth.load_device_key()
@@ -109,6 +112,7 @@ impl App {
             auth,
             stop_signals: StopSignals::register()?,
             tls: certificates.map(|c| (c, tls::Hangups::register())),
+            webhook,
             created_admin,
         })
     }
@@ -157,7 +161,9 @@ impl App {
             }
         });
         // Webhook deliveries, when `notify.webhook_url` is set.
-        let notifications = tokio::spawn(crate::notify::deliver(self.auth.clone()));
+        let notifications = self
+            .webhook
+            .map(|webhook| tokio::spawn(crate::notify::deliver(self.auth.clone(), webhook)));
         let reloads = self
             .tls
             .map(|(certificates, hangups)| tokio::spawn(tls::watch(certificates, hangups)));
@@ -172,7 +178,9 @@ impl App {
         stopper.abort();
         housekeeping.abort();
         last_uses.abort();
-        notifications.abort();
+        if let Some(notifications) = notifications {
+            notifications.abort();
+        }
         if let Some(reloads) = reloads {
             reloads.abort();
         }

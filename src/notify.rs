@@ -38,7 +38,7 @@ const EXPIRY_LOOK_EVERY: Duration = Duration::from_secs(60);
 const READ_AT_ONCE: i64 = 50;
 
 /// How deliveries are made: where to, signed with what, in which form.
-struct Webhook {
+pub struct Webhook {
     agent: ureq::Agent,
     url: String,
     secret: Option<Vec<u8>>,
@@ -46,22 +46,34 @@ struct Webhook {
 }
 
 impl Webhook {
-    fn new(settings: &NotifySettings, url: String) -> Self {
-        let agent = ureq::Agent::config_builder()
+    /// The webhook `notify` describes, or `None` when `notify.webhook_url` is empty; an
+    /// unreadable `notify.ca_file` is an error naming it (at start, not at the first event).
+    pub fn from_settings(settings: &NotifySettings) -> anyhow::Result<Option<Self>> {
+        let Some(url) = settings.webhook_url.0.clone() else {
+            return Ok(None);
+        };
+        let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(TIMEOUT))
             .http_status_as_error(false)
             // A redirect would turn the POST into a GET elsewhere: a failure to fix instead.
             .max_redirects(0)
-            .user_agent(concat!("Lodge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        Self {
-            agent,
+            .user_agent(concat!("Lodge/", env!("CARGO_PKG_VERSION")));
+        if !settings.ca_file.as_os_str().is_empty() {
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&authorities(
+                        &settings.ca_file,
+                    )?))
+                    .build(),
+            );
+        }
+        Ok(Some(Self {
+            agent: config.build().into(),
             url,
             secret: (!settings.webhook_secret.is_empty())
                 .then(|| settings.webhook_secret.as_bytes().to_vec()),
             format: settings.format,
-        }
+        }))
     }
 
     /// Posts one delivery; `Err` says why it was not acknowledged, in words that never hold
@@ -83,6 +95,22 @@ impl Webhook {
             Err(e) => Err(failure(&e)),
         }
     }
+}
+
+/// The certificates of `notify.ca_file` (PEM), at least one.
+fn authorities(path: &std::path::Path) -> anyhow::Result<Vec<ureq::tls::Certificate<'static>>> {
+    let text = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read notify.ca_file {}: {e}", path.display()))?;
+    let certificates: Vec<_> = ureq::tls::parse_pem(&text)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(certificate)) => Some(certificate),
+            _ => None,
+        })
+        .collect();
+    if certificates.is_empty() {
+        anyhow::bail!("notify.ca_file {} holds no PEM certificate", path.display());
+    }
+    Ok(certificates)
 }
 
 /// What went wrong with a request, without its URL.
@@ -153,13 +181,9 @@ fn pause_after(failures: u32) -> Duration {
         .min(MAX_PAUSE)
 }
 
-/// Delivers until the task is dropped; returns at once when no webhook is set.
-pub async fn deliver(auth: Auth) {
-    let settings = &auth.settings().notify;
-    let Some(url) = settings.webhook_url.0.clone() else {
-        return;
-    };
-    let webhook = Arc::new(Webhook::new(settings, url));
+/// Delivers to `webhook` until the task is dropped.
+pub async fn deliver(auth: Auth, webhook: Webhook) {
+    let webhook = Arc::new(webhook);
     let mut failures = 0_u32;
     let mut expiry_looked: Option<std::time::Instant> = None;
     loop {

@@ -13,6 +13,9 @@ pub struct NotifySettings {
     pub webhook_secret: String,
     pub format: NotifyFormat,
     pub events: Vec<NotifyEvent>,
+    /// A PEM file of the certificate authorities an https receiver's certificate must come
+    /// from instead of the public ones (an internal CA); empty: Mozilla's root list.
+    pub ca_file: std::path::PathBuf,
 }
 
 impl Default for NotifySettings {
@@ -22,6 +25,7 @@ impl Default for NotifySettings {
             webhook_secret: String::new(),
             format: NotifyFormat::Json,
             events: NotifyEvent::ALL.to_vec(),
+            ca_file: std::path::PathBuf::new(),
         }
     }
 }
@@ -45,6 +49,7 @@ impl fmt::Debug for NotifySettings {
             .field("webhook_secret", &secret)
             .field("format", &self.format)
             .field("events", &self.events)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }

@@ -559,3 +559,110 @@ fn deliveries_wait_for_a_receiver_that_is_down_across_a_kill_9() {
     );
     drop(server);
 }
+
+/// An https receiver (actix-web with rustls) serving `cert`: the deliveries it accepted.
+async fn https_receiver(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (String, Arc<Mutex<Vec<Value>>>) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _};
+    let chain: Vec<_> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = actix_web::web::Data::new(seen.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().app_data(kept.clone()).route(
+            "/hook",
+            actix_web::web::post().to(
+                |body: actix_web::web::Bytes,
+                 seen: actix_web::web::Data<Arc<Mutex<Vec<Value>>>>| async move {
+                    seen.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                    actix_web::HttpResponse::Ok().finish()
+                },
+            ),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen_rustls_0_23(listener, config)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (format!("https://127.0.0.1:{port}/hook"), seen)
+}
+
+#[tokio::test]
+async fn an_https_receiver_is_trusted_through_notify_ca_file_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_certificate(dir.path(), "receiver");
+    let (url, seen) = https_receiver(&cert, &key).await;
+    let with_ca = {
+        let (url, cert) = (url.clone(), cert.clone());
+        spawn_app_with(move |s| {
+            s.notify.webhook_url = lodge::config::WebhookUrl::parse(&url).unwrap();
+            s.notify.ca_file = cert;
+        })
+        .await
+    };
+    with_ca.login_admin().await;
+    with_ca.new_token("ci").await;
+    rotate(&with_ca, "ci").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "nothing delivered over https");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.lock().unwrap()[0]["event"], "token.rotate");
+
+    // Without it the receiver's certificate is no public CA's: the delivery fails and waits.
+    let without = spawn_app_with(move |s| {
+        s.notify.webhook_url = lodge::config::WebhookUrl::parse(&url).unwrap();
+    })
+    .await;
+    without.login_admin().await;
+    without.new_token("ci").await;
+    rotate(&without, "ci").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempts: i64 = without
+            .db()
+            .query_row(
+                "SELECT coalesce(max(attempts), 0) FROM notify_outbox",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if attempts >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed attempt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.lock().unwrap().len(), 1, "nothing more arrived");
+
+    let mut settings = lodge::Settings::default();
+    settings.server.port = 0;
+    settings.database.path = dir.path().join("other.db");
+    settings.notify.webhook_url = lodge::config::WebhookUrl::parse("https://127.0.0.1:1/").unwrap();
+    settings.notify.ca_file = dir.path().join("missing.pem");
+    let refused = lodge::App::build(settings, lodge::Clock::system()).await;
+    let message = format!(
+        "{:#}",
+        refused.err().expect("a missing ca_file stops start-up")
+    );
+    assert!(
+        message.contains("notify.ca_file") && message.contains("missing.pem"),
+        "{message}"
+    );
+}
