@@ -414,14 +414,22 @@ async fn user(command: UserCommand, auth: Auth) -> anyhow::Result<()> {
                     ..UserFilter::default()
                 })
                 .await?;
-            println!("{:<32} {:<6} {:<8} created", "user", "role", "enabled");
+            println!(
+                "{:<32} {:<6} {:<8} {:<21} {:<21} sessions",
+                "user", "role", "enabled", "created", "last login"
+            );
+            let shown = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string();
             for u in users {
+                // A running server writes last logins once a minute.
+                let last_login = auth.last_login(&u).await?.map_or("never".to_owned(), shown);
+                let sessions = auth.session_count(&u).await?;
                 println!(
-                    "{:<32} {:<6} {:<8} {}",
+                    "{:<32} {:<6} {:<8} {:<21} {:<21} {sessions}",
                     u.user_id,
                     u.role.as_str(),
                     if u.enabled { "yes" } else { "no" },
-                    u.created_at.strftime("%Y-%m-%d %H:%M:%SZ")
+                    shown(u.created_at),
+                    last_login,
                 );
             }
         }

@@ -334,6 +334,16 @@ fn the_command_line_manages_users_and_tokens_while_the_server_runs() {
         listed.contains("mia") && listed.contains("admin"),
         "{listed}"
     );
+    assert!(
+        listed
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("last login            sessions"),
+        "{listed}"
+    );
+    let mia = listed.lines().find(|l| l.starts_with("mia ")).unwrap();
+    assert!(mia.ends_with(" 1"), "mia's one session: {mia}");
 
     run_command(
         lodge(dir.path()),
