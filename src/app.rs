@@ -1,4 +1,4 @@
-//! Builds the server: opens the store, creates the first administrator, binds, mounts routes.
+//! Builds the server: opens the store, binds, creates the first administrator, mounts routes.
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
@@ -28,8 +28,8 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the database, creates the first administrator when there is none, and binds the
-    /// listener (port 0 lets the system pick).
+    /// Checks the TLS and webhook files, opens the database, binds the listener (port 0 lets
+    /// the system pick), and then creates the first administrator when there is none.
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let certificates = certificates(&settings.server)?;

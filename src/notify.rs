@@ -222,11 +222,13 @@ pub async fn deliver(auth: Auth, webhook: Webhook) {
                 Err(why) => {
                     failures += 1;
                     failed = true;
+                    // Never negative: a clock set back must not make a row look old.
                     let waited = Timestamp::now()
                         .duration_since(
                             Timestamp::from_microsecond(row.queued_at)
                                 .unwrap_or(Timestamp::UNIX_EPOCH),
                         )
+                        .max(jiff::SignedDuration::ZERO)
                         .unsigned_abs();
                     let give_up = waited >= GIVE_UP_AFTER;
                     if give_up {
