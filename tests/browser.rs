@@ -786,6 +786,15 @@ async fn the_console_is_graphiql_on_the_page_session(app: &TestApp, client: &Cli
         "the Bearer token is not kept in the browser's storage"
     );
 
+    // The Explorer plugin lists the schema's fields to build a query by clicking.
+    click(client, "[aria-label='Show GraphiQL Explorer']").await;
+    wait_for(
+        client,
+        "document.querySelector('.graphiql-explorer-root')?.textContent.includes('tokenApiList')",
+        "the Explorer's fields",
+    )
+    .await;
+
     // The documentation explorer: tokenApiCreate and its arguments.
     click(client, "[aria-label='Show Documentation Explorer']").await;
     wait_for(client, "[...document.querySelectorAll('.graphiql-doc-explorer a')].some(a => a.textContent === 'Mutation')", "the docs").await;
