@@ -14,6 +14,21 @@ use figment::{
 use jiff::{SignedDuration, Span, SpanRelativeTo};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// `Deserialize` for settings written as text, through each type's
+/// `parse(&str) -> Result<Self, String>`: a bad value's message is the parser's.
+macro_rules! deserialize_by_parse {
+    ($($type:ty),+) => {$(
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                <$type>::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    )+};
+}
+
+deserialize_by_parse!(IpNet, HeaderName, Duration, PublicUrl);
+
 mod log;
 mod metrics;
 mod notify;
@@ -209,13 +224,6 @@ impl Serialize for IpNet {
     }
 }
 
-impl<'de> Deserialize<'de> for IpNet {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        IpNet::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForwardAuthSettings {
@@ -274,13 +282,6 @@ impl HeaderName {
 impl Serialize for HeaderName {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for HeaderName {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        HeaderName::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -461,13 +462,6 @@ impl Serialize for Duration {
     }
 }
 
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Duration::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
 /// The address people reach the server at, such as `https://lodge.example.com`; may be empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublicUrl(Option<String>);
@@ -503,13 +497,6 @@ impl PublicUrl {
 impl Serialize for PublicUrl {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.0.as_deref().unwrap_or(""))
-    }
-}
-
-impl<'de> Deserialize<'de> for PublicUrl {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        PublicUrl::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

@@ -205,6 +205,9 @@ pub async fn deliver(auth: Auth, webhook: Webhook) {
                 continue;
             }
         };
+        // A full read may have left more behind; anything this process queued meanwhile has
+        // woken the wait below already.
+        let more = waiting.len() as i64 == READ_AT_ONCE;
         let mut failed = false;
         for row in waiting {
             let sent = {
@@ -257,8 +260,7 @@ pub async fn deliver(auth: Auth, webhook: Webhook) {
             tokio::time::sleep(pause_after(failures)).await;
             continue;
         }
-        let more = auth.store().run(|conn| outbox::oldest(conn, 1)).await;
-        if more.is_ok_and(|rows| !rows.is_empty()) {
+        if more {
             continue;
         }
         let wait = LOOK_EVERY.min(

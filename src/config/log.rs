@@ -1,6 +1,6 @@
 //! `[log]`: what the server's log holds and in which form.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,9 +49,4 @@ impl LogLevel {
     }
 }
 
-impl<'de> Deserialize<'de> for LogLevel {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        LogLevel::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+deserialize_by_parse!(LogLevel);

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -129,12 +129,7 @@ impl Serialize for WebhookUrl {
     }
 }
 
-impl<'de> Deserialize<'de> for WebhookUrl {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        WebhookUrl::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+deserialize_by_parse!(WebhookUrl);
 
 #[cfg(test)]
 mod tests {

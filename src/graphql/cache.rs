@@ -76,14 +76,14 @@ impl Prepared {
 
 pub struct OperationCache {
     schema: Arc<Schema>,
-    root_fields: RootFields,
+    root_fields: &'static RootFields,
     entries: Mutex<HashMap<String, Prepared>>,
 }
 
 impl OperationCache {
     pub fn new(schema: Arc<Schema>) -> Self {
         Self {
-            root_fields: RootFields::from_sdl(&schema.as_sdl()),
+            root_fields: RootFields::of_schema(),
             schema,
             entries: Mutex::new(HashMap::new()),
         }

@@ -1,7 +1,7 @@
 //! Light scans of a GraphQL document, for the log and the metrics: which operation it runs and
 //! its first root field. Not a parse: only ever shown, never acted on.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::OnceLock};
 
 /// The operation a GraphQL request runs, for the log: its `operationName`, else the name in the
 /// document's first operation, else its first field (`authLogin` for `{ authLogin(...) }`).
@@ -81,11 +81,18 @@ impl RootFields {
                 let end = field
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                     .unwrap_or(field.len());
-                // Leaked once a schema: a few hundred bytes for the life of the process.
+                // Leaked: a few hundred bytes for the life of the process.
                 fields.insert(Box::leak(field[..end].to_owned().into_boxed_str()));
             }
         }
         Self(fields)
+    }
+
+    /// The schema's root fields, read once a process from `schema.graphql` (which a test keeps
+    /// equal to the code's): nothing to build at start, and each name leaked once.
+    pub fn of_schema() -> &'static Self {
+        static FIELDS: OnceLock<RootFields> = OnceLock::new();
+        FIELDS.get_or_init(|| Self::from_sdl(include_str!("../../schema.graphql")))
     }
 
     /// The document's first root field when it is one of the schema's, else `other`.
@@ -148,6 +155,11 @@ mod tests {
         let sdl = crate::graphql::schema(&Default::default()).as_sdl();
         let fields = RootFields::from_sdl(&sdl);
         assert!(fields.0.len() > 30, "{}", fields.0.len());
+        assert_eq!(
+            fields.0,
+            RootFields::of_schema().0,
+            "schema.graphql is the code's"
+        );
         assert_eq!(
             fields.label_of("{ authLogin(provider: \"token\") { authId } }"),
             "authLogin"

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod change_counter;
+mod files;
 pub mod outbox;
 pub mod secrets;
 pub mod sessions;
@@ -10,15 +11,16 @@ pub mod users;
 mod writer;
 
 use std::{
-    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
+    os::unix::fs::DirBuilderExt as _,
     path::Path,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use anyhow::Context as _;
+use files::{create_private, not_writable, open_log_index, read_log_header};
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags, backup::StepResult};
+use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
 /// A failure of the database, classified here so that no caller needs SQLite's error codes;
@@ -172,58 +174,12 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
-/// The log index's header in `index` (see [`Store::log_header`]), when its two copies agree:
-/// one `pread` of the file SQLite maps (the kernel's page cache is what SQLite's mapping shows).
-/// It was mapped into this process as well until the mapping was measured against this read
-/// and gave no clear gain to a token login (BENCHMARKS.md, "Optimisations").
-#[cfg(unix)]
-fn read_log_header(index: &std::fs::File) -> Option<LogHeader> {
-    use std::os::unix::fs::FileExt as _;
-    let mut header = [0u8; 96];
-    index.read_exact_at(&mut header, 0).ok()?;
-    let (first, second) = header.split_at(48);
-    (first == second).then_some(header)
-}
-
-/// Elsewhere the change counter is read in a transaction each time.
-#[cfg(not(unix))]
-fn read_log_header(_: &std::fs::File) -> Option<LogHeader> {
-    None
-}
-
 /// The counter kept in `pair` when it was kept with this log header.
 fn paired(pair: &Mutex<Option<(LogHeader, i64)>>, header: &LogHeader) -> Option<i64> {
     match &*pair.lock().unwrap_or_else(|p| p.into_inner()) {
         Some((seen, counter)) if seen == header => Some(*counter),
         _ => None,
     }
-}
-
-/// Why the database file (or, before it exists, its folder) cannot be written, if it cannot.
-/// SQLite would open such a file read-only and fail later with a vaguer error.
-fn not_writable(path: &Path) -> Option<std::io::Error> {
-    if path.exists() {
-        return std::fs::OpenOptions::new().append(true).open(path).err();
-    }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let probe = dir.join(format!(".lodge-write-check-{}", std::process::id()));
-    match std::fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            None
-        }
-        Err(e) => Some(e),
-    }
-}
-
-/// The write-ahead log's shared index (`lodge.db-shm`), opened once for the store's life.
-fn open_log_index(path: &Path) -> Option<Arc<std::fs::File>> {
-    let mut index_path = path.as_os_str().to_owned();
-    index_path.push("-shm");
-    std::fs::File::open(index_path).ok().map(Arc::new)
 }
 
 /// Applied to every connection the pool opens.
@@ -238,22 +194,6 @@ fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;",
     )
-}
-
-/// Creates `path` as an empty file only its owner may read and write (0600), unless it exists.
-/// SQLite creates the -wal and -shm files with the database file's permissions, so they follow.
-/// An existing symbolic link is not followed (`O_EXCL`).
-fn create_private(path: &Path) -> std::io::Result<()> {
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 impl Store {
@@ -352,17 +292,6 @@ impl Store {
         &self.writer_metrics
     }
 
-    /// The bytes of the database file and its write-ahead log.
-    pub fn size(&self) -> u64 {
-        let mut wal = self.path.as_os_str().to_owned();
-        wal.push("-wal");
-        [self.path.as_os_str(), wal.as_os_str()]
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
-    }
-
     /// A pooled connection for synchronous callers (the command line, tests).
     pub fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
         Ok(self.pool.get()?)
@@ -408,74 +337,6 @@ impl Store {
         tokio::time::timeout(patience, self.write(|_| Ok(())))
             .await
             .map_err(|_| StoreError::WriteTimedOut)?
-    }
-
-    /// Copies the live database to a new file at `to` with SQLite's online backup, page by page,
-    /// while others keep reading and writing; then checks the copy.
-    pub fn backup_to(&self, to: &Path) -> anyhow::Result<()> {
-        // Never through a symbolic link, dangling or not: it would write wherever it points.
-        if let Ok(found) = std::fs::symlink_metadata(to) {
-            if found.file_type().is_symlink() {
-                anyhow::bail!(
-                    "{} is a symbolic link; a backup never follows one: choose a new file",
-                    to.display()
-                );
-            }
-            anyhow::bail!("{} exists already; choose a new file", to.display());
-        }
-        if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.is_dir()
-        {
-            anyhow::bail!(
-                "the folder {} does not exist: create it first, or choose a file in another",
-                dir.display()
-            );
-        }
-        let source = self.conn()?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut target = Connection::open_with_flags(to, flags).with_context(|| {
-            format!(
-                "cannot create the backup file {} (a path through a symbolic link is refused)",
-                to.display()
-            )
-        })?;
-        // Readable by its owner only, as the database is, before anything is copied into it.
-        // (Made by SQLite, which refused a path with a symbolic link in it, not beforehand: a
-        // file made first would follow a linked folder.)
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot make the backup file {} private", to.display()))?;
-        // No journal file beside it, which could be a planted link too; a backup cut short is
-        // a broken new file, never a change to the database.
-        target.pragma_update(None, "journal_mode", "MEMORY")?;
-        {
-            let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
-            // All pages in one step, inside one read transaction: in WAL mode writers go on, and
-            // the copy is one consistent snapshot instead of restarting at every write.
-            let started = std::time::Instant::now();
-            loop {
-                let step = backup
-                    .step(-1)
-                    .with_context(|| format!("cannot write the backup to {}", to.display()))?;
-                match step {
-                    StepResult::Done => break,
-                    _ if started.elapsed() > BUSY_TIMEOUT => {
-                        anyhow::bail!("the database stayed locked; no backup was written")
-                    }
-                    _ => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        }
-        let check: String = target.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        if check != "ok" {
-            anyhow::bail!(
-                "the backup at {} failed its integrity check: {check}",
-                to.display()
-            );
-        }
-        Ok(())
     }
 
     /// Moves everything in the write-ahead log into the database file and empties the log.

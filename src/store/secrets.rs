@@ -22,9 +22,5 @@ pub fn get_or_insert(conn: &Connection, name: &str, fresh: &[u8; 32]) -> Result<
         "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?1, ?2)",
         params![name, &fresh[..]],
     )?;
-    Ok(conn.query_row(
-        "SELECT value FROM server_secrets WHERE name = ?1",
-        [name],
-        |r| r.get(0),
-    )?)
+    Ok(get(conn, name)?.unwrap_or_else(|| fresh.to_vec()))
 }

@@ -18,7 +18,7 @@ use std::{
 use rusqlite::{Connection, Statement};
 use tokio::sync::oneshot;
 
-use super::{LogHeader, Result, StoreError, change_counter, read_log_header};
+use super::{LogHeader, Result, StoreError, change_counter, files::read_log_header};
 
 /// Writes committed together at most; a longer queue waits for the next commit.
 const MAX_BATCH: usize = 256;
