@@ -7,9 +7,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt as _;
 use lodge::{
     auth::secret::{ApiTokenSecret, SessionSecret},
-    store::{Store, change_counter, sessions, tokens, users},
+    store::{Store, Tx, change_counter, sessions, tokens, users},
 };
 
 struct Seeded {
@@ -20,7 +21,7 @@ struct Seeded {
     session_ids: Vec<i64>,
 }
 
-fn add_user(tx: &rusqlite::Transaction<'_>, number: usize) -> i64 {
+fn add_user(tx: &Tx, number: usize) -> i64 {
     let name = format!("user{number:04}");
     let user = users::NewUser {
         user_id: &name,
@@ -39,8 +40,9 @@ fn seeded() -> Seeded {
     let mut token_texts = Vec::new();
     let mut token_digests = Vec::new();
     let mut session_ids = Vec::new();
-    let mut conn = store.conn().unwrap();
-    let tx = conn.transaction().unwrap();
+    let mut conn = store.sqlite_connection().unwrap();
+    let transaction = conn.transaction().unwrap();
+    let tx = Tx::Sqlite(&transaction);
     for u in 0..1000 {
         let user = add_user(&tx, u);
         for t in 0..5 {
@@ -82,7 +84,7 @@ fn seeded() -> Seeded {
             token_digests.push(digest);
         }
     }
-    tx.commit().unwrap();
+    transaction.commit().unwrap();
     drop(conn);
     Seeded {
         _dir: dir,
@@ -111,8 +113,11 @@ fn lookups(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 7919) % s.token_texts.len();
             let digest = ApiTokenSecret::parse(&s.token_texts[i]).unwrap().digest();
+            // A read of SQLite's runs on the calling thread: its future is ready at once.
             s.store
-                .read(|conn| tokens::by_digest(conn, &digest))
+                .read(move |conn| tokens::by_digest(conn, &digest))
+                .now_or_never()
+                .unwrap()
                 .unwrap()
                 .unwrap()
         })
@@ -120,8 +125,11 @@ fn lookups(c: &mut Criterion) {
     c.bench_function("session lookup (by_id)", |b| {
         b.iter(|| {
             i = (i + 7919) % s.session_ids.len();
+            let id = s.session_ids[i];
             s.store
-                .read(|conn| sessions::by_id(conn, s.session_ids[i]))
+                .read(move |conn| sessions::by_id(conn, id))
+                .now_or_never()
+                .unwrap()
                 .unwrap()
                 .unwrap()
         })
@@ -132,11 +140,17 @@ fn lookups(c: &mut Criterion) {
         b.iter(|| s.store.log_header().unwrap())
     });
     c.bench_function("change counter read (a read transaction)", |b| {
-        b.iter(|| s.store.read(change_counter::current).unwrap())
+        b.iter(|| {
+            s.store
+                .read(change_counter::current)
+                .now_or_never()
+                .unwrap()
+                .unwrap()
+        })
     });
     // Under load the writer commits between any two lookups, and a reader then reads its pages
     // again; this shows that cost with one small commit from another connection before each.
-    let writer = s.store.conn().unwrap();
+    let writer = s.store.sqlite_connection().unwrap();
     // Without the flush: this measures the reader's cost, not the disk's.
     writer.execute_batch("PRAGMA synchronous = OFF").unwrap();
     c.bench_function("token lookup after another connection's commit", |b| {
@@ -148,8 +162,11 @@ fn lookups(c: &mut Criterion) {
                     [],
                 )
                 .unwrap();
+            let digest = s.token_digests[i];
             s.store
-                .read(|conn| tokens::by_digest(conn, &s.token_digests[i]))
+                .read(move |conn| tokens::by_digest(conn, &digest))
+                .now_or_never()
+                .unwrap()
                 .unwrap()
                 .unwrap()
         })
@@ -174,8 +191,9 @@ fn lookups(c: &mut Criterion) {
 fn session_lists(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("lists.db")).unwrap();
-    let mut conn = store.conn().unwrap();
-    let tx = conn.transaction().unwrap();
+    let mut conn = store.sqlite_connection().unwrap();
+    let transaction = conn.transaction().unwrap();
+    let tx = Tx::Sqlite(&transaction);
     let digest = SessionSecret::generate().digest();
     for u in 0..1000 {
         let user = add_user(&tx, u);
@@ -194,7 +212,7 @@ fn session_lists(c: &mut Criterion) {
             sessions::insert(&tx, &session).unwrap();
         }
     }
-    tx.commit().unwrap();
+    transaction.commit().unwrap();
     drop(conn);
     let mut group = c.benchmark_group("sessions");
     group.sample_size(10);
@@ -208,6 +226,8 @@ fn session_lists(c: &mut Criterion) {
                     }
                     Ok(lists)
                 })
+                .now_or_never()
+                .unwrap()
                 .unwrap()
         })
     });
@@ -221,6 +241,8 @@ fn session_lists(c: &mut Criterion) {
                         lists.sync(conn, 0, u32::MAX)?;
                         Ok(lists)
                     })
+                    .now_or_never()
+                    .unwrap()
                     .unwrap()
             })
         },

@@ -34,7 +34,7 @@ impl App {
         let settings = Arc::new(settings);
         let certificates = certificates(&settings.server)?;
         let webhook = crate::notify::Webhook::from_settings(&settings.notify)?;
-        let store = Store::open(&settings.database.path)?;
+        let store = Store::from_settings(&settings.database)?;
         let auth = Auth::new(store, clock, settings.clone());
         auth.load_device_key()
             .await

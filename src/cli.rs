@@ -209,15 +209,18 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Init => {
             let path = settings.database.path.clone();
             let existed = path.exists();
-            let store = Store::open(&path)?;
+            let store = Store::from_settings(&settings.database)?;
+            let postgres = store.backend() == crate::store::Backend::Postgres;
+            let described = store.describe();
             let auth = Auth::new(store, Clock::system(), Arc::new(settings));
             // Made now, so that the server's first start has nothing to write.
             auth.load_device_key().await?;
             let created = auth.ensure_first_admin().await?;
             let path = std::path::absolute(&path).unwrap_or(path);
-            match existed {
-                true => println!("the database at {} exists", path.display()),
-                false => println!("created the database at {}", path.display()),
+            match (postgres, existed) {
+                (true, _) => println!("the {described} is ready"),
+                (false, true) => println!("the database at {} exists", path.display()),
+                (false, false) => println!("created the database at {}", path.display()),
             }
             announce_first_admin(created.as_ref());
             Ok(())
@@ -225,7 +228,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::User(command) => user(command, open(settings)?).await,
         Command::Token(command) => token(command, open(settings)?).await,
         Command::Backup { path } => {
-            let store = open_existing(&settings.database.path)?;
+            let store = open_existing(&settings.database)?;
             tokio::task::spawn_blocking(move || {
                 store.backup_to(&path)?;
                 println!("backed up to {}", path.display());
@@ -339,17 +342,19 @@ impl std::fmt::Display for NoDatabase {
 
 impl std::error::Error for NoDatabase {}
 
-/// Opens the database a command works on, which must exist.
-fn open_existing(path: &std::path::Path) -> anyhow::Result<Store> {
-    if !path.exists() {
+/// Opens the database a command works on: a SQLite file must exist; PostgreSQL's database is
+/// the server's to create.
+fn open_existing(settings: &crate::config::DatabaseSettings) -> anyhow::Result<Store> {
+    let path = &settings.path;
+    if settings.url.0.is_none() && !path.exists() {
         let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         return Err(NoDatabase(shown).into());
     }
-    Store::open(path)
+    Store::from_settings(settings)
 }
 
 fn open(settings: Settings) -> anyhow::Result<Auth> {
-    let store = open_existing(&settings.database.path)?;
+    let store = open_existing(&settings.database)?;
     Ok(Auth::new(store, Clock::system(), Arc::new(settings)))
 }
 

@@ -33,12 +33,12 @@ pub struct Certificates {
 
 type Stamp = [(SystemTime, u64); 2];
 
-/// rustls' *ring* provider, as ureq's webhook deliveries use it. rustls 0.23.48 marks it
+/// rustls' *ring* provider, as ureq's webhook deliveries use it (and TLS to PostgreSQL). rustls 0.23.48 marks it
 /// deprecated because *ring* has no post-quantum key exchange; its other provider, aws-lc-rs,
 /// builds a C library (with cmake) into the binary. Lodge keeps *ring* until that trade is made
 /// on purpose: the key exchanges it offers (X25519, P-256, P-384) are today's standard ones.
 #[allow(deprecated)]
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 

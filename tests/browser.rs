@@ -6,6 +6,10 @@
 #[path = "api/helpers.rs"]
 mod helpers;
 
+#[allow(dead_code)]
+#[path = "api/postgres.rs"]
+mod postgres;
+
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},

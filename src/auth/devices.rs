@@ -42,7 +42,7 @@ impl Auth {
     /// command line never loads it) no cookie is issued or trusted.
     pub async fn load_device_key(&self) -> Result<()> {
         // Read first: a write at every start would cost a commit (a few milliseconds).
-        let stored = match self.store().read(|conn| secrets::get(conn, KEY_NAME))? {
+        let stored = match self.store().read(|tx| secrets::get(tx, KEY_NAME)).await? {
             Some(stored) => stored,
             None => {
                 let mut fresh = [0u8; 32];

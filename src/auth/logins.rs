@@ -37,7 +37,9 @@ impl Auth {
         login: LoginOptions<'_>,
     ) -> Result<LoginOutcome> {
         let Some(user_id) = UserId::for_login(user_id) else {
-            let attempt = self.begin_attempt(Check::Token, login.address, None)?;
+            let attempt = self
+                .begin_attempt(Check::Token, login.address, None)
+                .await?;
             self.settle(attempt, false);
             self.metrics().login("local", "failure");
             self.login_failed("local", Some(user_id), login.address, "no such user id")
@@ -49,12 +51,14 @@ impl Auth {
             .device
             .and_then(|cookie| self.trusted_device(cookie, &user_id));
         let budget = device.as_deref().map(devices::budget_name);
-        let attempt = self.begin_attempt_in(
-            Check::Password,
-            login.address,
-            Some(&user_id),
-            Some(budget.as_deref().unwrap_or(&user_id)),
-        )?;
+        let attempt = self
+            .begin_attempt_in(
+                Check::Password,
+                login.address,
+                Some(&user_id),
+                Some(budget.as_deref().unwrap_or(&user_id)),
+            )
+            .await?;
         let mut outcome = self.check_password(&user_id, credential, login).await;
         let locked = self.settle(attempt, outcome.is_ok());
         self.metrics().login("local", login_result(&outcome));
@@ -126,7 +130,8 @@ impl Auth {
         let key = user_id.trim().to_owned();
         let row = self
             .store()
-            .read(|conn| store_users::by_user_id(conn, &key))?;
+            .read(move |tx| store_users::by_user_id(tx, &key))
+            .await?;
         let stored = row.as_ref().and_then(|r| r.password_hash.clone());
         let has_password = stored.is_some();
         let stored = stored.unwrap_or_else(|| password::DUMMY_HASH.to_owned());
@@ -138,7 +143,9 @@ impl Auth {
 
     /// `authLogin` with the `token` provider, throttled per client address.
     pub async fn login_token(&self, text: &str, login: LoginOptions<'_>) -> Result<LoginOutcome> {
-        let attempt = self.begin_attempt(Check::Token, login.address, None)?;
+        let attempt = self
+            .begin_attempt(Check::Token, login.address, None)
+            .await?;
         let outcome = async {
             let secret = ApiTokenSecret::parse(text).map_err(|_| Error::AuthFailed)?;
             let used = self
@@ -182,18 +189,19 @@ impl Auth {
     /// Counts a check in the limits before it starts. A locked account whose lock was lifted
     /// from outside this server since (`lodge user unlock`, a password change: see
     /// [`Auth::lock_lifted`]) is unlocked here and checked.
-    pub(super) fn begin_attempt(
+    pub(super) async fn begin_attempt(
         &self,
         check: Check,
         address: Option<IpAddr>,
         account: Option<&str>,
     ) -> Result<Attempt> {
         self.begin_attempt_in(check, address, account, account)
+            .await
     }
 
     /// [`Auth::begin_attempt`] counted in the budget named `budget` (an account's, or a trusted
     /// browser's: [`devices::budget_name`]) for `account`'s login.
-    fn begin_attempt_in(
+    async fn begin_attempt_in(
         &self,
         check: Check,
         address: Option<IpAddr>,
@@ -207,14 +215,15 @@ impl Auth {
         let own_budget = budget != account;
         // A database that cannot be read now leaves the lock as it is. A browser's own lock
         // is not the account's, which is what a command lifts.
-        let lifted = !throttled.in_flight
-            && !own_budget
-            && account.is_some_and(|account| {
-                self.lock_lifted(account).unwrap_or_else(|e| {
+        let lifted = match account {
+            Some(account) if !throttled.in_flight && !own_budget => {
+                self.lock_lifted(account).await.unwrap_or_else(|e| {
                     tracing::warn!("cannot read whether a lock was lifted: {e}");
                     false
                 })
-            });
+            }
+            _ => false,
+        };
         let throttled = match lifted {
             true => match self.limits().begin(self.now(), check, address, budget) {
                 Ok(attempt) => return Ok(attempt),

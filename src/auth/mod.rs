@@ -436,10 +436,11 @@ impl Auth {
                 ))
             })
             .await?;
+        let database_bytes = self.store().size().await?;
         Ok(self.metrics.render(crate::metrics::Scraped {
             tokens_expiring,
             sessions_live,
-            database_bytes: i64::try_from(self.store().size()).unwrap_or(i64::MAX),
+            database_bytes: i64::try_from(database_bytes).unwrap_or(i64::MAX),
         }))
     }
 

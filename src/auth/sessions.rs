@@ -123,7 +123,7 @@ impl Auth {
         address: Option<IpAddr>,
     ) -> Result<Caller> {
         if let Some(bearer) = bearer {
-            let attempt = match self.begin_attempt(Check::Token, address, None) {
+            let attempt = match self.begin_attempt(Check::Token, address, None).await {
                 Ok(attempt) => attempt,
                 Err(Error::TooManyRequests(wait) | Error::TooManyAtOnce(wait)) => {
                     return Ok(Caller::Throttled(wait));
@@ -155,7 +155,7 @@ impl Auth {
         };
         let now = self.now();
         let (idle, _) = self.session_limits();
-        let Some(mut row) = self.session_row(cookie.id)? else {
+        let Some(mut row) = self.session_row(cookie.id).await? else {
             return Ok(Caller::Expired);
         };
         if !cookie.proves(&row.secret_digest) {
@@ -219,16 +219,19 @@ impl Auth {
     }
 
     /// The database's change counter now (`Store::change_counter`).
-    pub(super) fn change_counter(&self) -> Result<i64> {
-        Ok(self.store().change_counter()?)
+    pub(super) async fn change_counter(&self) -> Result<i64> {
+        Ok(self.store().change_counter().await?)
     }
 
     /// The session with this id: from the cache when nothing changed since, else read and kept.
-    fn session_row(&self, id: i64) -> Result<Option<SessionRow>> {
-        if let Some(row) = self.cache.session(self.change_counter()?, id) {
+    async fn session_row(&self, id: i64) -> Result<Option<SessionRow>> {
+        if let Some(row) = self.cache.session(self.change_counter().await?, id) {
             return Ok(Some(row));
         }
-        let found = self.store().read(|conn| store_sessions::by_id(conn, id))?;
+        let found = self
+            .store()
+            .read(move |tx| store_sessions::by_id(tx, id))
+            .await?;
         Ok(found.map(|(read_at, row)| {
             self.cache.keep_session(read_at, row.clone());
             row
@@ -237,17 +240,21 @@ impl Auth {
 
     /// The token with this digest and its owner, from the cache or read and kept, as
     /// [`Auth::session_row`].
-    pub(super) fn token_entry(&self, digest: &Digest) -> Result<Option<TokenEntry>> {
-        if let Some(entry) = self.cache.token(self.change_counter()?, digest) {
+    pub(super) async fn token_entry(&self, digest: &Digest) -> Result<Option<TokenEntry>> {
+        if let Some(entry) = self.cache.token(self.change_counter().await?, digest) {
             return Ok(Some(entry));
         }
-        let found = self.store().read(|conn| {
-            match store_tokens::by_digest(conn, digest)? {
-                Some(found) => Ok(Some(found)),
-                // A secret rotated away, maybe within its grace.
-                None => store_tokens::by_previous_digest(conn, digest),
-            }
-        })?;
+        let key = *digest;
+        let found = self
+            .store()
+            .read(move |tx| {
+                match store_tokens::by_digest(tx, &key)? {
+                    Some(found) => Ok(Some(found)),
+                    // A secret rotated away, maybe within its grace.
+                    None => store_tokens::by_previous_digest(tx, &key),
+                }
+            })
+            .await?;
         Ok(found.map(|(read_at, mut token, user)| {
             let grants = token.grants.take().map(|g| self.grants_of(&g));
             let entry = TokenEntry {
@@ -322,7 +329,7 @@ impl Auth {
             token,
             user,
             grants,
-        }) = self.token_entry(&digest)?
+        }) = self.token_entry(&digest).await?
         else {
             return Ok(None);
         };

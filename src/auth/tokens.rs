@@ -262,7 +262,7 @@ impl Auth {
     /// expired, its owner enabled); recorded in the audit log, which token or not.
     pub async fn lookup_token(&self, actor: &Actor, text: &str) -> Result<Option<(String, Token)>> {
         let found = match ApiTokenSecret::parse(text.trim()) {
-            Ok(secret) => self.token_entry(&secret.digest())?,
+            Ok(secret) => self.token_entry(&secret.digest()).await?,
             Err(_) => None,
         };
         let now = self.now().as_microsecond();
@@ -325,12 +325,13 @@ impl Auth {
     pub async fn list_tokens(&self, user: &User) -> Result<Vec<Token>> {
         let shown_after = self.shown_after();
         let owner = user.id;
-        let all = match self.cache.token_list(self.change_counter()?, owner) {
+        let all = match self.cache.token_list(self.change_counter().await?, owner) {
             Some(all) => all,
             None => {
                 let (read_at, all) = self
                     .store()
-                    .read(|conn| store_tokens::all_of_user(conn, owner))?;
+                    .read(move |tx| store_tokens::all_of_user(tx, owner))
+                    .await?;
                 let all = Arc::new(all);
                 self.cache.keep_token_list(read_at, owner, Arc::clone(&all));
                 all

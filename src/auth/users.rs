@@ -91,7 +91,7 @@ impl Auth {
         let admin = self.settings().admin.clone();
         let user_id = UserId::parse(&admin.user)
             .map_err(|e| anyhow::anyhow!("config key `admin.user`: {e}"))?;
-        let count = self.store().read(store_users::count)?;
+        let count = self.store().read(store_users::count).await?;
         if count > 0 {
             return Ok(None);
         }
@@ -174,7 +174,8 @@ impl Auth {
     pub async fn user(&self, user_id: &str) -> Result<User> {
         let key = user_id.trim().to_owned();
         self.store()
-            .read(|conn| store_users::by_user_id(conn, &key))?
+            .read(move |tx| store_users::by_user_id(tx, &key))
+            .await?
             .map(User::from)
             .ok_or_else(|| Error::NotFound(format!("no user `{}`", user_id.trim())))
     }
@@ -294,7 +295,7 @@ impl Auth {
     /// the account locked.
     pub async fn unlock_user(&self, actor: &Actor, user_id: &str) -> Result<bool> {
         let user = self.user(user_id).await?;
-        let locked = self.is_locked(&user)?;
+        let locked = self.is_locked(&user).await?;
         let now = self.now();
         let event = AuditEvent::new(kind::USER_UNLOCK, true)
             .user(user.user_id.clone())
@@ -316,22 +317,23 @@ impl Auth {
 
     /// Whether the failed-login limit holds the user's account locked now, and no one lifted
     /// the lock since from outside this server.
-    pub fn is_locked(&self, user: &User) -> Result<bool> {
+    pub async fn is_locked(&self, user: &User) -> Result<bool> {
         Ok(self.limits().is_locked(&user.user_id, self.now())
-            && !self.lock_lifted(&user.user_id)?)
+            && !self.lock_lifted(&user.user_id).await?)
     }
 
     /// Whether the account's lock in this server was set before its last lift in the database
     /// ([`store_users::lift_lock`]); if so it is lifted here too. Read only while the account
     /// is locked.
-    pub(super) fn lock_lifted(&self, account: &str) -> Result<bool> {
+    pub(super) async fn lock_lifted(&self, account: &str) -> Result<bool> {
         let Some(since) = self.limits().locked_since(account, self.now()) else {
             return Ok(false);
         };
         let key = account.trim().to_owned();
         let lifted = self
             .store()
-            .read(|conn| store_users::lock_lifted_at(conn, &key))?;
+            .read(move |tx| store_users::lock_lifted_at(tx, &key))
+            .await?;
         if lifted.is_some_and(|at| at > since.as_microsecond()) {
             self.limits().unlock(account);
             return Ok(true);
@@ -350,7 +352,9 @@ impl Auth {
     ) -> Result<()> {
         let user = actor.user.as_ref().ok_or(Error::AuthRequired)?;
         let new = NewPassword::parse_credential(new)?;
-        let attempt = self.begin_attempt(Check::Password, actor.address, Some(&user.user_id))?;
+        let attempt = self
+            .begin_attempt(Check::Password, actor.address, Some(&user.user_id))
+            .await?;
         let checked = self.check_credential(&user.user_id, old).await;
         let matches = checked.as_ref().is_ok_and(|(_, matches)| *matches);
         if let Some(until) = self.settle(attempt, matches) {

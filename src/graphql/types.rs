@@ -465,8 +465,8 @@ impl AdminUserInfo {
 
     /// Whether the failed-login limit holds the account locked now (Lodge's own); an
     /// administrator's `adminUnlockUser` or a password reset lifts it.
-    fn locked(&self, ctx: &Context) -> crate::auth::Result<bool> {
-        ctx.auth.is_locked(&self.0)
+    async fn locked(&self, ctx: &Context) -> crate::auth::Result<bool> {
+        ctx.auth.is_locked(&self.0).await
     }
 
     /// The user's last login, by password or token (Lodge's own); recorded at most once a

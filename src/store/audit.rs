@@ -1,8 +1,9 @@
 //! The `audit_events` table.
 
-use rusqlite::{Connection, params};
-
-use super::Result;
+use super::{
+    Result,
+    db::{Tx, args},
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditRow {
@@ -16,12 +17,11 @@ pub struct AuditRow {
     pub detail: Option<String>,
 }
 
-pub fn insert(conn: &Connection, event: &AuditRow) -> Result<()> {
-    conn.prepare_cached(
+pub fn insert(tx: &Tx, event: &AuditRow) -> Result<()> {
+    tx.execute(
         "INSERT INTO audit_events (time, kind, success, user_id, provider, token_name, address, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
+        args![
         event.time,
         event.kind,
         event.success,
@@ -30,28 +30,36 @@ pub fn insert(conn: &Connection, event: &AuditRow) -> Result<()> {
         event.token_name,
         event.address,
         event.detail
-    ])?;
+        ],
+    )?;
     Ok(())
 }
 
 /// Events newest first, filtered by user id (any case), kind and earliest time.
 pub fn list(
-    conn: &Connection,
+    tx: &Tx,
     user_id: Option<&str>,
     kind: Option<&str>,
     since: Option<i64>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<AuditRow>> {
-    let mut stmt = conn.prepare_cached(
+    // The user id as its column in `users` compares it: without case.
+    let sql = tx.pick(
         "SELECT time, kind, success, user_id, provider, token_name, address, detail
          FROM audit_events
          WHERE (?1 IS NULL OR user_id = ?1 COLLATE NOCASE)
            AND (?2 IS NULL OR kind = ?2)
            AND (?3 IS NULL OR time >= ?3)
          ORDER BY time DESC, id DESC LIMIT ?4 OFFSET ?5",
-    )?;
-    let rows = stmt.query_map(params![user_id, kind, since, limit, offset], |r| {
+        "SELECT time, kind, success, user_id, provider, token_name, address, detail
+         FROM audit_events
+         WHERE (CAST(?1 AS TEXT) IS NULL OR user_id = ?1 COLLATE lodge_nocase)
+           AND (CAST(?2 AS TEXT) IS NULL OR kind = ?2)
+           AND (CAST(?3 AS BIGINT) IS NULL OR time >= ?3)
+         ORDER BY time DESC, id DESC LIMIT ?4 OFFSET ?5",
+    );
+    tx.query_all(sql, args![user_id, kind, since, limit, offset], |r| {
         Ok(AuditRow {
             time: r.get(0)?,
             kind: r.get(1)?,
@@ -62,16 +70,15 @@ pub fn list(
             address: r.get(6)?,
             detail: r.get(7)?,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
 }
 
-pub fn purge(conn: &Connection, before: i64, keep: u32) -> Result<usize> {
-    let old = conn.execute("DELETE FROM audit_events WHERE time < ?1", [before])?;
-    let beyond = conn.execute(
+pub fn purge(tx: &Tx, before: i64, keep: u32) -> Result<usize> {
+    let old = tx.execute("DELETE FROM audit_events WHERE time < ?1", args![before])?;
+    let beyond = tx.execute(
         "DELETE FROM audit_events WHERE id <= (
              SELECT id FROM audit_events ORDER BY id DESC LIMIT 1 OFFSET ?1)",
-        [keep],
+        args![i64::from(keep)],
     )?;
     Ok(old + beyond)
 }

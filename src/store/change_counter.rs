@@ -3,14 +3,13 @@
 //! in the transaction that makes it, whichever process that is. Beside it, the number of sessions
 //! ended so far (`change_counter.sessions_ended`).
 
-use rusqlite::Connection;
+use super::{
+    Result,
+    db::{Tx, args},
+};
 
-use super::Result;
-
-pub fn current(conn: &Connection) -> Result<i64> {
-    Ok(conn
-        .prepare_cached("SELECT value FROM change_counter")?
-        .query_row([], |r| r.get(0))?)
+pub fn current(tx: &Tx) -> Result<i64> {
+    tx.query_one("SELECT value FROM change_counter", args![], |r| r.get(0))
 }
 
 /// The change counter and the number of sessions ended, read together.
@@ -20,19 +19,23 @@ pub struct Counters {
     pub sessions_ended: i64,
 }
 
-pub fn counters(conn: &Connection) -> Result<Counters> {
-    Ok(conn
-        .prepare_cached("SELECT value, sessions_ended FROM change_counter")?
-        .query_row([], |r| {
+pub fn counters(tx: &Tx) -> Result<Counters> {
+    tx.query_one(
+        "SELECT value, sessions_ended FROM change_counter",
+        args![],
+        |r| {
             Ok(Counters {
                 change_counter: r.get(0)?,
                 sessions_ended: r.get(1)?,
             })
-        })?)
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
     use super::*;
 
     /// Every table, what of it is kept in memory, and so which of its changes must move the change
@@ -91,9 +94,10 @@ mod tests {
     #[test]
     fn every_change_a_kept_row_depends_on_moves_the_counter() {
         let dir = tempfile::tempdir().unwrap();
-        let store = super::super::Store::open(&dir.path().join("lodge.db")).unwrap();
+        let store = super::super::sqlite::Sqlite::open(&dir.path().join("lodge.db")).unwrap();
         store
-            .read(|conn| {
+            .read(|tx| {
+                let conn = tx.sqlite();
                 let tables: Vec<String> = conn
                     .prepare(
                         "SELECT name FROM sqlite_master WHERE type = 'table'

@@ -11,9 +11,9 @@ use std::{
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags, backup::StepResult};
 
-use super::{BUSY_TIMEOUT, LogHeader, Store};
+use super::sqlite::{BUSY_TIMEOUT, LogHeader, Sqlite};
 
-/// The log index's header in `index` (see [`Store::log_header`]), when its two copies agree:
+/// The log index's header in `index` (see [`Sqlite::log_header`]), when its two copies agree:
 /// one `pread` of the file SQLite maps (the kernel's page cache is what SQLite's mapping shows).
 /// It was mapped into this process as well until the mapping was measured against this read
 /// and gave no clear gain to a token login (BENCHMARKS.md, "Optimisations").
@@ -75,7 +75,7 @@ pub(super) fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// The bytes of the database file and its write-ahead log.
     pub fn size(&self) -> u64 {
         let mut wal = self.path.as_os_str().to_owned();

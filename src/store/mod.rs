@@ -1,50 +1,52 @@
-//! SQLite only: the pool, the connection policy, the migrations and one module per table family.
+//! The database, behind one boundary: SQLite in one file (the default) or PostgreSQL
+//! (`database.url`), each with its connections, writer and migrations, and one module per table
+//! family whose statements run on either ([`db`]).
 
 pub mod audit;
 pub mod change_counter;
+pub mod db;
 mod files;
 pub mod outbox;
+mod pg;
 pub mod secrets;
 pub mod sessions;
+mod sqlite;
 pub mod tokens;
 pub mod users;
 mod writer;
 
-use std::{
-    os::unix::fs::DirBuilderExt as _,
-    path::Path,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
-use anyhow::Context as _;
-use files::{create_private, not_writable, open_log_index, read_log_header};
-use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::Connection;
-use rusqlite_migration::{M, Migrations};
+pub use db::{Backend, Tx};
 
-/// A failure of the database, classified here so that no caller needs SQLite's error codes;
-/// never shown to clients, logged with its cause.
+/// A failure of the database, classified here so that no caller needs SQLite's or PostgreSQL's
+/// error codes; never shown to clients, logged with its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another process held the database beyond the busy timeout.
     #[error("the database is locked by another process: {0}")]
-    Locked(#[source] rusqlite::Error),
+    Locked(#[source] Cause),
     #[error("the disk holding the database is full: {0}")]
-    DiskFull(#[source] rusqlite::Error),
-    #[error("the database file is read-only: {0}")]
-    ReadOnly(#[source] rusqlite::Error),
+    DiskFull(#[source] Cause),
+    #[error("the database is read-only: {0}")]
+    ReadOnly(#[source] Cause),
     #[error("the database file cannot be opened: {0}")]
-    CannotOpen(#[source] rusqlite::Error),
+    CannotOpen(#[source] Cause),
+    /// The database server cannot be reached, or closed the connection.
+    #[error("the database server cannot be reached: {0}")]
+    Unreachable(#[source] Cause),
     #[error("the database file is damaged: {0}")]
-    Corrupt(#[source] rusqlite::Error),
+    Corrupt(#[source] Cause),
     /// A constraint refused the change: a row named by a foreign key is gone, or a unique
     /// value is taken.
     #[error("{0:?} constraint: {1}")]
-    Constraint(Constraint, #[source] rusqlite::Error),
-    /// Any other failure SQLite reports (a bug of ours, usually).
+    Constraint(Constraint, #[source] Cause),
+    /// Any other failure the database reports (a bug of ours, usually).
     #[error("database: {0}")]
-    Sqlite(#[source] rusqlite::Error),
+    Sqlite(#[source] Cause),
+    /// What was read is not what the store expects.
+    #[error("unexpected data: {0}")]
+    Invalid(String),
     #[error("database connection pool: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("the database took no write in time")]
@@ -62,6 +64,18 @@ pub enum StoreError {
     ReadFailed(String),
 }
 
+/// The driver's own error behind a [`StoreError`].
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Postgres(#[from] postgres::Error),
+    /// A failure told again: to each write of a batch that failed as a whole.
+    #[error("{0}")]
+    Again(String),
+}
+
 /// Which constraint refused a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Constraint {
@@ -74,16 +88,19 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::{ErrorCode, ffi};
         let rusqlite::Error::SqliteFailure(failure, _) = &e else {
-            return StoreError::Sqlite(e);
+            return StoreError::Sqlite(e.into());
         };
-        match failure.code {
+        let code = failure.code;
+        let extended = failure.extended_code;
+        let e = Cause::from(e);
+        match code {
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreError::Locked(e),
             ErrorCode::DiskFull => StoreError::DiskFull(e),
             ErrorCode::ReadOnly => StoreError::ReadOnly(e),
             ErrorCode::CannotOpen => StoreError::CannotOpen(e),
             ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(e),
             ErrorCode::ConstraintViolation => {
-                let kind = match failure.extended_code {
+                let kind = match extended {
                     ffi::SQLITE_CONSTRAINT_FOREIGNKEY => Constraint::ForeignKey,
                     ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
                         Constraint::Unique
@@ -97,7 +114,69 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        let Some(code) = e.code().cloned() else {
+            // No answer from the server: the connection failed or closed. Anything else without
+            // a code is the client's (a value of the wrong type): a bug of ours.
+            let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+            return match e.is_closed() || io {
+                true => StoreError::Unreachable(e.into()),
+                false => StoreError::Sqlite(e.into()),
+            };
+        };
+        let e = Cause::from(e);
+        match code {
+            c if c == SqlState::UNIQUE_VIOLATION => StoreError::Constraint(Constraint::Unique, e),
+            c if c == SqlState::FOREIGN_KEY_VIOLATION => {
+                StoreError::Constraint(Constraint::ForeignKey, e)
+            }
+            c if c.code().starts_with("23") => StoreError::Constraint(Constraint::Other, e),
+            c if c == SqlState::DISK_FULL => StoreError::DiskFull(e),
+            c if c == SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly(e),
+            c if c == SqlState::LOCK_NOT_AVAILABLE
+                || c == SqlState::T_R_SERIALIZATION_FAILURE
+                || c == SqlState::T_R_DEADLOCK_DETECTED =>
+            {
+                StoreError::Locked(e)
+            }
+            // Connection failures, a server shutting down or starting, too many connections.
+            c if c.code().starts_with("08")
+                || c.code().starts_with("57P")
+                || c == SqlState::TOO_MANY_CONNECTIONS =>
+            {
+                StoreError::Unreachable(e)
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
 impl StoreError {
+    /// The same failure, for another write of the batch it ended.
+    pub fn again(&self) -> StoreError {
+        let cause = |c: &Cause| Cause::Again(c.to_string());
+        match self {
+            StoreError::Locked(c) => StoreError::Locked(cause(c)),
+            StoreError::DiskFull(c) => StoreError::DiskFull(cause(c)),
+            StoreError::ReadOnly(c) => StoreError::ReadOnly(cause(c)),
+            StoreError::CannotOpen(c) => StoreError::CannotOpen(cause(c)),
+            StoreError::Unreachable(c) => StoreError::Unreachable(cause(c)),
+            StoreError::Corrupt(c) => StoreError::Corrupt(cause(c)),
+            StoreError::Constraint(k, c) => StoreError::Constraint(*k, cause(c)),
+            StoreError::Sqlite(c) => StoreError::Sqlite(cause(c)),
+            StoreError::Invalid(why) => StoreError::Invalid(why.clone()),
+            StoreError::ReadFailed(why) => StoreError::ReadFailed(why.clone()),
+            StoreError::Pool(e) => StoreError::Invalid(e.to_string()),
+            StoreError::WriteTimedOut => StoreError::WriteTimedOut,
+            StoreError::WriterStopped => StoreError::WriterStopped,
+            StoreError::WriteDropped => StoreError::WriteDropped,
+            StoreError::WriteNotRun => StoreError::WriteNotRun,
+            StoreError::WritePanicked => StoreError::WritePanicked,
+        }
+    }
+
     /// What keeps the database from taking a change now, when the fault is the machine's (a
     /// lock, a full disk, a read-only or missing file) and may pass: said to the client, who
     /// may try again.
@@ -107,8 +186,14 @@ impl StoreError {
             StoreError::DiskFull(_) => Some("the disk holding the database is full"),
             StoreError::ReadOnly(_) => Some("the database file is read-only"),
             StoreError::CannotOpen(_) => Some("the database file cannot be opened"),
+            StoreError::Unreachable(_) => Some("the database server cannot be reached"),
             _ => None,
         }
+    }
+
+    /// A unique value found taken without a failed statement.
+    pub fn taken(what: &str) -> StoreError {
+        StoreError::Constraint(Constraint::Unique, Cause::Again(format!("{what} is taken")))
     }
 
     /// Whether a unique value (a user id, a token name) is taken.
@@ -124,257 +209,165 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// What a write is given: the writer's transaction, to pass to this module's functions, which
-/// compose in it. Callers outside `store` only pass it on; it is SQLite's connection today and
-/// the seam where a second backend's transaction goes.
-pub type Tx = Connection;
-
-/// The database: one file, read through a pool of connections and written by one writer thread
-/// that commits in batches.
+/// The database the server and the command line work on.
 #[derive(Clone)]
 pub struct Store {
-    pool: r2d2::Pool<SqliteConnectionManager>,
-    writer: writer::Writer,
-    /// The write-ahead log's shared index (`lodge.db-shm`), whose header
-    /// [`Store::log_header`] reads.
-    log_index: Option<Arc<std::fs::File>>,
-    /// The log's header after the writer's last commit, and the change counter that commit left,
-    /// when no other connection committed in between (see [`writer::Published`]).
-    own_commit: Arc<Mutex<Option<(LogHeader, i64)>>>,
-    /// The log's header and the change counter read after it, the last time it was read: while
-    /// the header stays the same, nothing was committed and the counter has not moved.
-    last_read: Arc<Mutex<Option<(LogHeader, i64)>>>,
-    /// The writer's batch sizes and commit times (`/metrics`).
-    writer_metrics: crate::metrics::WriterMetrics,
-    path: std::path::PathBuf,
+    engine: Engine,
 }
 
-/// The two copies of the write-ahead log index's header, as SQLite's file format documents them
-/// (walformat.html): every commit of any process changes them (a counter, the last frame, the
-/// checksums), and each process that uses the file reads them before every transaction.
-pub type LogHeader = [u8; 96];
-
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Migrations are only ever appended: a released one never changes.
-fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("migrations/001_initial.sql")),
-        M::up(include_str!("migrations/002_audit.sql")),
-        M::up(include_str!("migrations/003_sessions_by_id.sql")),
-        M::up(include_str!("migrations/004_sessions_unindexed.sql")),
-        M::up(include_str!("migrations/005_tokens_need_admin.sql")),
-        M::up(include_str!("migrations/006_change_counter_named.sql")),
-        M::up(include_str!("migrations/007_token_last_used_address.sql")),
-        M::up(include_str!("migrations/008_sessions_seen_from.sql")),
-        M::up(include_str!("migrations/009_token_grants.sql")),
-        M::up(include_str!("migrations/010_token_rotation.sql")),
-        M::up(include_str!("migrations/011_notify_outbox.sql")),
-        M::up(include_str!("migrations/012_server_secrets.sql")),
-    ])
-}
-
-/// The counter kept in `pair` when it was kept with this log header.
-fn paired(pair: &Mutex<Option<(LogHeader, i64)>>, header: &LogHeader) -> Option<i64> {
-    match &*pair.lock().unwrap_or_else(|p| p.into_inner()) {
-        Some((seen, counter)) if seen == header => Some(*counter),
-        _ => None,
-    }
-}
-
-/// Applied to every connection the pool opens.
-fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    // Every statement the server runs stays prepared (the default keeps 16).
-    conn.set_prepared_statement_cache_capacity(64);
-    // WAL lets the CLI and readers work beside the server; FULL makes every commit survive a
-    // power cut, which the users, tokens and sessions written here need.
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
-    )
+#[derive(Clone)]
+enum Engine {
+    Sqlite(sqlite::Sqlite),
+    Postgres(pg::Postgres),
 }
 
 impl Store {
-    /// Opens (creating the file and its folder when missing) and migrates the database.
+    /// Opens (creating the file and its folder when missing) and migrates the SQLite database at
+    /// `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Only its owner may look inside a folder Lodge makes (an existing one is left as
-            // it is).
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("cannot create the folder {}", dir.display()))?;
-        }
-        if let Some(why) = not_writable(path) {
-            anyhow::bail!(
-                "the database at {} cannot be written ({why}): Lodge writes the file and its -wal \
-                 and -shm files beside it; make the folder and the file writable, or set \
-                 database.path to a writable place",
-                path.display()
-            );
-        }
-        create_private(path)
-            .with_context(|| format!("cannot create the database file {}", path.display()))?;
-        // One plain connection first: a broken file fails here at once, where the pool would
-        // retry for its whole connection timeout.
-        let mut conn = Connection::open(path)
-            .and_then(|mut c| init_connection(&mut c).map(|()| c))
-            .with_context(|| {
-                format!(
-                    "cannot open the database at {}: is it a Lodge database? Move it away to \
-                     start afresh, or restore a backup",
-                    path.display()
-                )
-            })?;
-        migrations().to_latest(&mut conn).map_err(|e| match e {
-            rusqlite_migration::Error::MigrationDefinition(
-                rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
-            ) => anyhow::anyhow!(
-                "the database at {} was written by a newer version of Lodge; run that version \
-                 or restore a backup",
-                path.display()
-            ),
-            e => anyhow::Error::new(e).context(format!(
-                "cannot prepare the database at {} (is it a Lodge database?)",
-                path.display()
-            )),
-        })?;
-        // The writer's connection made the shared index when it read the file in WAL mode.
-        let index_file = open_log_index(path);
-        // POSIX drops every lock a process holds on a file when it closes any descriptor of it:
-        // closing this one while a connection is open would drop SQLite's locks on the index,
-        // and the next process to open the database would take itself for the first, empty the
-        // index and rebuild it under this one. So the writer thread and the pool's connection
-        // manager each hold it, and it closes after the last connection.
-        let own_commit = Arc::new(Mutex::new(None));
-        let writer_metrics = crate::metrics::WriterMetrics::default();
-        let writer = writer::Writer::start(
-            conn,
-            path,
-            writer::Published {
-                log_index: index_file.clone(),
-                own_commit: own_commit.clone(),
-                metrics: writer_metrics.clone(),
-            },
-            index_file.clone(),
-        )
-        .context("cannot start the database writer thread")?;
-        let keep_open = index_file.clone();
-        let manager = SqliteConnectionManager::file(path).with_init(move |conn| {
-            let _ = &keep_open;
-            init_connection(conn)
-        });
-        let pool = r2d2::Pool::builder()
-            .max_size(8)
-            .min_idle(Some(2))
-            // A broken connection shows itself on use; a check on every checkout costs a
-            // statement per request.
-            .test_on_check_out(false)
-            .connection_timeout(Duration::from_secs(10))
-            .build(manager)
-            .with_context(|| format!("cannot open the database at {}", path.display()))?;
         Ok(Self {
-            pool,
-            writer,
-            log_index: index_file,
-            own_commit,
-            last_read: Arc::default(),
-            writer_metrics,
-            path: path.to_owned(),
+            engine: Engine::Sqlite(sqlite::Sqlite::open(path)?),
         })
+    }
+
+    /// Connects to the PostgreSQL database at `url` and migrates it. The synchronous client
+    /// blocks on a runtime of its own, which it may not do on a thread that drives asynchronous
+    /// tasks (the server's start): it connects on a thread of its own.
+    pub fn connect(url: &str, ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        let postgres = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("lodge-pg-connect".into())
+                .spawn_scoped(scope, || pg::Postgres::connect(url, ca_file))
+                .map_err(anyhow::Error::from)?
+                .join()
+                .map_err(|_| anyhow::anyhow!("connecting to PostgreSQL panicked"))?
+        })?;
+        Ok(Self {
+            engine: Engine::Postgres(postgres),
+        })
+    }
+
+    /// The database the settings name: PostgreSQL at `database.url` when it is set, else the
+    /// SQLite file at `database.path`.
+    pub fn from_settings(settings: &crate::config::DatabaseSettings) -> anyhow::Result<Self> {
+        let ca_file = Some(settings.ca_file.as_path()).filter(|p| !p.as_os_str().is_empty());
+        match settings.url.0.as_deref() {
+            Some(url) => Self::connect(url, ca_file),
+            None => Self::open(&settings.path),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match &self.engine {
+            Engine::Sqlite(_) => Backend::Sqlite,
+            Engine::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Where the database is, for messages: the file, or the server and database name (never
+    /// a password).
+    pub fn describe(&self) -> String {
+        match &self.engine {
+            Engine::Sqlite(s) => format!("the database at {}", s.path().display()),
+            Engine::Postgres(p) => p.describe(),
+        }
+    }
+
+    /// A pooled SQLite connection, for tests that look at its settings.
+    pub fn sqlite_connection(
+        &self,
+    ) -> Result<r2d2::PooledConnection<r2d2_sqlite::SqliteConnectionManager>> {
+        match &self.engine {
+            Engine::Sqlite(s) => s.conn(),
+            Engine::Postgres(_) => Err(StoreError::Invalid("the database is not SQLite".into())),
+        }
+    }
+
+    /// SQLite's write-ahead log index header now (`sqlite::Sqlite::log_header`), for the
+    /// benchmark of what a request reads; `None` on PostgreSQL.
+    pub fn log_header(&self) -> Option<[u8; 96]> {
+        match &self.engine {
+            Engine::Sqlite(s) => s.log_header(),
+            Engine::Postgres(_) => None,
+        }
     }
 
     /// The writer's batch sizes and commit times.
     pub fn writer_metrics(&self) -> &crate::metrics::WriterMetrics {
-        &self.writer_metrics
-    }
-
-    /// A pooled connection for synchronous callers (the command line, tests).
-    pub fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
-        Ok(self.pool.get()?)
-    }
-
-    /// The write-ahead log index's header now, when both its copies agree (they differ while a
-    /// commit is writing them). Equal headers at two moments mean no commit in between, by this
-    /// or any other process (a checkpoint may change them too, without a commit). One `pread`,
-    /// where a read transaction takes and drops a lock with two `fcntl` calls and runs a
-    /// statement.
-    pub fn log_header(&self) -> Option<LogHeader> {
-        read_log_header(self.log_index.as_deref()?)
-    }
-
-    /// The change counter now: the one read last, or the one the writer's last commit left,
-    /// while the log's header shows no commit since; else read in a transaction (after the
-    /// header, so that the pair kept is never newer on the header's side). What the cache of
-    /// sessions and tokens (`auth::cache`) checks before every use.
-    pub fn change_counter(&self) -> Result<i64> {
-        let header = self.log_header();
-        if let Some(header) = &header
-            && let Some(counter) =
-                paired(&self.last_read, header).or_else(|| self.published_at(header))
-        {
-            return Ok(counter);
+        match &self.engine {
+            Engine::Sqlite(s) => s.writer_metrics(),
+            Engine::Postgres(p) => p.writer_metrics(),
         }
-        let counter = self.read(change_counter::current)?;
-        if let Some(header) = header {
-            *self.last_read.lock().unwrap_or_else(|p| p.into_inner()) = Some((header, counter));
+    }
+
+    /// The change counter now (`store::change_counter`): what the cache of sessions and tokens
+    /// (`auth::cache`) checks before every use. SQLite's is known without a statement while no
+    /// commit happened; PostgreSQL's is read at every call, since another node may have
+    /// committed.
+    pub async fn change_counter(&self) -> Result<i64> {
+        match &self.engine {
+            Engine::Sqlite(s) => s.change_counter(),
+            Engine::Postgres(p) => p.read(change_counter::current).await,
         }
-        Ok(counter)
     }
 
-    /// The counter the writer's last commit left, while the log's header is the one that commit
-    /// made (see [`writer::Published`]).
-    fn published_at(&self, header: &LogHeader) -> Option<i64> {
-        paired(&self.own_commit, header)
-    }
-
-    /// Whether the database takes writes now: the writer takes the write lock and commits an
-    /// empty write within `patience`.
+    /// Whether the database takes writes now: the writer commits an empty write within
+    /// `patience`.
     pub async fn check_writable(&self, patience: Duration) -> Result<()> {
         tokio::time::timeout(patience, self.write(|_| Ok(())))
             .await
             .map_err(|_| StoreError::WriteTimedOut)?
     }
 
-    /// Moves everything in the write-ahead log into the database file and empties the log.
+    /// Moves everything in SQLite's write-ahead log into the database file and empties the log
+    /// (at a clean shutdown); nothing on PostgreSQL.
     pub fn checkpoint(&self) -> Result<()> {
-        self.conn()?
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        match &self.engine {
+            Engine::Sqlite(s) => s.checkpoint(),
+            Engine::Postgres(_) => Ok(()),
+        }
     }
 
-    /// Runs `f` in the writer's next batch; answers once the batch is committed (on disk), or
+    /// Runs `f` in the writer's next batch; answers once the batch is committed (durable), or
     /// with the error that kept it from being committed. `f` runs inside the write transaction,
-    /// so what it reads cannot change before it writes; it must not begin a transaction itself.
+    /// and writes of every process (every node) are serialised, so what it reads cannot change
+    /// before it writes; it must not begin a transaction itself.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
     {
-        self.writer.write(f, |_| ()).await
+        self.write_then(f, |_| ()).await
     }
 
     /// [`Store::write`], and then `settled`, once, with `f`'s value if its batch was committed
-    /// (on disk) or `None` if it was not: on the writer thread, in the order of the commits,
-    /// before the caller is answered.
+    /// or `None` if it was not: on the writer thread, in the order of the commits, before the
+    /// caller is answered.
     pub async fn write_then<T, F, C>(&self, f: F, settled: C) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
         C: FnOnce(Option<&T>) + Send + 'static,
     {
-        self.writer.write(f, settled).await
+        match &self.engine {
+            Engine::Sqlite(s) => s.write_then(f, settled).await,
+            Engine::Postgres(p) => p.write_then(f, settled).await,
+        }
     }
 
-    /// Runs a short read (an indexed lookup) with a pooled connection on this thread: a few
-    /// microseconds, less than handing it to another thread costs. In WAL mode a reader never
-    /// waits for the writer.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.pool.get()?;
-        f(&conn)
+    /// Runs a short read (an indexed lookup): on SQLite with a pooled connection on this thread
+    /// (a few microseconds, less than handing it to another thread costs; in WAL mode a reader
+    /// never waits for the writer), on PostgreSQL on the blocking pool, since it waits for the
+    /// server.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
+    {
+        match &self.engine {
+            Engine::Sqlite(s) => s.read(f),
+            Engine::Postgres(p) => p.read(f).await,
+        }
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool: for reads that may take
@@ -382,227 +375,33 @@ impl Store {
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| StoreError::ReadFailed(e.to_string()))?
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The store is a boundary: SQLite's types, error codes, pragmas and log header are named in
-    /// `src/store/` only (`Tx` is how a write's transaction is passed on).
-    #[test]
-    fn nothing_outside_the_store_names_sqlite() {
-        fn sources(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    sources(&path, found);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    found.push(path);
-                }
-            }
-        }
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files = Vec::new();
-        sources(&src, &mut files);
-        for file in files.iter().filter(|f| !f.starts_with(src.join("store"))) {
-            let text = std::fs::read_to_string(file).unwrap();
-            for word in ["rusqlite", "PRAGMA", "LogHeader", "log_header", "SQLITE_"] {
-                assert!(
-                    !text.contains(word),
-                    "{} names `{word}`: keep SQLite inside src/store/",
-                    file.display()
-                );
-            }
+        match &self.engine {
+            Engine::Sqlite(s) => s.run(f).await,
+            Engine::Postgres(p) => p.read(f).await,
         }
     }
 
-    #[test]
-    fn migrations_are_valid() {
-        super::migrations().validate().unwrap();
-    }
-
-    /// POSIX drops every lock a process holds on a file when the process closes any descriptor
-    /// of it. The store once opened `lodge.db-shm` to map it and closed it at once: SQLite's lock
-    /// on the file went with it, so the next process to open the database took itself for the
-    /// first, emptied the shared index and rebuilt it under the running server, which died of
-    /// SIGBUS reading the emptied mapping (two `lodge user add` run together showed it). The
-    /// header is read with `pread` now, but the descriptor is still held for the same reason.
-    #[test]
-    fn the_store_keeps_sqlites_lock_on_the_shared_index_for_its_whole_life() {
-        use std::os::fd::AsRawFd;
-
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.db");
-        let store = Store::open(&path).unwrap();
-        store.read(change_counter::current).unwrap();
-        // Kept open until the store is gone, so that closing it drops nothing that matters.
-        let probe = open_log_index(&path).expect("the shared index");
-        // What a process opening the database asks first: may it lock SQLite's "dead man
-        // switch" byte of the index (offset 128 on Unix) for itself alone? An open file
-        // description's lock conflicts with this process's own locks, so it can ask here.
-        let held_by_this_process = || {
-            let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-            lock.l_type = libc::F_WRLCK as _;
-            lock.l_whence = libc::SEEK_SET as _;
-            lock.l_start = 128;
-            lock.l_len = 1;
-            // SAFETY: a valid descriptor and a `flock` the call fills in.
-            let r = unsafe { libc::fcntl(probe.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
-            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-            i32::from(lock.l_type) != libc::F_UNLCK
-        };
-        assert!(held_by_this_process(), "after opening");
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime
-            .block_on(
-                store.write(|c| Ok(c.execute("UPDATE change_counter SET value = value + 1", [])?)),
-            )
-            .unwrap();
-        for _ in 0..3 {
-            store.read(change_counter::current).unwrap();
-            let _ = store.log_header();
-        }
-        assert!(held_by_this_process(), "after reads and a write");
-        drop(store);
-        // The pool opens its idle connections on a background thread, which may still be
-        // finishing one: the lock goes when it has.
-        let released = (0..200).any(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(25));
-            !held_by_this_process()
-        });
-        assert!(released, "the lock outlived the store");
-    }
-
-    /// What the cache relies on: any commit of any connection changes the header, and
-    /// reads do not.
-    #[test]
-    fn the_log_header_changes_with_every_commit_of_any_connection_and_only_then() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("h.db");
-        let store = Store::open(&path).unwrap();
-        let other = Connection::open(&path).unwrap();
-        let mut seen = store.log_header().expect("a header");
-        for round in 0..50 {
-            let count: i64 = other
-                .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(count, 0);
-            store.read(change_counter::current).unwrap();
-            assert_eq!(
-                store.log_header(),
-                Some(seen),
-                "round {round}: nothing committed"
-            );
-            if round % 10 == 0 {
-                // A checkpoint restarts the log and may rewrite the header: never a reason to
-                // trust a stale counter, at most a needless read.
-                store.checkpoint().unwrap();
-                seen = store.log_header().expect("a header");
-            }
-            other
-                .execute("UPDATE change_counter SET value = value + 1", [])
-                .unwrap();
-            let now = store.log_header().expect("a header");
-            assert_ne!(
-                now, seen,
-                "round {round}: a commit left the header as it was"
-            );
-            seen = now;
+    /// The bytes the database takes (SQLite's file and log; PostgreSQL's database).
+    pub async fn size(&self) -> Result<u64> {
+        match &self.engine {
+            Engine::Sqlite(s) => Ok(s.size()),
+            Engine::Postgres(p) => p.size().await,
         }
     }
 
-    /// The writer leaves its commit's header and counter for readers; a commit of another
-    /// connection (another process) changes the header, so the pair no longer answers.
-    #[test]
-    fn the_writers_commit_tells_the_counter_until_another_connection_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.db");
-        let store = Store::open(&path).unwrap();
-        let other = Connection::open(&path).unwrap();
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let bump = |c: &Connection| {
-            Ok(c.execute("UPDATE change_counter SET value = value + 1", [])
-                .map(drop)?)
-        };
-        runtime.block_on(store.write(bump)).unwrap();
-        let header = store.log_header().expect("a header");
-        let counter = store.read(change_counter::current).unwrap();
-        assert_eq!(store.published_at(&header), Some(counter));
-
-        other
-            .execute("UPDATE change_counter SET value = value + 1", [])
-            .unwrap();
-        let after = store.log_header().expect("a header");
-        assert_eq!(store.published_at(&after), None);
-
-        runtime.block_on(store.write(bump)).unwrap();
-        let header = store.log_header().expect("a header");
-        assert_eq!(store.published_at(&header), Some(counter + 2));
-    }
-
-    /// The race the published pair must not lose: another connection committing between the
-    /// writer's commit and its read of the header. Whenever the pair answers for a header that
-    /// is still the header after the counter was read, it must give that counter. The window is
-    /// narrow: without the `data_version` check this failed in one run of three.
-    #[test]
-    fn a_commit_of_another_connection_racing_the_writer_is_never_hidden() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.db");
-        let store = Store::open(&path).unwrap();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let racer = {
-            let (path, stop) = (path.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let other = Connection::open(&path).unwrap();
-                other.busy_timeout(BUSY_TIMEOUT).unwrap();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    // Busy is no failure here: the writer held the lock longer than it waits.
-                    let _ = other.execute("UPDATE change_counter SET value = value + 1", []);
-                    // SQLite's busy wait sleeps: without a pause the writer would starve.
-                    std::thread::sleep(std::time::Duration::from_micros(50));
-                }
-            })
-        };
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let (mut answered, mut checked) = (0, 0);
-        for _ in 0..2000 {
-            let bump = store.write(|c| {
-                Ok(c.execute("UPDATE change_counter SET value = value + 1", [])
-                    .map(drop)?)
-            });
-            if runtime.block_on(bump).is_err() {
-                continue;
-            }
-            let Some(header) = store.log_header() else {
-                continue;
-            };
-            let published = store.published_at(&header);
-            let counter = store.read(change_counter::current).unwrap();
-            if store.log_header() != Some(header) {
-                continue;
-            }
-            checked += 1;
-            if let Some(published) = published {
-                answered += 1;
-                assert_eq!(published, counter, "a pair hid another connection's commit");
-            }
+    /// Copies the live database to a new file at `to` (SQLite's online backup); on PostgreSQL,
+    /// says to use `pg_dump`.
+    pub fn backup_to(&self, to: &Path) -> anyhow::Result<()> {
+        match &self.engine {
+            Engine::Sqlite(s) => s.backup_to(to),
+            Engine::Postgres(p) => anyhow::bail!(
+                "the database is PostgreSQL ({}): back it up with PostgreSQL's own tools, for \
+                 example `pg_dump --format=custom --file=lodge.dump <database.url>`, or with the \
+                 standby and archiving you run for it; `lodge backup` copies SQLite files only",
+                p.describe()
+            ),
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        racer.join().unwrap();
-        assert!(
-            checked > 0 && answered > 0,
-            "checked {checked}, answered {answered}"
-        );
     }
 }

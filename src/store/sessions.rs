@@ -8,12 +8,11 @@
 
 mod lists;
 
-use rusqlite::{Connection, OptionalExtension, params};
-
 pub use lists::{Caps, UserSessions};
 
 use super::{
     Result,
+    db::{Row, Tx, args},
     users::{self, UserRow},
 };
 
@@ -89,17 +88,17 @@ pub struct ListedSession {
 macro_rules! listed_from {
     () => {
         "SELECT s.id, s.secret_digest, s.user_id, u.user_id, s.provider, s.token_id, t.name, \
-             t.expires_at, coalesce(t.needs_admin, 0), s.address, s.user_agent, s.created_at, \
+             t.expires_at, coalesce(t.needs_admin, FALSE), s.address, s.user_agent, s.created_at, \
              s.last_seen_at, s.token_generation, t.generation, t.grace_until \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          LEFT JOIN api_tokens t ON t.id = s.token_id"
     };
 }
 
-fn listed_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListedSession> {
+fn listed_from_row(r: &Row<'_>) -> Result<ListedSession> {
     Ok(ListedSession {
         id: r.get(0)?,
-        secret_digest: r.get(1)?,
+        secret_digest: r.digest(1)?,
         user: r.get(2)?,
         user_id: r.get(3)?,
         provider: r.get(4)?,
@@ -118,26 +117,29 @@ fn listed_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListedSession> {
 }
 
 /// The session in this row, as a list shows it.
-pub fn listed_by_id(conn: &Connection, id: i64) -> Result<Option<ListedSession>> {
-    Ok(conn
-        .prepare_cached(concat!(listed_from!(), " WHERE s.id = ?1"))?
-        .query_row([id], listed_from_row)
-        .optional()?)
+pub fn listed_by_id(tx: &Tx, id: i64) -> Result<Option<ListedSession>> {
+    tx.query_opt(
+        concat!(listed_from!(), " WHERE s.id = ?1"),
+        args![id],
+        listed_from_row,
+    )
 }
 
 /// A user's sessions. `ids` are the rows the server's lists hold for the user
 /// ([`UserSessions::ids_of`]): each is read by its id, and those gone or taken by another user
 /// are left out. Without them the whole table is read (sessions have no index by user): 22 to
 /// 30 ms at 400,000 sessions (BENCHMARKS.md).
-pub fn of_user(conn: &Connection, user: i64, ids: Option<&[i64]>) -> Result<Vec<ListedSession>> {
+pub fn of_user(tx: &Tx, user: i64, ids: Option<&[i64]>) -> Result<Vec<ListedSession>> {
     let Some(ids) = ids else {
-        let mut stmt = conn.prepare_cached(concat!(listed_from!(), " WHERE s.user_id = ?1"))?;
-        let rows = stmt.query_map([user], listed_from_row)?;
-        return Ok(rows.collect::<rusqlite::Result<_>>()?);
+        return tx.query_all(
+            concat!(listed_from!(), " WHERE s.user_id = ?1"),
+            args![user],
+            listed_from_row,
+        );
     };
     let mut found = Vec::with_capacity(ids.len());
     for &id in ids {
-        if let Some(session) = listed_by_id(conn, id)?
+        if let Some(session) = listed_by_id(tx, id)?
             && session.user == user
         {
             found.push(session);
@@ -146,13 +148,12 @@ pub fn of_user(conn: &Connection, user: i64, ids: Option<&[i64]>) -> Result<Vec<
     Ok(found)
 }
 
-pub fn insert(conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
-    conn.prepare_cached(
+pub fn insert(tx: &Tx, session: &NewSession<'_>) -> Result<i64> {
+    tx.query_one(
         "INSERT INTO sessions (secret_digest, user_id, provider, token_id, created_at, last_seen_at,
              address, user_agent, grants, token_generation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+        args![
         &session.secret_digest[..],
         session.user,
         session.provider,
@@ -161,23 +162,22 @@ pub fn insert(conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
         session.address,
         session.user_agent,
         session.grants,
-        session.token_generation
-    ])?;
-    Ok(conn.last_insert_rowid())
+            session.token_generation
+        ],
+        |r| r.get(0),
+    )
 }
 
 /// Opens a new session in the row of an old one of the same user's, which ends: one row changed
 /// in place, where a new row and the old one's deletion changed two pages and moved the free
 /// list (BENCHMARKS.md); whether the row was there.
-fn reuse(conn: &Connection, id: i64, session: &NewSession<'_>) -> Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE sessions SET secret_digest = ?3, provider = ?4, token_id = ?5,
-                 created_at = ?6, last_seen_at = ?6, address = ?7, user_agent = ?8, grants = ?9,
-                 token_generation = ?10
-             WHERE id = ?1 AND user_id = ?2",
-        )?
-        .execute(params![
+fn reuse(tx: &Tx, id: i64, session: &NewSession<'_>) -> Result<bool> {
+    Ok(tx.execute(
+        "UPDATE sessions SET secret_digest = ?3, provider = ?4, token_id = ?5,
+             created_at = ?6, last_seen_at = ?6, address = ?7, user_agent = ?8, grants = ?9,
+             token_generation = ?10
+         WHERE id = ?1 AND user_id = ?2",
+        args![
             id,
             session.user,
             &session.secret_digest[..],
@@ -188,27 +188,28 @@ fn reuse(conn: &Connection, id: i64, session: &NewSession<'_>) -> Result<bool> {
             session.user_agent,
             session.grants,
             session.token_generation
-        ])?
-        > 0)
+        ],
+    )? > 0)
 }
 
 /// The session with this id, and the change counter of the snapshot it was read in.
-pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(i64, SessionRow)>> {
-    Ok(conn
-        .prepare_cached(concat!(
+pub fn by_id(tx: &Tx, id: i64) -> Result<Option<(i64, SessionRow)>> {
+    tx.query_opt(
+        concat!(
             "SELECT (SELECT value FROM change_counter), s.id, s.secret_digest, s.provider, s.token_id, ",
-            "s.created_at, s.last_seen_at, t.expires_at, coalesce(t.needs_admin, 0), t.name, s.grants, ",
+            "s.created_at, s.last_seen_at, t.expires_at, coalesce(t.needs_admin, FALSE), t.name, s.grants, ",
             "s.token_generation, t.generation, t.grace_until, ",
             users::user_columns_without_hash!(),
             " FROM sessions s
              JOIN users u ON u.id = s.user_id
              LEFT JOIN api_tokens t ON t.id = s.token_id
              WHERE s.id = ?1"
-        ))?
-        .query_row([id], |r| {
+        ),
+        args![id],
+        |r| {
             let row = SessionRow {
                 id: r.get(1)?,
-                secret_digest: r.get(2)?,
+                secret_digest: r.digest(2)?,
                 provider: r.get(3)?,
                 token_id: r.get(4)?,
                 created_at: r.get(5)?,
@@ -223,83 +224,72 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(i64, SessionRow)>> {
                 user: users::from_row(r, 14)?,
             };
             Ok((r.get(0)?, row))
-        })
-        .optional()?)
+        },
+    )
 }
 
 /// Records the last access of the session with this id and digest; whether it still exists.
-pub fn touch(conn: &Connection, id: i64, digest: &Digest, now: i64) -> Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE sessions SET last_seen_at = ?3 WHERE id = ?1 AND secret_digest = ?2",
-        )?
-        .execute(params![id, &digest[..], now])?
-        > 0)
+pub fn touch(tx: &Tx, id: i64, digest: &Digest, now: i64) -> Result<bool> {
+    Ok(tx.execute(
+        "UPDATE sessions SET last_seen_at = ?3 WHERE id = ?1 AND secret_digest = ?2",
+        args![id, &digest[..], now],
+    )? > 0)
 }
 
 /// Ends whatever session is in this row; whether there was one. For ids from [`UserSessions`],
 /// exact in the transaction; a session a request saw is ended by [`UserSessions::delete`].
-fn delete(conn: &Connection, id: i64) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("DELETE FROM sessions WHERE id = ?1")?
-        .execute([id])?
-        > 0)
+fn delete(tx: &Tx, id: i64) -> Result<bool> {
+    Ok(tx.execute("DELETE FROM sessions WHERE id = ?1", args![id])? > 0)
 }
 
 /// Ends every session of a user but `keep` (a row id and the digest of its session's secret). It
 /// reads the whole table (sessions have no index by user): for the rare writes that are not the
 /// server's logins and logouts.
-pub fn delete_for_user(
-    conn: &Connection,
-    user: i64,
-    keep: Option<(i64, &Digest)>,
-) -> Result<usize> {
+pub fn delete_for_user(tx: &Tx, user: i64, keep: Option<(i64, &Digest)>) -> Result<usize> {
     let (keep_id, keep_digest) = keep.map_or((None, None), |(id, d)| (Some(id), Some(&d[..])));
-    Ok(conn.execute(
+    tx.execute(
         "DELETE FROM sessions
-         WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2 OR secret_digest <> ?3)",
-        params![user, keep_id, keep_digest],
-    )?)
+         WHERE user_id = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR id <> ?2 OR secret_digest <> ?3)",
+        args![user, keep_id, keep_digest],
+    )
 }
 
 /// Ends every session opened with any of these tokens, in one read of the table; gives the
 /// token of each session ended.
-pub fn delete_for_tokens(conn: &Connection, tokens: &[i64]) -> Result<Vec<i64>> {
+pub fn delete_for_tokens(tx: &Tx, tokens: &[i64]) -> Result<Vec<i64>> {
     let list = serde_json::to_string(tokens).expect("numbers serialise");
-    let mut stmt = conn.prepare(
+    let sql = tx.pick(
         "DELETE FROM sessions WHERE token_id IN (SELECT value FROM json_each(?1))
          RETURNING token_id",
-    )?;
-    let ended = stmt.query_map([list], |r| r.get(0))?;
-    Ok(ended.collect::<rusqlite::Result<_>>()?)
+        "DELETE FROM sessions
+         WHERE token_id IN (SELECT CAST(value AS BIGINT)
+                            FROM json_array_elements_text(CAST(CAST(?1 AS TEXT) AS JSON)))
+         RETURNING token_id",
+    );
+    tx.query_all(sql, args![list], |r| r.get(0))
 }
 
 /// Ends every session opened with a token; reads the whole table, as [`delete_for_user`].
-pub fn delete_for_token(conn: &Connection, token_id: i64) -> Result<usize> {
-    Ok(conn.execute("DELETE FROM sessions WHERE token_id = ?1", [token_id])?)
+pub fn delete_for_token(tx: &Tx, token_id: i64) -> Result<usize> {
+    tx.execute("DELETE FROM sessions WHERE token_id = ?1", args![token_id])
 }
 
 /// Sessions neither idle since before `idle_before` nor opened before `opened_before`.
-pub fn count_live(conn: &Connection, idle_before: i64, opened_before: i64) -> Result<i64> {
-    Ok(conn.query_row(
+pub fn count_live(tx: &Tx, idle_before: i64, opened_before: i64) -> Result<i64> {
+    tx.query_one(
         "SELECT count(*) FROM sessions WHERE last_seen_at >= ?1 AND created_at >= ?2",
-        params![idle_before, opened_before],
+        args![idle_before, opened_before],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// Removes up to `at_most` sessions idle since before `idle_before` or opened before
 /// `opened_before`, oldest first; gives how many.
-pub fn purge(
-    conn: &Connection,
-    idle_before: i64,
-    opened_before: i64,
-    at_most: usize,
-) -> Result<usize> {
-    Ok(conn.execute(
+pub fn purge(tx: &Tx, idle_before: i64, opened_before: i64, at_most: usize) -> Result<usize> {
+    tx.execute(
         "DELETE FROM sessions WHERE id IN (
              SELECT id FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2
              ORDER BY id LIMIT ?3)",
-        params![idle_before, opened_before, at_most as i64],
-    )?)
+        args![idle_before, opened_before, at_most as i64],
+    )
 }

@@ -1,9 +1,8 @@
 //! The `api_tokens` table: only digests of secrets, never a secret.
 
-use rusqlite::{Connection, OptionalExtension, params};
-
 use super::{
     Result,
+    db::{Row, Tx, args},
     users::{self, UserRow},
 };
 
@@ -48,7 +47,7 @@ macro_rules! token_columns {
 }
 
 /// A token from the columns of `token_columns!`, starting at column `at`.
-fn token_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<TokenRow> {
+fn token_from_row(r: &Row<'_>, at: usize) -> Result<TokenRow> {
     Ok(TokenRow {
         id: r.get(at)?,
         name: r.get(at + 1)?,
@@ -65,21 +64,22 @@ fn token_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<TokenRow
 }
 
 /// Tokens of a user that can still log in at `now`.
-pub fn count_live(conn: &Connection, user: i64, now: i64) -> Result<i64> {
-    Ok(conn.query_row(
+pub fn count_live(tx: &Tx, user: i64, now: i64) -> Result<i64> {
+    tx.query_one(
         "SELECT count(*) FROM api_tokens
          WHERE user_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-        params![user, now],
+        args![user, now],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// Inserts a token; a name its user has already fails with [`super::StoreError::is_taken`].
-pub fn insert(conn: &Connection, token: &NewToken<'_>) -> Result<i64> {
-    conn.execute(
+pub fn insert(tx: &Tx, token: &NewToken<'_>) -> Result<i64> {
+    // A taken name inserts nothing instead of failing, as `users::insert`.
+    tx.query_opt(
         "INSERT INTO api_tokens (user_id, name, digest, created_at, expires_at, needs_admin, grants)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (user_id, name) DO NOTHING RETURNING id",
+        args![
             token.user,
             token.name,
             &token.digest[..],
@@ -88,39 +88,43 @@ pub fn insert(conn: &Connection, token: &NewToken<'_>) -> Result<i64> {
             token.needs_admin,
             token.grants
         ],
-    )?;
-    Ok(conn.last_insert_rowid())
+        |r| r.get(0),
+    )?
+    .ok_or_else(|| super::StoreError::taken("the token name"))
 }
 
 /// All of a user's tokens, oldest first, and the change counter of the snapshot they were read
 /// in.
-pub fn all_of_user(conn: &Connection, user: i64) -> Result<(i64, Vec<TokenRow>)> {
-    // One read transaction for both reads, so that the list is the one at that counter.
-    let tx = conn.unchecked_transaction()?;
-    let read_at = super::change_counter::current(&tx)?;
-    let mut stmt = tx.prepare_cached(concat!(
-        "SELECT ",
-        token_columns!(),
-        " FROM api_tokens t WHERE t.user_id = ?1 ORDER BY t.created_at, t.id"
-    ))?;
-    let rows = stmt.query_map([user], |r| token_from_row(r, 0))?;
-    let tokens = rows.collect::<rusqlite::Result<_>>()?;
-    drop(stmt);
-    tx.commit()?;
-    Ok((read_at, tokens))
+pub fn all_of_user(tx: &Tx, user: i64) -> Result<(i64, Vec<TokenRow>)> {
+    // One snapshot for both reads, so that the list is the one at that counter.
+    tx.snapshot(|tx| {
+        let read_at = super::change_counter::current(tx)?;
+        let tokens = tx.query_all(
+            concat!(
+                "SELECT ",
+                token_columns!(),
+                " FROM api_tokens t WHERE t.user_id = ?1 ORDER BY t.created_at, t.id"
+            ),
+            args![user],
+            |r| token_from_row(r, 0),
+        )?;
+        Ok((read_at, tokens))
+    })
 }
 
 /// Every user's tokens with their owner's user id, by user id, then oldest first: what an
 /// administrator lists (at most `limit`).
-pub fn all_with_owner(conn: &Connection, limit: i64) -> Result<Vec<(String, TokenRow)>> {
-    let mut stmt = conn.prepare_cached(concat!(
-        "SELECT u.user_id, ",
-        token_columns!(),
-        " FROM api_tokens t JOIN users u ON u.id = t.user_id
-         ORDER BY u.user_id, t.created_at, t.id LIMIT ?1"
-    ))?;
-    let rows = stmt.query_map([limit], |r| Ok((r.get(0)?, token_from_row(r, 1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn all_with_owner(tx: &Tx, limit: i64) -> Result<Vec<(String, TokenRow)>> {
+    tx.query_all(
+        concat!(
+            "SELECT u.user_id, ",
+            token_columns!(),
+            " FROM api_tokens t JOIN users u ON u.id = t.user_id
+             ORDER BY u.user_id, t.created_at, t.id LIMIT ?1"
+        ),
+        args![limit],
+        |r| Ok((r.get(0)?, token_from_row(r, 1)?)),
+    )
 }
 
 /// A token looked up by a digest, with its owner and the change counter of the snapshot, `WHERE`
@@ -141,95 +145,80 @@ macro_rules! token_with_owner_where {
 /// Runs a `token_with_owner_where!` query; `previous` marks the row as found by the secret
 /// before its last rotation.
 fn token_with_owner(
-    conn: &Connection,
-    sql: &str,
+    tx: &Tx,
+    sql: &'static str,
     digest: &[u8; 32],
     previous: bool,
 ) -> Result<Option<(i64, TokenRow, UserRow)>> {
-    Ok(conn
-        .prepare_cached(sql)?
-        .query_row([&digest[..]], |r| {
-            let mut token = token_from_row(r, 1)?;
-            token.previous = previous;
-            Ok((r.get(0)?, token, users::from_row(r, 11)?))
-        })
-        .optional()?)
+    tx.query_opt(sql, args![&digest[..]], |r| {
+        let mut token = token_from_row(r, 1)?;
+        token.previous = previous;
+        Ok((r.get(0)?, token, users::from_row(r, 11)?))
+    })
 }
 
 /// The token with this digest and its owner, and the change counter of the snapshot they were
 /// read in.
-pub fn by_digest(conn: &Connection, digest: &[u8; 32]) -> Result<Option<(i64, TokenRow, UserRow)>> {
+pub fn by_digest(tx: &Tx, digest: &[u8; 32]) -> Result<Option<(i64, TokenRow, UserRow)>> {
     let sql = token_with_owner_where!("t.digest = ?1");
-    token_with_owner(conn, sql, digest, false)
+    token_with_owner(tx, sql, digest, false)
 }
 
 /// The id of a user's token by name.
-pub fn id_by_name(conn: &Connection, user: i64, name: &str) -> Result<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT id FROM api_tokens WHERE user_id = ?1 AND name = ?2",
-            params![user, name],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub fn id_by_name(tx: &Tx, user: i64, name: &str) -> Result<Option<i64>> {
+    tx.query_opt(
+        "SELECT id FROM api_tokens WHERE user_id = ?1 AND name = ?2",
+        args![user, name],
+        |r| r.get(0),
+    )
 }
 
 /// Tokens of every user that have not expired at `now` and expire by `until`, soonest first,
 /// with their owner's user id.
-pub fn expiring(conn: &Connection, now: i64, until: i64) -> Result<Vec<(String, TokenRow)>> {
-    let mut stmt = conn.prepare_cached(concat!(
-        "SELECT u.user_id, ",
-        token_columns!(),
-        " FROM api_tokens t JOIN users u ON u.id = t.user_id
-         WHERE t.expires_at > ?1 AND t.expires_at <= ?2
-         ORDER BY t.expires_at, u.user_id"
-    ))?;
-    let rows = stmt.query_map(params![now, until], |r| {
-        Ok((r.get(0)?, token_from_row(r, 1)?))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn expiring(tx: &Tx, now: i64, until: i64) -> Result<Vec<(String, TokenRow)>> {
+    tx.query_all(
+        concat!(
+            "SELECT u.user_id, ",
+            token_columns!(),
+            " FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.expires_at > ?1 AND t.expires_at <= ?2
+             ORDER BY t.expires_at, u.user_id"
+        ),
+        args![now, until],
+        |r| Ok((r.get(0)?, token_from_row(r, 1)?)),
+    )
 }
 
 /// The token whose secret before its last rotation has this digest, while its row says so (the
 /// grace may be over: the caller compares `grace_until` with the time), as [`by_digest`].
-pub fn by_previous_digest(
-    conn: &Connection,
-    digest: &[u8; 32],
-) -> Result<Option<(i64, TokenRow, UserRow)>> {
+pub fn by_previous_digest(tx: &Tx, digest: &[u8; 32]) -> Result<Option<(i64, TokenRow, UserRow)>> {
     let sql = token_with_owner_where!("t.previous_digest = ?1");
-    token_with_owner(conn, sql, digest, true)
+    token_with_owner(tx, sql, digest, true)
 }
 
 /// A new secret for the user's token `name`: the current one becomes the previous, valid until
 /// `grace_until` (or not at all: `None`), and the one before it stops at once. Gives the token
 /// as it is now, or `None` when the user has no token of that name.
 pub fn rotate(
-    conn: &Connection,
+    tx: &Tx,
     user: i64,
     name: &str,
     digest: &[u8; 32],
     expires_at: Option<i64>,
     grace_until: Option<i64>,
 ) -> Result<Option<TokenRow>> {
-    let changed = conn.execute(
+    tx.query_opt(
+        // The columns of `token_columns!`, unqualified: SQLite's RETURNING takes no table name.
         "UPDATE api_tokens SET
-             previous_digest = CASE WHEN ?5 IS NULL THEN NULL ELSE digest END,
+             previous_digest = CASE WHEN CAST(?5 AS BIGINT) IS NULL THEN NULL ELSE digest END,
              grace_until = ?5, digest = ?3, expires_at = ?4, generation = generation + 1,
              expiry_notice = 0
-         WHERE user_id = ?1 AND name = ?2",
-        params![user, name, &digest[..], expires_at, grace_until],
-    )?;
-    if changed == 0 {
-        return Ok(None);
-    }
-    Ok(conn
-        .prepare_cached(concat!(
-            "SELECT ",
-            token_columns!(),
-            " FROM api_tokens t WHERE t.user_id = ?1 AND t.name = ?2"
-        ))?
-        .query_row(params![user, name], |r| token_from_row(r, 0))
-        .optional()?)
+         WHERE user_id = ?1 AND name = ?2
+         RETURNING id, name, created_at, expires_at, last_used_at, needs_admin,
+             last_used_address, grants, generation, grace_until",
+        args![user, name, &digest[..], expires_at, grace_until],
+        |r| token_from_row(r, 0),
+    )
 }
 
 /// A token that has come within an expiry warning it has not had ([`expiring_unnoticed`]).
@@ -247,75 +236,82 @@ pub struct Expiring {
 /// the warning due: the last one (2) within `last_before`, else the first (1). A token that
 /// comes within both at once has only the last.
 pub fn expiring_unnoticed(
-    conn: &Connection,
+    tx: &Tx,
     now: i64,
     warn_before: i64,
     last_before: i64,
     limit: i64,
 ) -> Result<Vec<Expiring>> {
-    let mut stmt = conn.prepare_cached(
+    tx.query_all(
+        // The casts tell PostgreSQL the parameters' type, which it cannot infer from a sum.
         "SELECT t.id, u.user_id, t.name, t.expires_at, due FROM (
-             SELECT *, CASE WHEN expires_at <= ?1 + ?3 THEN 2 ELSE 1 END AS due
+             SELECT *, CAST(CASE WHEN expires_at <= CAST(?1 AS BIGINT) + CAST(?3 AS BIGINT)
+                                 THEN 2 ELSE 1 END AS BIGINT) AS due
              FROM api_tokens
-             WHERE expires_at > ?1 AND expires_at <= ?1 + max(?2, ?3)) t
+             WHERE expires_at > ?1
+               AND expires_at <= CAST(?1 AS BIGINT) + CASE WHEN CAST(?2 AS BIGINT) > ?3
+                                                           THEN ?2 ELSE ?3 END) t
          JOIN users u ON u.id = t.user_id
          WHERE t.expiry_notice < t.due
          ORDER BY t.expires_at LIMIT ?4",
-    )?;
-    let rows = stmt.query_map(params![now, warn_before, last_before, limit], |r| {
-        Ok(Expiring {
-            id: r.get(0)?,
-            user_id: r.get(1)?,
-            name: r.get(2)?,
-            expires_at: r.get(3)?,
-            notice: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        args![now, warn_before, last_before, limit],
+        |r| {
+            Ok(Expiring {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                name: r.get(2)?,
+                expires_at: r.get(3)?,
+                notice: r.get(4)?,
+            })
+        },
+    )
 }
 
 /// Tokens live at `now` that expire by `until`.
-pub fn count_expiring(conn: &Connection, now: i64, until: i64) -> Result<i64> {
-    Ok(conn.query_row(
+pub fn count_expiring(tx: &Tx, now: i64, until: i64) -> Result<i64> {
+    tx.query_one(
         "SELECT count(*) FROM api_tokens WHERE expires_at > ?1 AND expires_at <= ?2",
-        params![now, until],
+        args![now, until],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// Records that the token has had expiry warning `notice`.
-pub fn set_expiry_notice(conn: &Connection, id: i64, notice: i64) -> Result<()> {
-    conn.prepare_cached("UPDATE api_tokens SET expiry_notice = ?2 WHERE id = ?1")?
-        .execute(params![id, notice])?;
+pub fn set_expiry_notice(tx: &Tx, id: i64, notice: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE api_tokens SET expiry_notice = ?2 WHERE id = ?1",
+        args![id, notice],
+    )?;
     Ok(())
 }
 
-pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM api_tokens WHERE id = ?1", [id])? > 0)
+pub fn delete(tx: &Tx, id: i64) -> Result<bool> {
+    Ok(tx.execute("DELETE FROM api_tokens WHERE id = ?1", args![id])? > 0)
 }
 
 /// Deletes the user's token of that name when it expired at or before `now`.
-pub fn delete_expired_named(conn: &Connection, user: i64, name: &str, now: i64) -> Result<()> {
-    conn.execute(
+pub fn delete_expired_named(tx: &Tx, user: i64, name: &str, now: i64) -> Result<()> {
+    tx.execute(
         "DELETE FROM api_tokens WHERE user_id = ?1 AND name = ?2 AND expires_at <= ?3",
-        params![user, name, now],
+        args![user, name, now],
     )?;
     Ok(())
 }
 
 /// Records a token's last use and the client address it came from.
-pub fn touch(conn: &Connection, id: i64, now: i64, address: Option<&str>) -> Result<()> {
-    conn.prepare_cached(
+pub fn touch(tx: &Tx, id: i64, now: i64, address: Option<&str>) -> Result<()> {
+    tx.execute(
         "UPDATE api_tokens SET last_used_at = ?2, last_used_address = ?3 WHERE id = ?1",
-    )?
-    .execute(params![id, now, address])?;
+        args![id, now, address],
+    )?;
     Ok(())
 }
 
 /// Removes tokens that expired before `expired_before`, of one user or of all.
-pub fn purge(conn: &Connection, expired_before: i64, user: Option<i64>) -> Result<usize> {
-    Ok(conn.execute(
-        "DELETE FROM api_tokens WHERE expires_at < ?1 AND (?2 IS NULL OR user_id = ?2)",
-        params![expired_before, user],
-    )?)
+pub fn purge(tx: &Tx, expired_before: i64, user: Option<i64>) -> Result<usize> {
+    tx.execute(
+        "DELETE FROM api_tokens
+         WHERE expires_at < ?1 AND (CAST(?2 AS BIGINT) IS NULL OR user_id = ?2)",
+        args![expired_before, user],
+    )
 }

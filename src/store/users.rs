@@ -1,8 +1,9 @@
 //! The `users` table.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
-
-use super::Result;
+use super::{
+    Result,
+    db::{Row, Tx, args},
+};
 
 #[derive(Debug, Clone)]
 pub struct UserRow {
@@ -35,7 +36,7 @@ macro_rules! user_columns_without_hash {
 pub(super) use user_columns_without_hash;
 
 /// Reads the user columns starting at `at`, in the order of [`user_columns`].
-pub(super) fn from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<UserRow> {
+pub(super) fn from_row(row: &Row<'_>, at: usize) -> Result<UserRow> {
     Ok(UserRow {
         id: row.get(at)?,
         user_id: row.get(at + 1)?,
@@ -56,16 +57,18 @@ pub struct NewUser<'a> {
     pub now: i64,
 }
 
-pub fn count(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
+pub fn count(tx: &Tx) -> Result<i64> {
+    tx.query_one("SELECT count(*) FROM users", args![], |r| r.get(0))
 }
 
 /// Inserts a user; a taken user id fails with [`super::StoreError::is_taken`].
-pub fn insert(conn: &Connection, user: &NewUser<'_>) -> Result<i64> {
-    conn.execute(
+pub fn insert(tx: &Tx, user: &NewUser<'_>) -> Result<i64> {
+    // A taken id inserts nothing instead of failing: a failed statement would end PostgreSQL's
+    // transaction, where the caller goes on after it.
+    tx.query_opt(
         "INSERT INTO users (user_id, display_name, role, enabled, password_hash, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (user_id) DO NOTHING RETURNING id",
+        args![
             user.user_id,
             user.display_name,
             user.role,
@@ -73,100 +76,115 @@ pub fn insert(conn: &Connection, user: &NewUser<'_>) -> Result<i64> {
             user.password_hash,
             user.now
         ],
-    )?;
-    Ok(conn.last_insert_rowid())
+        |r| r.get(0),
+    )?
+    .ok_or_else(|| super::StoreError::taken("the user id"))
 }
 
-pub fn by_user_id(conn: &Connection, user_id: &str) -> Result<Option<UserRow>> {
-    Ok(conn
-        .prepare_cached(concat!(
+pub fn by_user_id(tx: &Tx, user_id: &str) -> Result<Option<UserRow>> {
+    tx.query_opt(
+        concat!(
             "SELECT ",
             user_columns!(),
             " FROM users u WHERE u.user_id = ?1"
-        ))?
-        .query_row([user_id], |r| from_row(r, 0))
-        .optional()?)
+        ),
+        args![user_id],
+        |r| from_row(r, 0),
+    )
 }
 
 /// Users whose id contains `mask` (any case), in id order.
 pub fn list(
-    conn: &Connection,
+    tx: &Tx,
     mask: Option<&str>,
     enabled: Option<bool>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<UserRow>> {
-    let mut stmt = conn.prepare_cached(concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users u
-         WHERE (?1 IS NULL OR instr(lower(u.user_id), lower(?1)) > 0)
-           AND (?2 IS NULL OR u.enabled = ?2)
-         ORDER BY u.user_id COLLATE NOCASE LIMIT ?3 OFFSET ?4"
-    ))?;
-    let rows = stmt.query_map(params![mask, enabled, limit, offset], |r| from_row(r, 0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    // The user id's column compares without case on both engines (its collation), which
+    // PostgreSQL does not allow in a substring search: the mask looks in a lowered copy.
+    let sql = tx.pick(
+        concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u
+             WHERE (?1 IS NULL OR instr(lower(u.user_id), lower(?1)) > 0)
+               AND (?2 IS NULL OR u.enabled = ?2)
+             ORDER BY u.user_id LIMIT ?3 OFFSET ?4"
+        ),
+        concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u
+             WHERE (CAST(?1 AS TEXT) IS NULL
+                    OR strpos(lower(u.user_id) COLLATE \"C\", lower(?1) COLLATE \"C\") > 0)
+               AND (CAST(?2 AS BOOLEAN) IS NULL OR u.enabled = ?2)
+             ORDER BY u.user_id LIMIT ?3 OFFSET ?4"
+        ),
+    );
+    tx.query_all(sql, args![mask, enabled, limit, offset], |r| from_row(r, 0))
 }
 
-pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM users WHERE id = ?1", [id])? > 0)
+pub fn delete(tx: &Tx, id: i64) -> Result<bool> {
+    Ok(tx.execute("DELETE FROM users WHERE id = ?1", args![id])? > 0)
 }
 
 /// Sets a user's password, which lifts a failed-login lock in any server ([`lift_lock`]).
-pub fn set_password(conn: &Connection, id: i64, hash: &str, now: i64) -> Result<bool> {
-    Ok(conn.execute(
+pub fn set_password(tx: &Tx, id: i64, hash: &str, now: i64) -> Result<bool> {
+    Ok(tx.execute(
         "UPDATE users SET password_hash = ?2, lock_lifted_at = ?3 WHERE id = ?1",
-        params![id, hash, now],
+        args![id, hash, now],
     )? > 0)
 }
 
 /// Records that a failed-login lock on the user's account was lifted at `now`: a server that
 /// holds a lock set before lifts it at the account's next login.
-pub fn lift_lock(conn: &Connection, id: i64, now: i64) -> Result<bool> {
-    Ok(conn.execute(
+pub fn lift_lock(tx: &Tx, id: i64, now: i64) -> Result<bool> {
+    Ok(tx.execute(
         "UPDATE users SET lock_lifted_at = ?2 WHERE id = ?1",
-        params![id, now],
+        args![id, now],
     )? > 0)
 }
 
 /// When a lock on the account of the user with this id was last lifted ([`lift_lock`]).
-pub fn lock_lifted_at(conn: &Connection, user_id: &str) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT lock_lifted_at FROM users WHERE user_id = ?1")?
-        .query_row([user_id], |r| r.get(0))
-        .optional()?
+pub fn lock_lifted_at(tx: &Tx, user_id: &str) -> Result<Option<i64>> {
+    Ok(tx
+        .query_opt(
+            "SELECT lock_lifted_at FROM users WHERE user_id = ?1",
+            args![user_id],
+            |r| r.get(0),
+        )?
         .flatten())
 }
 
 /// Records a user's last login, unless a later one is recorded.
-pub fn set_last_login(conn: &Connection, id: i64, at: i64) -> Result<()> {
-    conn.prepare_cached(
+pub fn set_last_login(tx: &Tx, id: i64, at: i64) -> Result<()> {
+    tx.execute(
         "UPDATE users SET last_login_at = ?2
          WHERE id = ?1 AND (last_login_at IS NULL OR last_login_at < ?2)",
-    )?
-    .execute(params![id, at])?;
+        args![id, at],
+    )?;
     Ok(())
 }
 
 /// A user's last recorded login.
-pub fn last_login(conn: &Connection, id: i64) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT last_login_at FROM users WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?
+pub fn last_login(tx: &Tx, id: i64) -> Result<Option<i64>> {
+    Ok(tx
+        .query_opt(
+            "SELECT last_login_at FROM users WHERE id = ?1",
+            args![id],
+            |r| r.get(0),
+        )?
         .flatten())
 }
 
-pub fn set_enabled(conn: &Connection, id: i64, enabled: bool) -> Result<bool> {
-    Ok(conn.execute(
+pub fn set_enabled(tx: &Tx, id: i64, enabled: bool) -> Result<bool> {
+    Ok(tx.execute(
         "UPDATE users SET enabled = ?2 WHERE id = ?1",
-        params![id, enabled],
+        args![id, enabled],
     )? > 0)
 }
 
-pub fn set_role(conn: &Connection, id: i64, role: &str) -> Result<bool> {
-    Ok(conn.execute(
-        "UPDATE users SET role = ?2 WHERE id = ?1",
-        params![id, role],
-    )? > 0)
+pub fn set_role(tx: &Tx, id: i64, role: &str) -> Result<bool> {
+    Ok(tx.execute("UPDATE users SET role = ?2 WHERE id = ?1", args![id, role])? > 0)
 }

@@ -18,7 +18,9 @@ use std::{
 use rusqlite::{Connection, Statement};
 use tokio::sync::oneshot;
 
-use super::{LogHeader, Result, StoreError, change_counter, files::read_log_header};
+use super::{
+    Result, StoreError, change_counter, db::Tx, files::read_log_header, sqlite::LogHeader,
+};
 
 /// Writes committed together at most; a longer queue waits for the next commit.
 const MAX_BATCH: usize = 256;
@@ -275,7 +277,7 @@ fn commit_batch(
     let (counter, committed) = match &broken {
         Some(e) => (None, Err(copy_sqlite(e))),
         None => {
-            let counter = change_counter::current(conn).ok();
+            let counter = change_counter::current(&Tx::Sqlite(conn)).ok();
             let started = std::time::Instant::now();
             let committed = conn
                 .prepare_cached("COMMIT")
@@ -377,15 +379,13 @@ fn copy_sqlite(e: &rusqlite::Error) -> rusqlite::Error {
 pub(super) mod testing {
     use std::{sync::mpsc, time::Duration};
 
-    use rusqlite::Connection;
-
     use crate::{
-        store::{Result, Store},
+        store::{Result, Tx, sqlite::Sqlite as Store},
         testing::queue,
     };
 
     /// A write for [`in_one_batch`].
-    pub type Write<T> = Box<dyn FnOnce(&Connection) -> Result<T> + Send>;
+    pub type Write<T> = Box<dyn FnOnce(&Tx) -> Result<T> + Send>;
 
     /// Runs `writes` in this order, each as a write of its own, all in one batch: they are
     /// queued while a first write holds the writer. Gives their outcomes in order.
@@ -420,19 +420,23 @@ pub(super) mod testing {
 mod tests {
     use std::{sync::mpsc, time::Duration};
 
-    use crate::{store::Store, testing::queue};
+    use crate::{store::sqlite::Sqlite as Store, testing::queue};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_queued_while_a_batch_runs_joins_that_batch() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("w.db")).unwrap();
         store
-            .write(|c| Ok(c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")?))
+            .write(|c| {
+                Ok(c.sqlite()
+                    .execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")?)
+            })
             .await
             .unwrap();
         let (running, first_runs) = mpsc::channel();
         let (go_on, first_may_end) = mpsc::channel::<()>();
         let mut first = Box::pin(store.write(move |c| {
+            let c = c.sqlite();
             c.execute("INSERT INTO t VALUES (1)", [])?;
             running.send(()).unwrap();
             first_may_end.recv_timeout(Duration::from_secs(30)).unwrap();
@@ -444,8 +448,11 @@ mod tests {
         // row from it, since that batch has not committed.
         let reader = store.clone();
         let mut second = Box::pin(store.write(move |c| {
-            c.execute("INSERT INTO t VALUES (2)", [])?;
-            reader.read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?))
+            c.sqlite().execute("INSERT INTO t VALUES (2)", [])?;
+            reader.read(|c| {
+                Ok(c.sqlite()
+                    .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?)
+            })
         }));
         queue(&mut second);
         go_on.send(()).unwrap();
@@ -456,7 +463,10 @@ mod tests {
             "committed before the second write ran"
         );
         let rows: i64 = store
-            .read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .read(|c| {
+                Ok(c.sqlite()
+                    .query_row("SELECT count(*) FROM t", [], |r| r.get(0))?)
+            })
             .unwrap();
         assert_eq!(rows, 2);
     }
@@ -467,7 +477,7 @@ mod tests {
         let store = Store::open(&dir.path().join("w.db")).unwrap();
         store
             .write(|c| {
-                Ok(c.execute_batch(
+                Ok(c.sqlite().execute_batch(
                     "CREATE TABLE t (k INTEGER PRIMARY KEY); INSERT INTO t VALUES (0);",
                 )?)
             })
@@ -480,6 +490,7 @@ mod tests {
             tokio::spawn(async move {
                 store
                     .write(move |c| {
+                        let c = c.sqlite();
                         c.execute("INSERT INTO t VALUES (?1)", [1000 + i])?;
                         if i % 10 == 0 {
                             c.execute("INSERT INTO t VALUES (0)", [])?;
@@ -499,7 +510,9 @@ mod tests {
         assert_eq!(failed, (0..200).step_by(10).collect::<Vec<i64>>());
         let rows: Vec<i64> = store
             .read(|c| {
-                let mut s = c.prepare("SELECT k - 1000 FROM t WHERE k > 0 ORDER BY k")?;
+                let mut s = c
+                    .sqlite()
+                    .prepare("SELECT k - 1000 FROM t WHERE k > 0 ORDER BY k")?;
                 let rows = s.query_map([], |r| r.get(0))?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             })

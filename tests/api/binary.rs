@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lodge");
 
-/// The binary in `dir`, with none of the caller's `LODGE_*` variables.
+/// The binary in `dir`, with none of the caller's `LODGE_*` variables; on the PostgreSQL
+/// database of the test server whose folder `dir` is, when it has one.
 pub(crate) fn lodge(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
     command.current_dir(dir);
@@ -19,6 +20,9 @@ pub(crate) fn lodge(dir: &Path) -> Command {
         if key.starts_with("LODGE_") {
             command.env_remove(key);
         }
+    }
+    if let Some(url) = crate::helpers::database_url_of(dir) {
+        command.env("LODGE_DATABASE__URL", url);
     }
     command
 }

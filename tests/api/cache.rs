@@ -96,11 +96,10 @@ async fn a_user_disabled_through_another_connection_is_refused_at_once() {
         assert_ok(&app.gql(ME, json!({})).await);
     }
 
-    let changed = app
-        .db()
-        .execute("UPDATE users SET enabled = 0 WHERE user_id = ?1", [ADMIN])
-        .unwrap();
-    assert_eq!(changed, 1);
+    app.execute(&format!(
+        "UPDATE users SET enabled = FALSE WHERE user_id = '{ADMIN}'"
+    ));
+    assert_eq!(app.count("users WHERE enabled = FALSE"), 1);
 
     let bearer = app.gql_bearer(&token, NEEDS_USER, json!({})).await;
     assert_eq!(error_code(&bearer), "authFailed", "{bearer}");
@@ -119,9 +118,7 @@ async fn a_session_deleted_through_another_connection_ends_at_once() {
         assert_ok(&other.gql(ME, json!({})).await);
     }
     let id = session_id(app.cookie());
-    app.db()
-        .execute("DELETE FROM sessions WHERE id = ?1", [id])
-        .unwrap();
+    app.execute(&format!("DELETE FROM sessions WHERE id = {id}"));
 
     let me = app.gql(NEEDS_USER, json!({})).await;
     assert_eq!(error_code(&me), "sessionExpired", "{me}");
@@ -137,9 +134,7 @@ async fn the_session_limit_counts_only_sessions_still_open_after_ends_elsewhere(
     clients[1].login_admin().await;
     // The server's list of the user's sessions holds both; another connection ends the newer.
     let newer = session_id(clients[1].cookie());
-    app.db()
-        .execute("DELETE FROM sessions WHERE id = ?1", [newer])
-        .unwrap();
+    app.execute(&format!("DELETE FROM sessions WHERE id = {newer}"));
     // A third login makes two open sessions: within the limit, so the oldest stays open.
     clients[2].login_admin().await;
     assert_ok(&clients[0].gql(ME, json!({})).await);

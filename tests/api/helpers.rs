@@ -18,10 +18,29 @@ pub struct TestApp {
     pub auth: lodge::auth::Auth,
     pub clock: Clock,
     pub db_path: PathBuf,
+    /// The PostgreSQL database (a schema of the test run's cluster), when the tests run on it.
+    pub db_url: Option<String>,
     pub client: reqwest::Client,
     /// The `cb-session-id` this client holds, as a browser's cookie jar would.
     cookie: Arc<Mutex<Option<String>>>,
     _dir: tempfile::TempDir,
+}
+
+/// The PostgreSQL database of the test server whose folder is `dir`, if any.
+pub fn database_url_of(dir: &std::path::Path) -> Option<String> {
+    databases().lock().unwrap().get(dir).cloned()
+}
+
+fn databases() -> &'static Mutex<std::collections::HashMap<PathBuf, String>> {
+    static DATABASES: std::sync::OnceLock<Mutex<std::collections::HashMap<PathBuf, String>>> =
+        std::sync::OnceLock::new();
+    DATABASES.get_or_init(Default::default)
+}
+
+/// Whether this run of the suite is on PostgreSQL (the `api_postgres` test binary) instead of
+/// SQLite.
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME") == "api_postgres"
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -38,9 +57,20 @@ pub async fn spawn_app_at(start: Timestamp, configure: impl FnOnce(&mut Settings
     let mut settings = Settings::default();
     settings.server.port = 0;
     settings.database.path = dir.path().join("lodge.db");
+    if on_postgres() {
+        let cluster = crate::postgres::cluster().expect("PostgreSQL is installed");
+        settings.database.url = lodge::config::DatabaseUrl(Some(cluster.fresh_url()));
+    }
     settings.admin.password = ADMIN_PASSWORD.into();
     configure(&mut settings);
     let db_path = settings.database.path.clone();
+    let db_url = settings.database.url.0.clone();
+    if let (Some(url), Some(dir)) = (&db_url, db_path.parent()) {
+        databases()
+            .lock()
+            .unwrap()
+            .insert(dir.to_owned(), url.clone());
+    }
     let clock = Clock::manual(start);
     let (url, auth) = serve(settings, &clock).await;
     TestApp {
@@ -48,6 +78,7 @@ pub async fn spawn_app_at(start: Timestamp, configure: impl FnOnce(&mut Settings
         auth,
         clock,
         db_path,
+        db_url,
         client: reqwest::Client::new(),
         cookie: Arc::new(Mutex::new(None)),
         _dir: dir,
@@ -72,6 +103,7 @@ impl TestApp {
         let mut settings = Settings::default();
         settings.server.port = 0;
         settings.database.path = self.db_path.clone();
+        settings.database.url = lodge::config::DatabaseUrl(self.db_url.clone());
         configure(&mut settings);
         let (url, auth) = serve(settings, &self.clock).await;
         TestApp {
@@ -79,6 +111,7 @@ impl TestApp {
             auth,
             clock: self.clock.clone(),
             db_path: self.db_path.clone(),
+            db_url: self.db_url.clone(),
             client: self.client.clone(),
             cookie: Arc::new(Mutex::new(self.cookie())),
             _dir: tempfile::tempdir().unwrap(),
@@ -92,6 +125,7 @@ impl TestApp {
             auth: self.auth.clone(),
             clock: self.clock.clone(),
             db_path: self.db_path.clone(),
+            db_url: self.db_url.clone(),
             client: self.client.clone(),
             cookie: Arc::new(Mutex::new(None)),
             _dir: tempfile::tempdir().unwrap(),
@@ -273,9 +307,86 @@ impl TestApp {
     }
 
     pub fn count(&self, table: &str) -> i64 {
-        self.db()
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-            .unwrap()
+        self.query_i64(&format!("SELECT count(*) FROM {table}"))
+    }
+
+    /// The one number a query gives, read by a connection of the test's own.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        match &self.db_url {
+            Some(url) => crate::postgres::query_i64(url, sql),
+            None => self.db().query_row(sql, [], |r| r.get(0)).unwrap(),
+        }
+    }
+
+    /// The number in the first row of a query, or `None` (a NULL, or no row).
+    pub fn query_opt_i64(&self, sql: &str) -> Option<i64> {
+        match &self.db_url {
+            Some(url) => crate::postgres::query_opt(url, sql),
+            None => {
+                use rusqlite::OptionalExtension as _;
+                self.db()
+                    .query_row(sql, [], |r| r.get(0))
+                    .optional()
+                    .unwrap()
+                    .flatten()
+            }
+        }
+    }
+
+    /// The texts of the first column of a query's rows (NULLs left out).
+    pub fn query_texts(&self, sql: &str) -> Vec<String> {
+        match &self.db_url {
+            Some(url) => crate::postgres::query_texts(url, sql),
+            None => {
+                let db = self.db();
+                let mut stmt = db.prepare(sql).unwrap();
+                stmt.query_map([], |r| r.get::<_, Option<String>>(0))
+                    .unwrap()
+                    .filter_map(Result::unwrap)
+                    .collect()
+            }
+        }
+    }
+
+    /// Another process holding the database's write lock until the blocker is released or
+    /// dropped: SQLite's, or on PostgreSQL the lock every node's writer takes.
+    pub fn block_writes(&self) -> WriteBlocker {
+        match &self.db_url {
+            Some(url) => WriteBlocker::Postgres(crate::postgres::hold_write_lock(url)),
+            None => {
+                let blocker = self.db();
+                blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+                WriteBlocker::Sqlite(blocker)
+            }
+        }
+    }
+
+    /// The settings of another server on this one's database.
+    pub fn same_database(&self, settings: &mut Settings) {
+        settings.database.path = self.db_path.clone();
+        settings.database.url = lodge::config::DatabaseUrl(self.db_url.clone());
+    }
+
+    /// Runs statements with a connection of the test's own, as another process would.
+    pub fn execute(&self, sql: &str) {
+        match &self.db_url {
+            Some(url) => crate::postgres::batch(url, sql),
+            None => self.db().execute_batch(sql).unwrap(),
+        }
+    }
+}
+
+pub enum WriteBlocker {
+    Sqlite(rusqlite::Connection),
+    Postgres(crate::postgres::Held),
+}
+
+impl WriteBlocker {
+    pub fn release(self) {
+        match self {
+            WriteBlocker::Sqlite(conn) => conn.execute_batch("ROLLBACK").unwrap(),
+            WriteBlocker::Postgres(held) => held.release(),
+        }
     }
 }
 

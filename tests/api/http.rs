@@ -256,15 +256,14 @@ async fn readyz_answers_503_while_the_database_cannot_take_writes_and_200_after(
     let ready = || app.get("/readyz");
     assert_eq!(ready().await.status(), 200);
 
-    let blocker = app.db();
-    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let blocker = app.block_writes();
     let blocked = ready().await;
     assert_eq!(blocked.status(), 503);
     assert!(blocked.text().await.unwrap().contains("not writable"));
     // Liveness does no database work and still answers.
     assert_eq!(app.get("/healthz").await.status(), 200);
 
-    blocker.execute_batch("ROLLBACK").unwrap();
+    blocker.release();
     assert_eq!(ready().await.status(), 200);
 }
 

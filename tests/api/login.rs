@@ -18,7 +18,8 @@ async fn first_start_creates_the_administrator_and_a_second_start_does_not() {
 
     let mut settings = lodge::Settings::default();
     settings.server.port = 0;
-    settings.database.path = db_path;
+    app.same_database(&mut settings);
+    assert_eq!(settings.database.path, db_path);
     settings.admin.user = "someone-else".into();
     let again = lodge::App::build(settings, lodge::Clock::system())
         .await
@@ -129,13 +130,7 @@ async fn every_password_failure_gets_the_same_answer() {
 async fn stored_password_hashes_are_argon2id_with_owasp_parameters() {
     let app = spawn_app().await;
     app.add_user("erin", "erin's password", "user").await;
-    let db = app.db();
-    let mut stmt = db.prepare("SELECT password_hash FROM users").unwrap();
-    let hashes: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let hashes = app.query_texts("SELECT password_hash FROM users");
     assert_eq!(hashes.len(), 2);
     for hash in hashes {
         assert!(

@@ -1,4 +1,6 @@
-//! The integration tests: the real server over HTTP, each with its own SQLite file.
+//! The integration tests: the real server over HTTP, each with its own database: a SQLite
+//! file (`api`), or a schema of a PostgreSQL cluster the run starts (`api_postgres`, the same
+//! folder through a symbolic link).
 
 mod admin;
 mod audit;
@@ -20,6 +22,7 @@ mod login;
 mod logs;
 mod metrics;
 mod notify;
+mod postgres;
 mod proxy;
 mod revoke;
 mod rotation;

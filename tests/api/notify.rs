@@ -635,14 +635,7 @@ async fn an_https_receiver_is_trusted_through_notify_ca_file_only() {
     rotate(&without, "ci").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let attempts: i64 = without
-            .db()
-            .query_row(
-                "SELECT coalesce(max(attempts), 0) FROM notify_outbox",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let attempts = without.query_i64("SELECT coalesce(max(attempts), 0) FROM notify_outbox");
         if attempts >= 1 {
             break;
         }

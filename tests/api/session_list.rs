@@ -270,15 +270,7 @@ async fn an_administrator_lists_and_ends_anyones_sessions_and_sees_counts_and_la
 #[tokio::test]
 async fn the_last_login_is_kept_in_the_file_once_flushed() {
     let (app, ..) = uma_everywhere().await;
-    let stored = || -> Option<i64> {
-        app.db()
-            .query_row(
-                "SELECT last_login_at FROM users WHERE user_id = 'uma'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap()
-    };
+    let stored = || app.query_opt_i64("SELECT last_login_at FROM users WHERE user_id = 'uma'");
     assert_eq!(stored(), None, "held in memory until the next flush");
     app.auth.flush_last_used().await.unwrap();
     assert_eq!(stored(), Some(app.clock.now().as_microsecond()));

@@ -224,7 +224,7 @@ async fn sessions_survive_a_restart_of_the_server() {
     app.login_admin().await;
     let mut settings = lodge::Settings::default();
     settings.server.port = 0;
-    settings.database.path = app.db_path.clone();
+    app.same_database(&mut settings);
     let restarted = lodge::App::build(settings, app.clock.clone())
         .await
         .unwrap();
@@ -324,15 +324,23 @@ async fn housekeeping_removes_every_ended_session_across_parts_and_no_live_one()
     app.login_admin().await;
     // 2,500 sessions ended by their idle timeout an hour ago: more than one part (1,000).
     let hour_ago = (app.clock.now() - SignedDuration::from_hours(1)).as_microsecond();
-    app.db()
-        .execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
-             INSERT INTO sessions (secret_digest, user_id, provider, created_at, last_seen_at)
-             SELECT zeroblob(32), (SELECT id FROM users WHERE user_id = ?1), 'local', ?2, ?2
-             FROM n",
-            rusqlite::params![ADMIN, hour_ago],
-        )
-        .unwrap();
+    let numbers = if on_postgres() {
+        "SELECT i FROM generate_series(1, 2500) AS n(i)"
+    } else {
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500) \
+         SELECT i FROM n"
+    };
+    let blob = if on_postgres() {
+        "decode(repeat('00', 32), 'hex')"
+    } else {
+        "zeroblob(32)"
+    };
+    app.execute(&format!(
+        "INSERT INTO sessions (secret_digest, user_id, provider, created_at, last_seen_at)
+         SELECT {blob}, (SELECT id FROM users WHERE user_id = '{ADMIN}'), 'local', {hour_ago},
+             {hour_ago}
+         FROM ({numbers}) AS n"
+    ));
     assert_eq!(app.count("sessions"), 2501);
     let (sessions, _) = app.auth.housekeeping().await.unwrap();
     assert_eq!(sessions, 2500);

@@ -181,14 +181,9 @@ async fn twenty_parallel_creates_from_a_fresh_user_give_exactly_five_tokens() {
         }
     }
     assert_eq!((ok, quota), (5, 15));
-    let stored: i64 = app
-        .db()
-        .query_row(
-            "SELECT count(*) FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE u.user_id = 'nina'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored = app.query_i64(
+        "SELECT count(*) FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE u.user_id = 'nina'",
+    );
     assert_eq!(stored, 5);
 }
 
@@ -317,9 +312,7 @@ async fn a_malformed_token_is_refused_before_the_database_is_asked() {
     app.login_admin().await;
     let good = app.new_token("good").await;
     // Take the token table away: any lookup now fails as an internal error.
-    app.db()
-        .execute_batch("ALTER TABLE api_tokens RENAME TO hidden_tokens")
-        .unwrap();
+    app.execute("ALTER TABLE api_tokens RENAME TO hidden_tokens");
 
     let mut flipped = good.clone().into_bytes();
     flipped[20] = if flipped[20] == b'Q' { b'R' } else { b'Q' };
@@ -664,11 +657,7 @@ async fn last_use_is_recorded_at_most_once_a_minute() {
     assert_eq!(time(&last_used().await), app.clock.now());
 
     // Held in memory until the next flush (every minute and at shutdown), then in the file.
-    let stored = || -> Option<i64> {
-        app.db()
-            .query_row("SELECT last_used_at FROM api_tokens", [], |r| r.get(0))
-            .unwrap()
-    };
+    let stored = || app.query_opt_i64("SELECT last_used_at FROM api_tokens");
     assert_eq!(stored(), None);
     // The token's last use and its owner's last login.
     assert_eq!(app.auth.flush_last_used().await.unwrap(), 2);
@@ -705,11 +694,8 @@ async fn the_last_use_records_the_client_address_for_the_owner_and_administrator
         "198.51.100.23"
     );
     app.auth.flush_last_used().await.unwrap();
-    let stored: Option<String> = app
-        .db()
-        .query_row("SELECT last_used_address FROM api_tokens", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(stored.as_deref(), Some("198.51.100.23"));
+    let stored = app.query_texts("SELECT last_used_address FROM api_tokens");
+    assert_eq!(stored, ["198.51.100.23"]);
     assert_eq!(
         address(app.gql(admin_list, json!({})).await, "adminTokenList"),
         "198.51.100.23"
@@ -820,6 +806,28 @@ async fn delete_token_while_logins_wait<T>(
     name: &str,
     start: impl FnOnce() -> T,
 ) -> T {
+    if let Some(url) = &app.db_url {
+        // Another node: it holds the write lock every node's writer takes while the logins
+        // queue, then deletes the token.
+        let (locked, holds) = std::sync::mpsc::channel();
+        let (url, name) = (url.clone(), name.to_owned());
+        let other = std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut tx = client.transaction().unwrap();
+            tx.batch_execute(crate::postgres::WRITE_LOCK).unwrap();
+            locked.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            tx.execute("DELETE FROM api_tokens WHERE name = $1", &[&name])
+                .unwrap();
+            tx.commit().unwrap();
+        });
+        holds.recv().unwrap();
+        let started = start();
+        tokio::task::spawn_blocking(move || other.join().unwrap())
+            .await
+            .unwrap();
+        return started;
+    }
     let other = app.db();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let started = start();

@@ -3,12 +3,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use rusqlite::{Connection, params};
-
 use super::{Digest, NewSession, delete, insert, reuse};
 use crate::store::{
     Result,
     change_counter::{self, Counters},
+    db::{Tx, args},
     writer,
 };
 
@@ -53,8 +52,11 @@ pub struct UserSessions {
 /// `total_changes` (which counts the rows triggers change too).
 type Place = (u64, u64);
 
-/// Where in the writer's batch `conn` is, or `None` outside a batch's transaction.
-fn place(conn: &Connection) -> Option<Place> {
+/// Where in the SQLite writer's batch `tx` is, or `None` outside a batch's transaction.
+fn place(tx: &Tx) -> Option<Place> {
+    let Tx::Sqlite(conn) = tx else {
+        return None;
+    };
     let stretch = writer::stretch();
     (stretch != 0 && !conn.is_autocommit()).then(|| (stretch, conn.total_changes()))
 }
@@ -109,7 +111,7 @@ impl UserSessions {
     /// sessions beyond their newest `keep`. Gives the ids it ended.
     pub fn sync(
         &mut self,
-        conn: &Connection,
+        conn: &Tx,
         sessions_ended: i64,
         caps: impl Into<Caps>,
     ) -> Result<Vec<i64>> {
@@ -121,12 +123,7 @@ impl UserSessions {
         outcome
     }
 
-    fn read_part(
-        &mut self,
-        conn: &Connection,
-        sessions_ended: i64,
-        caps: Caps,
-    ) -> Result<Vec<i64>> {
+    fn read_part(&mut self, conn: &Tx, sessions_ended: i64, caps: Caps) -> Result<Vec<i64>> {
         if self.exact_at != Some(sessions_ended) {
             self.by_user.clear();
             self.opened.clear();
@@ -136,18 +133,25 @@ impl UserSessions {
         let Some(after) = self.reading_after else {
             return Ok(Vec::new());
         };
-        let mut stmt = conn.prepare_cached(
+        let rows = conn.query_all(
             "SELECT id, user_id, created_at, token_id FROM sessions WHERE id > ?1
              ORDER BY id LIMIT ?2",
+            args![after, self.read_at_once as i64],
+            |row| {
+                Ok((
+                    row.get::<i64>(0)?,
+                    row.get::<i64>(1)?,
+                    row.get::<i64>(2)?,
+                    row.get::<Option<i64>>(3)?,
+                ))
+            },
         )?;
-        let mut rows = stmt.query(params![after, self.read_at_once as i64])?;
         let (mut read, mut last) = (0, after);
-        while let Some(row) = rows.next()? {
-            last = row.get(0)?;
-            let token: Option<i64> = row.get(3)?;
-            let kinds = self.by_user.entry(row.get(1)?).or_default();
-            kinds.entry(token).or_default().push_back(last);
-            self.opened.insert(last, row.get(2)?);
+        for (id, user, opened, token) in rows {
+            last = id;
+            let kinds = self.by_user.entry(user).or_default();
+            kinds.entry(token).or_default().push_back(id);
+            self.opened.insert(id, opened);
             read += 1;
         }
         if read == self.read_at_once {
@@ -177,7 +181,7 @@ impl UserSessions {
     /// ([`UserSessions::leave`]) while nothing can have moved them since (the same stretch of the
     /// batch, no row changed since), else read. Under a flood of logins each one but the first
     /// of a batch then reads them once, at its end, instead of before and after its write.
-    pub fn counters(&self, conn: &Connection) -> Result<Counters> {
+    pub fn counters(&self, conn: &Tx) -> Result<Counters> {
         match self.left {
             Some((at, counters)) if place(conn) == Some(at) => Ok(counters),
             _ => change_counter::counters(conn),
@@ -185,7 +189,7 @@ impl UserSessions {
     }
 
     /// Notes the counters a session write leaves, read at its end in `conn`.
-    pub fn leave(&mut self, conn: &Connection, counters: Counters) {
+    pub fn leave(&mut self, conn: &Tx, counters: Counters) {
         self.left = place(conn).map(|at| (at, counters));
     }
 
@@ -215,7 +219,7 @@ impl UserSessions {
     }
 
     /// Opens a session in the table and in the lists.
-    fn insert(&mut self, conn: &Connection, session: &NewSession<'_>) -> Result<i64> {
+    fn insert(&mut self, conn: &Tx, session: &NewSession<'_>) -> Result<i64> {
         let id = insert(conn, session)?;
         if self.reading_after.is_none() {
             let kinds = self.by_user.entry(session.user).or_default();
@@ -230,7 +234,7 @@ impl UserSessions {
     /// the new session's id and the ids of the sessions that ended.
     pub fn open(
         &mut self,
-        conn: &Connection,
+        conn: &Tx,
         session: &NewSession<'_>,
         caps: impl Into<Caps>,
     ) -> Result<(i64, Vec<i64>)> {
@@ -260,17 +264,11 @@ impl UserSessions {
     /// Ends the session of `user`'s with this id and digest; whether it existed. The caller knows
     /// the user from the session it read: finding it with `RETURNING user_id` cost as much again
     /// as the delete.
-    pub fn delete(
-        &mut self,
-        conn: &Connection,
-        user: i64,
-        id: i64,
-        digest: &Digest,
-    ) -> Result<bool> {
-        let ended = conn
-            .prepare_cached("DELETE FROM sessions WHERE id = ?1 AND secret_digest = ?2")?
-            .execute(params![id, &digest[..]])?
-            > 0;
+    pub fn delete(&mut self, conn: &Tx, user: i64, id: i64, digest: &Digest) -> Result<bool> {
+        let ended = conn.execute(
+            "DELETE FROM sessions WHERE id = ?1 AND secret_digest = ?2",
+            args![id, &digest[..]],
+        )? > 0;
         if !ended {
             return Ok(false);
         }
@@ -290,7 +288,7 @@ impl UserSessions {
 
     /// Ends the user's oldest sessions beyond the newest each kind keeps ([`Caps`]); gives the
     /// ids it ended. While the table is being read, ends none: the write that reads its end does.
-    fn trim(&mut self, conn: &Connection, user: i64, caps: impl Into<Caps>) -> Result<Vec<i64>> {
+    fn trim(&mut self, conn: &Tx, user: i64, caps: impl Into<Caps>) -> Result<Vec<i64>> {
         if self.reading_after.is_some() {
             return Ok(Vec::new());
         }
@@ -310,7 +308,7 @@ impl UserSessions {
     }
 
     /// Ends every session of the user but `keep`; gives the ids it ended.
-    pub fn end_user(&mut self, conn: &Connection, user: i64, keep: i64) -> Result<Vec<i64>> {
+    pub fn end_user(&mut self, conn: &Tx, user: i64, keep: i64) -> Result<Vec<i64>> {
         let mut ended = Vec::new();
         if let Some(kinds) = self.by_user.get_mut(&user) {
             for held in kinds.values_mut() {
@@ -324,13 +322,11 @@ impl UserSessions {
         }
         if let Some(after) = self.reading_after {
             // Those not read yet: found by reading the rest of the table.
-            let mut stmt = conn.prepare_cached(
+            ended.extend(conn.query_all(
                 "DELETE FROM sessions WHERE user_id = ?1 AND id > ?2 AND id <> ?3 RETURNING id",
-            )?;
-            let rows = stmt.query_map(params![user, after, keep], |r| r.get(0))?;
-            for id in rows {
-                ended.push(id?);
-            }
+                args![user, after, keep],
+                |r| r.get::<i64>(0),
+            )?);
         }
         Ok(ended)
     }
@@ -340,11 +336,12 @@ impl UserSessions {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use rusqlite::OptionalExtension as _;
+    use rusqlite::{Connection, OptionalExtension as _};
 
     use super::*;
+    use crate::store::sqlite::Sqlite;
     use crate::store::{
-        Store, change_counter,
+        Tx, change_counter,
         sessions::{delete_for_user, touch},
         users,
         writer::testing::{Write, in_one_batch},
@@ -354,14 +351,14 @@ mod tests {
     const NO_LIMIT: u32 = u32::MAX;
 
     /// The lists as one more server would read them from the table now.
-    fn read_afresh(conn: &Connection) -> HashMap<i64, HashMap<Option<i64>, VecDeque<i64>>> {
+    fn read_afresh(conn: &Tx) -> HashMap<i64, HashMap<Option<i64>, VecDeque<i64>>> {
         let mut fresh = UserSessions::default();
         assert!(fresh.sync(conn, -1, NO_LIMIT).unwrap().is_empty());
         assert!(fresh.read_whole(), "read in one part");
         fresh.by_user
     }
 
-    fn add_user(conn: &Connection, name: &str) -> i64 {
+    fn add_user(conn: &Tx, name: &str) -> i64 {
         let user = users::NewUser {
             user_id: name,
             display_name: name,
@@ -387,26 +384,28 @@ mod tests {
         }
     }
 
-    fn digest(conn: &Connection, id: i64) -> Option<Digest> {
-        conn.query_row(
-            "SELECT secret_digest FROM sessions WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()
-        .unwrap()
+    fn digest(conn: &Tx, id: i64) -> Option<Digest> {
+        conn.sqlite()
+            .query_row(
+                "SELECT secret_digest FROM sessions WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap()
     }
 
-    fn ended(conn: &Connection) -> i64 {
+    fn ended(conn: &Tx) -> i64 {
         change_counter::counters(conn).unwrap().sessions_ended
     }
 
     #[test]
     fn the_lists_follow_opens_trims_and_ends_and_are_read_again_after_ends_elsewhere() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("c.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("c.db")).unwrap();
         let mut conn = store.conn().unwrap();
-        let tx = conn.transaction().unwrap();
+        let transaction = conn.transaction().unwrap();
+        let tx = Tx::Sqlite(&transaction);
         let (ann, bob) = (add_user(&tx, "ann"), add_user(&tx, "bob"));
         let mut lists = UserSessions::default();
         lists.sync(&tx, ended(&tx), NO_LIMIT).unwrap();
@@ -431,7 +430,8 @@ mod tests {
 
         // Another process deletes a user: their sessions go by the cascade, the count moves, and
         // the lists are read again.
-        tx.execute("DELETE FROM users WHERE id = ?1", [bob])
+        tx.sqlite()
+            .execute("DELETE FROM users WHERE id = ?1", [bob])
             .unwrap();
         lists.sync(&tx, ended(&tx), NO_LIMIT).unwrap();
         assert!(!lists.by_user.contains_key(&bob));
@@ -441,9 +441,10 @@ mod tests {
     #[test]
     fn the_table_is_read_in_parts_and_the_limit_applies_once_it_is_read_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("p.db")).unwrap();
         let mut conn = store.conn().unwrap();
-        let tx = conn.transaction().unwrap();
+        let transaction = conn.transaction().unwrap();
+        let tx = Tx::Sqlite(&transaction);
         let (ann, bob, cy) = (
             add_user(&tx, "ann"),
             add_user(&tx, "bob"),
@@ -498,9 +499,10 @@ mod tests {
     #[test]
     fn a_login_at_the_limit_takes_the_oldest_row_and_writes_for_the_old_session_miss_the_new() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("r.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("r.db")).unwrap();
         let mut conn = store.conn().unwrap();
-        let tx = conn.transaction().unwrap();
+        let transaction = conn.transaction().unwrap();
+        let tx = Tx::Sqlite(&transaction);
         let (ann, bob) = (add_user(&tx, "ann"), add_user(&tx, "bob"));
         let mut lists = UserSessions::default();
         lists.sync(&tx, ended(&tx), 2).unwrap();
@@ -550,7 +552,8 @@ mod tests {
         lists.sync(&tx, ended(&tx), 2).unwrap();
         let (newest, _) = lists.open(&tx, &opened(7, &[7; 32]), 2).unwrap();
         assert_eq!(lists.by_user[&ann][&None], [kept, newest]);
-        tx.execute("UPDATE sessions SET created_at = 8 WHERE id = ?1", [kept])
+        tx.sqlite()
+            .execute("UPDATE sessions SET created_at = 8 WHERE id = ?1", [kept])
             .unwrap();
         assert_eq!(read_afresh(&tx)[&ann][&None], [newest, kept]);
     }
@@ -559,7 +562,7 @@ mod tests {
     async fn the_counters_a_session_write_left_are_used_only_while_nothing_can_have_moved_them() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
-        let store = Store::open(&path).unwrap();
+        let store = Sqlite::open(&path).unwrap();
         store.write(|c| Ok(add_user(c, "ann"))).await.unwrap();
         let lists = Arc::new(Mutex::new(UserSessions::default()));
         // Each gives what `UserSessions::counters` says and what the table holds.
@@ -576,7 +579,8 @@ mod tests {
         let leave = |lists: &Arc<Mutex<UserSessions>>, fail: bool| -> Write<Option<Seen>> {
             let lists = lists.clone();
             Box::new(move |c| {
-                c.execute("UPDATE users SET display_name = display_name || '.'", [])?;
+                c.sqlite()
+                    .execute("UPDATE users SET display_name = display_name || '.'", [])?;
                 let after = change_counter::counters(c)?;
                 lists.lock().unwrap().leave(c, after);
                 if fail {
@@ -586,7 +590,7 @@ mod tests {
             })
         };
         let other: Write<Option<Seen>> = Box::new(|c| {
-            c.execute("UPDATE users SET role = role", [])?;
+            c.sqlite().execute("UPDATE users SET role = role", [])?;
             Ok(None)
         });
         let outcomes = in_one_batch(

@@ -1,0 +1,492 @@
+//! PostgreSQL (`database.url`): any number of Lodge nodes on one database. Reads run on the
+//! blocking pool with pooled connections; writes go through one writer thread per node, which
+//! commits what was queued while it was busy in one transaction (as SQLite's writer does) and
+//! holds a transaction-level advisory lock for it, so that the writes of every node are
+//! serialised as one server's are: what a write reads cannot change before it writes.
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    path::Path,
+    str::FromStr as _,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+    thread,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use tokio::sync::oneshot;
+
+use super::{
+    Cause, Result, StoreError,
+    db::{PgConnection, Tx, args},
+};
+
+/// Takes the advisory lock every node's writer holds for its batch's transaction. Advisory locks
+/// are the database's, not a schema's: the lock names the schema Lodge's tables are in, so that
+/// installations in two schemas of one database do not wait for each other.
+const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(1282368615, hashtext(current_schema()))";
+/// Takes the advisory lock held while the schema is migrated, so that nodes starting together
+/// migrate once.
+const MIGRATE_LOCK: &str = "SELECT pg_advisory_xact_lock(1282368616, hashtext(current_schema()))";
+
+/// Writes committed together at most.
+const MAX_BATCH: usize = 256;
+
+/// Connections each node's pool keeps at most, besides its writer's.
+const POOL_SIZE: u32 = 16;
+
+/// How long opening a connection may take unless the URL says (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema's versions, each the SQL that brings the one before to it. Numbered as SQLite's
+/// migrations are, so that a version means the same tables on both: PostgreSQL starts at 12,
+/// the SQLite schema it was first written for, in one step.
+const MIGRATIONS: &[(i64, &str)] = &[(12, include_str!("migrations_pg/012_schema.sql"))];
+
+#[derive(Clone)]
+pub(super) struct Postgres {
+    pool: r2d2::Pool<Manager>,
+    writer: Arc<Writer>,
+    connector: Arc<Connector>,
+    writer_metrics: crate::metrics::WriterMetrics,
+}
+
+/// How to open a connection: the parsed URL and the TLS set-up.
+struct Connector {
+    config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// Moved on when a statement finds the server gone: connections opened before are
+    /// closed instead of used (their first use would fail).
+    epoch: AtomicU64,
+}
+
+impl Connector {
+    fn new(url: &str, ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut config = postgres::Config::from_str(url).map_err(|e| {
+            anyhow::anyhow!(
+                "database.url is not a PostgreSQL URL ({e}): postgres://user@host:port/database"
+            )
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("lodge");
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_file {
+            Some(path) => {
+                use rustls::pki_types::{CertificateDer, pem::PemObject as _};
+                let certificates: Vec<_> = CertificateDer::pem_file_iter(path)
+                    .and_then(|found| found.collect::<Result<_, _>>())
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot read database.ca_file {}: {e}", path.display())
+                    })?;
+                if certificates.is_empty() {
+                    anyhow::bail!(
+                        "database.ca_file {} holds no PEM certificate",
+                        path.display()
+                    );
+                }
+                for certificate in certificates {
+                    roots
+                        .add(certificate)
+                        .map_err(|e| anyhow::anyhow!("database.ca_file {}: {e}", path.display()))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .context("TLS for PostgreSQL")?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            config,
+            tls: tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+            epoch: AtomicU64::new(0),
+        })
+    }
+
+    fn connect(&self) -> Result<PgConnection> {
+        let client = self.config.connect(self.tls.clone())?;
+        Ok(PgConnection::new(
+            client,
+            self.epoch.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Where the database is, without user or password.
+    fn describe(&self) -> String {
+        use postgres::config::Host;
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .zip(
+                self.config
+                    .get_ports()
+                    .iter()
+                    .chain(std::iter::repeat(&5432)),
+            )
+            .map(|(host, port)| match host {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        format!(
+            "PostgreSQL database {} on {}",
+            self.config.get_dbname().unwrap_or("(the user's)"),
+            if hosts.is_empty() {
+                "localhost".to_owned()
+            } else {
+                hosts.join(", ")
+            }
+        )
+    }
+
+    /// Notes a failure: when it shows the server gone, connections opened before it are not
+    /// used again.
+    fn saw<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(StoreError::Unreachable(_)) = &result {
+            self.epoch.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+/// Opens the pool's connections.
+struct Manager(Arc<Connector>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PgConnection;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<PgConnection> {
+        self.0.connect()
+    }
+
+    /// Checked at every checkout without a round trip: a connection is good while it is open
+    /// and no statement has found the server gone since it was opened.
+    fn is_valid(&self, conn: &mut PgConnection) -> Result<()> {
+        if conn.is_closed() || conn.epoch < self.0.epoch.load(Ordering::Relaxed) {
+            return Err(StoreError::Invalid(
+                "a connection from before a failure".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut PgConnection) -> bool {
+        conn.is_closed()
+    }
+}
+
+impl Postgres {
+    pub fn connect(url: &str, ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        let connector = Arc::new(Connector::new(url, ca_file)?);
+        let place = connector.describe();
+        let first = connector
+            .connect()
+            .with_context(|| format!("cannot connect to the {place}"))?;
+        migrate(&first).with_context(|| format!("cannot prepare the {place}"))?;
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(2))
+            .test_on_check_out(true)
+            .connection_timeout(Duration::from_secs(10))
+            // The pool's own failures to connect are the store's errors, said at each use.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(Manager(connector.clone()));
+        let writer_metrics = crate::metrics::WriterMetrics::default();
+        let writer = Writer::start(first, connector.clone(), writer_metrics.clone())
+            .context("cannot start the database writer thread")?;
+        Ok(Self {
+            pool,
+            writer: Arc::new(writer),
+            connector,
+            writer_metrics,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        self.connector.describe()
+    }
+
+    pub fn writer_metrics(&self) -> &crate::metrics::WriterMetrics {
+        &self.writer_metrics
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let connector = self.connector.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get().map_err(|e| unreachable(e.to_string()))?;
+            connector.saw(f(&Tx::Postgres(&conn)))
+        })
+        .await
+        .map_err(|e| StoreError::ReadFailed(e.to_string()))?
+    }
+
+    pub async fn write_then<T, F, C>(&self, f: F, settled: C) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
+        C: FnOnce(Option<&T>) + Send + 'static,
+    {
+        self.writer.write(f, settled).await
+    }
+
+    /// The bytes the database takes on the server.
+    pub async fn size(&self) -> Result<u64> {
+        self.read(|tx| {
+            tx.query_one(
+                "SELECT pg_database_size(current_database())",
+                args![],
+                |r| r.get::<i64>(0),
+            )
+        })
+        .await
+        .map(|bytes| bytes.max(0) as u64)
+    }
+}
+
+/// A failure to reach the server that the driver did not report itself (the pool's).
+fn unreachable(why: String) -> StoreError {
+    StoreError::Unreachable(Cause::Again(why))
+}
+
+/// Brings the schema to the newest version this binary knows, under an advisory lock; refuses a
+/// database a newer Lodge has migrated.
+fn migrate(conn: &PgConnection) -> anyhow::Result<()> {
+    let tx = Tx::Postgres(conn);
+    conn.batch("BEGIN")?;
+    let outcome = (|| -> anyhow::Result<()> {
+        conn.batch(MIGRATE_LOCK)?;
+        conn.batch("CREATE TABLE IF NOT EXISTS lodge_schema (version BIGINT NOT NULL)")?;
+        let version: i64 = tx
+            .query_opt("SELECT version FROM lodge_schema", args![], |r| r.get(0))?
+            .unwrap_or(0);
+        let newest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if version > newest {
+            anyhow::bail!(
+                "the database was migrated by a newer version of Lodge (schema {version}, this \
+                 one knows {newest}); run that version or restore a backup"
+            );
+        }
+        if version == 0 {
+            conn.batch("INSERT INTO lodge_schema (version) VALUES (0)")?;
+        }
+        for (to, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > version) {
+            conn.batch(sql)
+                .with_context(|| format!("migration to schema {to} failed"))?;
+            tx.execute("UPDATE lodge_schema SET version = ?1", args![*to])?;
+        }
+        Ok(())
+    })();
+    match outcome {
+        Ok(()) => Ok(conn.batch("COMMIT")?),
+        Err(e) => {
+            let _ = conn.batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// A queued write: runs inside the batch's transaction (or, given no connection, does not run)
+/// and returns how to answer its caller once the batch has ended.
+type Job = Box<dyn FnOnce(Option<&PgConnection>) -> Finish + Send>;
+
+/// Settles a write given the batch's failure, if any; gives the answer to send.
+type Finish = Box<dyn FnOnce(Option<&StoreError>) -> Answer + Send>;
+
+type Answer = Box<dyn FnOnce() + Send>;
+
+/// The writer thread, stopped when the last `Postgres` is dropped.
+struct Writer {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    handle: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take()
+            && handle.thread().id() != thread::current().id()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Writer {
+    fn start(
+        conn: PgConnection,
+        connector: Arc<Connector>,
+        metrics: crate::metrics::WriterMetrics,
+    ) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let handle = thread::Builder::new()
+            .name("lodge-writer".into())
+            .spawn(move || {
+                let mut conn = Some(conn);
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    take_queued(&queue, &mut batch, MAX_BATCH);
+                    commit_batch(&mut conn, &connector, &queue, batch, &metrics);
+                }
+            })?;
+        Ok(Self {
+            jobs: Mutex::new(Some(jobs)),
+            handle: Mutex::new(Some(handle)),
+        })
+    }
+
+    async fn write<T, F, C>(&self, f: F, settled: C) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
+        C: FnOnce(Option<&T>) + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let outcome = conn.map(|conn| in_savepoint(conn, f));
+            Box::new(move |batch_failed| {
+                let result = match (outcome, batch_failed) {
+                    (Some(Err(e)), _) => Err(e),
+                    (_, Some(e)) => Err(e.again()),
+                    (Some(Ok(value)), None) => Ok(value),
+                    (None, None) => Err(StoreError::WriteNotRun),
+                };
+                settled(result.as_ref().ok());
+                Box::new(move || {
+                    let _ = answer.send(result);
+                })
+            })
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .ok_or(StoreError::WriterStopped)?
+            .send(job)
+            .map_err(|_| StoreError::WriterStopped)?;
+        answered.await.map_err(|_| StoreError::WriteDropped)?
+    }
+}
+
+fn take_queued(queue: &mpsc::Receiver<Job>, batch: &mut Vec<Job>, up_to: usize) {
+    while batch.len() < up_to {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Opens the batch's transaction (connecting again first when the last connection broke) and
+/// takes the write lock that serialises every node's writes.
+fn begin(conn: &mut Option<PgConnection>, connector: &Connector) -> Result<()> {
+    if conn.as_ref().is_none_or(PgConnection::is_closed) {
+        *conn = None;
+        *conn = Some(connector.connect()?);
+    }
+    let c = conn.as_ref().expect("connected above");
+    // In one round trip. Waiting as long as SQLite's busy timeout: a write lock another node
+    // holds longer is refused as locked.
+    c.in_transaction.set(true);
+    c.batch(&format!(
+        "BEGIN; SET LOCAL lock_timeout = '5s'; {WRITE_LOCK}"
+    ))
+}
+
+fn commit_batch(
+    conn: &mut Option<PgConnection>,
+    connector: &Connector,
+    queue: &mpsc::Receiver<Job>,
+    mut batch: Vec<Job>,
+    metrics: &crate::metrics::WriterMetrics,
+) {
+    if let Err(e) = connector.saw(begin(conn, connector)) {
+        tracing::warn!("cannot start a write on the {}: {e}", connector.describe());
+        if let Some(c) = conn.as_ref() {
+            let _ = c.batch("ROLLBACK");
+            c.in_transaction.set(false);
+        }
+        for job in batch {
+            job(None)(Some(&e))();
+        }
+        return;
+    }
+    let c = conn.as_ref().expect("begun above");
+    let mut finishes = Vec::with_capacity(batch.len());
+    let mut broken: Option<StoreError> = None;
+    let mut taken = 0;
+    while !batch.is_empty() {
+        taken += batch.len();
+        for job in batch.drain(..) {
+            if let Some(e) = &broken {
+                job(None)(Some(e))();
+                continue;
+            }
+            finishes.push(job(Some(c)));
+            if c.is_closed() {
+                broken = Some(unreachable("the connection closed during a write".into()));
+            }
+        }
+        if broken.is_none() && taken < MAX_BATCH {
+            take_queued(queue, &mut batch, MAX_BATCH - taken);
+        }
+    }
+    let committed = match broken {
+        Some(e) => Err(e),
+        None => {
+            let started = std::time::Instant::now();
+            let committed = c.batch("COMMIT");
+            metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            metrics.batch_size.observe(taken as f64);
+            committed
+        }
+    };
+    c.in_transaction.set(false);
+    let committed = connector.saw(committed);
+    if let Err(e) = &committed {
+        tracing::warn!("cannot commit writes to the {}: {e}", connector.describe());
+        let _ = c.batch("ROLLBACK");
+    }
+    let failed = committed.as_ref().err();
+    let answers: Vec<Answer> = finishes.into_iter().map(|f| f(failed)).collect();
+    for answer in answers {
+        answer();
+    }
+}
+
+/// Runs `f` in a savepoint: kept when it succeeds, rolled back when it fails or panics.
+fn in_savepoint<T>(conn: &PgConnection, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+    conn.batch("SAVEPOINT job")?;
+    let outcome = catch_unwind(AssertUnwindSafe(|| f(&Tx::Postgres(conn))))
+        .unwrap_or_else(|_| Err(StoreError::WritePanicked));
+    let undo = || conn.batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job");
+    if outcome.is_err() {
+        undo()?;
+        return outcome;
+    }
+    // A write that went on after a failed statement of its own (whose transaction PostgreSQL
+    // then refuses to go on with) is undone, and the batch goes on without it.
+    if let Err(e) = conn.batch("RELEASE SAVEPOINT job") {
+        undo()?;
+        return Err(e);
+    }
+    outcome
+}
