@@ -9,6 +9,8 @@ use crate::{auth::Auth, clock::Clock, config::Settings, graphql, http, store::St
 
 /// How often ended sessions and long-expired tokens are removed.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(300);
+/// The name of the housekeeping's lease.
+const HOUSEKEEPING: &str = "housekeeping";
 /// How often the tokens' last uses held in memory are written.
 const LAST_USED_EVERY: Duration = Duration::from_secs(60);
 
@@ -143,6 +145,10 @@ impl App {
             let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
             loop {
                 every.tick().await;
+                // One node of several runs it; another takes over when it stops renewing.
+                if !auth.runs(HOUSEKEEPING, HOUSEKEEPING_EVERY * 3).await {
+                    continue;
+                }
                 match auth.housekeeping().await {
                     Ok((sessions, tokens)) if sessions + tokens > 0 => {
                         tracing::info!(sessions, tokens, "removed ended sessions and old tokens");
@@ -186,6 +192,9 @@ impl App {
         }
         // What is held in memory goes to the file before the last checkpoint.
         let _ = self.auth.flush_last_used().await;
+        // Another node takes over the tasks at once.
+        self.auth.give_up(HOUSEKEEPING).await;
+        self.auth.give_up(crate::notify::TASK).await;
         // Fold the write-ahead log into the database file, so a stopped server leaves one file.
         let store = self.auth.store().clone();
         match tokio::task::spawn_blocking(move || store.checkpoint()).await {

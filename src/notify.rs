@@ -32,6 +32,10 @@ const MAX_PAUSE: Duration = Duration::from_secs(600);
 const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How often the outbox is read for deliveries queued by another process (the command line).
 const LOOK_EVERY: Duration = Duration::from_secs(10);
+/// The name of the sender's lease, where several nodes share the database.
+pub const TASK: &str = "notify";
+/// How long the sender's lease lasts unrenewed: a node that stopped is replaced within it.
+const LEASE: Duration = Duration::from_secs(30);
 /// How often tokens are checked for coming within an expiry warning.
 const EXPIRY_LOOK_EVERY: Duration = Duration::from_secs(60);
 /// Deliveries read from the outbox at once.
@@ -187,6 +191,11 @@ pub async fn deliver(auth: Auth, webhook: Webhook) {
     let mut failures = 0_u32;
     let mut expiry_looked: Option<std::time::Instant> = None;
     loop {
+        // One node of several delivers; the others look again now and then, to take over.
+        if !auth.runs(TASK, LEASE).await {
+            tokio::time::sleep(LOOK_EVERY).await;
+            continue;
+        }
         if expiry_looked.is_none_or(|at| at.elapsed() >= EXPIRY_LOOK_EVERY) {
             expiry_looked = Some(std::time::Instant::now());
             if let Err(e) = auth.warn_of_expiring_tokens().await {

@@ -9,13 +9,40 @@ use super::{
     ApiAccess, Auth, Error, Result, User,
     audit::{self, AuditEvent, kind},
     devices,
-    limits::{Attempt, Check},
+    limits::{Attempt, Check, Limits, SharedAccount, SharedAddress},
     password::{self, ClientHash},
     secret::ApiTokenSecret,
     sessions::{BAD_TOKEN, LoginOptions, LoginOutcome},
     users::UserId,
 };
-use crate::store::users::{self as store_users, UserRow};
+use crate::store::{
+    Backend,
+    failures::{self as store_failures, AccountRow, AddressRow},
+    users::{self as store_users, UserRow},
+};
+
+fn shared_account(row: AccountRow) -> SharedAccount {
+    SharedAccount {
+        failures: u32::try_from(row.failures).unwrap_or(u32::MAX),
+        last: super::from_micros(row.last),
+        locked_until: row.locked_until.map(super::from_micros),
+    }
+}
+
+fn account_row(account: &SharedAccount) -> AccountRow {
+    AccountRow {
+        failures: i64::from(account.failures),
+        last: account.last.as_microsecond(),
+        locked_until: account.locked_until.map(|t| t.as_microsecond()),
+    }
+}
+
+fn shared_address(row: AddressRow) -> SharedAddress {
+    SharedAddress {
+        level: row.level,
+        at: super::from_micros(row.at),
+    }
+}
 
 /// How a login ended, for `lodge_logins_total`.
 fn login_result<T>(outcome: &Result<T>) -> &'static str {
@@ -40,7 +67,7 @@ impl Auth {
             let attempt = self
                 .begin_attempt(Check::Token, login.address, None)
                 .await?;
-            self.settle(attempt, false);
+            self.settle(attempt, false).await;
             self.metrics().login("local", "failure");
             self.login_failed("local", Some(user_id), login.address, "no such user id")
                 .await;
@@ -60,7 +87,7 @@ impl Auth {
             )
             .await?;
         let mut outcome = self.check_password(&user_id, credential, login).await;
-        let locked = self.settle(attempt, outcome.is_ok());
+        let locked = self.settle(attempt, outcome.is_ok()).await;
         self.metrics().login("local", login_result(&outcome));
         if let Err(Error::AuthFailed) = outcome {
             let detail = "wrong user, password or disabled user";
@@ -177,7 +204,7 @@ impl Auth {
         .await;
         // A token used beyond its scope was right: not a failure to count.
         let succeeded = outcome.is_ok() || matches!(outcome, Err(Error::TokenDenied(_)));
-        self.settle(attempt, succeeded);
+        self.settle(attempt, succeeded).await;
         self.metrics().login("token", login_result(&outcome));
         if let Err(Error::AuthFailed) = outcome {
             self.login_failed("token", None, login.address, BAD_TOKEN)
@@ -208,6 +235,10 @@ impl Auth {
         account: Option<&str>,
         budget: Option<&str>,
     ) -> Result<Attempt> {
+        if self.shares_limits() {
+            self.merge_shared_limits(address, budget.map(Limits::account_key))
+                .await?;
+        }
         let throttled = match self.limits().begin(self.now(), check, address, budget) {
             Ok(attempt) => return Ok(attempt),
             Err(throttled) => throttled,
@@ -258,13 +289,112 @@ impl Auth {
         })
     }
 
-    /// Ends an attempt; gives the end of the lock its failure set on an unlocked account.
-    pub(super) fn settle(&self, attempt: Attempt, succeeded: bool) -> Option<Timestamp> {
-        if succeeded {
-            attempt.succeeded(self.now());
-            None
-        } else {
-            attempt.failed(self.now())
+    /// Ends an attempt; gives the end of the lock its failure set on an unlocked account. Where
+    /// several nodes share the database, the failure is counted in it too (and the lock it set
+    /// is told by the one node whose failure set it), and a success clears the account's.
+    pub(super) async fn settle(&self, attempt: Attempt, succeeded: bool) -> Option<Timestamp> {
+        let now = self.now();
+        let (address, account) = attempt.for_whom();
+        if !self.shares_limits() {
+            return match succeeded {
+                true => {
+                    attempt.succeeded(now);
+                    None
+                }
+                false => attempt.failed(now),
+            };
         }
+        if succeeded {
+            let had_failures = account.is_some_and(|key| self.limits().has_failures(&key));
+            attempt.succeeded(now);
+            if let Some(key) = account.filter(|_| had_failures) {
+                // A row of no failures, not none: its time tells other nodes it is newer than
+                // the failures they hold.
+                let row = AccountRow {
+                    failures: 0,
+                    last: now.as_microsecond(),
+                    locked_until: None,
+                };
+                let cleared = self
+                    .store()
+                    .write(move |tx| store_failures::put_account(tx, &key, &row))
+                    .await;
+                if let Err(e) = cleared {
+                    tracing::warn!("cannot clear the account's failures in the database: {e}");
+                }
+            }
+            return None;
+        }
+        let local = attempt.failed(now);
+        let limits = self.limits().clone();
+        let at = now.as_microsecond();
+        let counted = self
+            .store()
+            .write(move |tx| {
+                let shown = address.map(|a| a.to_string());
+                let (stored_account, stored_address) =
+                    store_failures::both(tx, account.as_ref(), shown.as_deref())?;
+                let account = match account {
+                    Some(key) => {
+                        let (after, locked) =
+                            limits.account_failed(stored_account.map(shared_account), now);
+                        store_failures::put_account(tx, &key, &account_row(&after))?;
+                        Some((key, after, locked))
+                    }
+                    None => None,
+                };
+                let address = match (address, shown) {
+                    (Some(ip), Some(shown)) => {
+                        let after = limits.address_failed(stored_address.map(shared_address), now);
+                        let row = store_failures::AddressRow {
+                            level: after.level,
+                            at,
+                        };
+                        store_failures::put_address(tx, &shown, &row)?;
+                        Some((ip, after))
+                    }
+                    _ => None,
+                };
+                Ok((account, address))
+            })
+            .await;
+        match counted {
+            Ok((account, address)) => {
+                self.limits().merge(
+                    account.map(|(key, after, _)| (key, Some(after))),
+                    address.map(|(ip, after)| (ip, Some(after))),
+                    now,
+                );
+                account.and_then(|(.., locked)| locked)
+            }
+            Err(e) => {
+                tracing::warn!("cannot count a failed login in the database: {e}");
+                local
+            }
+        }
+    }
+
+    /// Whether the failed-login limits are shared with other nodes through the database.
+    pub(super) fn shares_limits(&self) -> bool {
+        self.store().backend() == Backend::Postgres
+    }
+
+    /// Takes the database's count of the address's and the account's failures for this node's.
+    pub(super) async fn merge_shared_limits(
+        &self,
+        address: Option<IpAddr>,
+        account: Option<[u8; 16]>,
+    ) -> Result<()> {
+        let shown = address.map(|a| a.to_string());
+        let (stored_account, stored_address) = self
+            .store()
+            .read(move |tx| store_failures::both(tx, account.as_ref(), shown.as_deref()))
+            .await?;
+        self.limits().merge(
+            account.map(|key| (key, stored_account.map(shared_account))),
+            address.map(|ip| (ip, stored_address.map(shared_address))),
+            self.now(),
+        );
+        Ok(())
     }
 }

@@ -220,6 +220,19 @@ pub struct Auth {
     device_key: Arc<devices::DeviceKey>,
     /// Which refusals of tokens beyond their grants were recorded last (`token.denied`).
     denials: Arc<limits::OncePerMinute>,
+    /// This process's name among the nodes serving the database, as a lease's holder.
+    node: Arc<str>,
+}
+
+/// A name for this process among the nodes: its host's name and 64 random bits.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let mut random = [0u8; 8];
+    let _ = getrandom::fill(&mut random);
+    let random: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{host}/{random}")
 }
 
 /// Grants kept parsed at most; beyond, the map starts afresh.
@@ -256,7 +269,42 @@ impl Auth {
             metrics,
             device_key: Arc::default(),
             denials: Arc::default(),
+            node: node_name().into(),
         }
+    }
+
+    /// Whether this node is the one to run `task` now: always with SQLite (one server), and
+    /// where several nodes share PostgreSQL, while it holds the task's lease (taken when free or
+    /// run out, renewed at each call, for `lease`). A node that stops without giving it up is
+    /// replaced once its lease runs out.
+    pub async fn runs(&self, task: &'static str, lease: std::time::Duration) -> bool {
+        if self.store.backend() != crate::store::Backend::Postgres {
+            return true;
+        }
+        let now = self.now();
+        let until = now + jiff::SignedDuration::try_from(lease).unwrap_or_default();
+        let (now, until) = (now.as_microsecond(), until.as_microsecond());
+        let holder = self.node.clone();
+        let taken = self
+            .store
+            .write(move |tx| crate::store::leases::take(tx, task, &holder, now, until))
+            .await;
+        taken.unwrap_or_else(|e| {
+            tracing::warn!(task, "cannot take or renew the task's lease: {e}");
+            false
+        })
+    }
+
+    /// Gives up the lease of `task` if this node holds it (at a clean shutdown).
+    pub async fn give_up(&self, task: &'static str) {
+        if self.store.backend() != crate::store::Backend::Postgres {
+            return;
+        }
+        let holder = self.node.clone();
+        let _ = self
+            .store
+            .write(move |tx| crate::store::leases::release(tx, task, &holder))
+            .await;
     }
 
     /// A token's grants from their stored text, parsed once.
@@ -475,11 +523,24 @@ impl Auth {
                 break;
             }
         }
+        // Shared failures (several nodes) once they hold nothing back: an account's a day after
+        // its last, an address's once its bucket has drained, however full it was.
+        let rules = &self.settings.limits;
+        let failures_before = (now - jiff::SignedDuration::from_hours(24)).as_microsecond();
+        let drained_before = (now
+            - rules
+                .address_refill
+                .0
+                .saturating_mul(i32::try_from(rules.address_burst).unwrap_or(i32::MAX))
+                .saturating_mul(2))
+        .as_microsecond();
+        let micros = now.as_microsecond();
         let tokens = self
             .store
             .write(move |conn| {
                 let tokens = crate::store::tokens::purge(conn, expired, None)?;
                 crate::store::audit::purge(conn, audit_before, audit_kept)?;
+                crate::store::failures::prune(conn, micros, failures_before, drained_before)?;
                 Ok(tokens)
             })
             .await?;

@@ -133,7 +133,7 @@ impl Auth {
             let caller = self.bearer(bearer, address).await;
             // A token used from outside its allowFrom was right: not a failure to count.
             let right = matches!(caller, Ok(Caller::Bearer { .. } | Caller::Denied(_)));
-            self.settle(attempt, right);
+            self.settle(attempt, right).await;
             self.metrics().login(
                 "bearer",
                 match &caller {

@@ -6,11 +6,11 @@ use unicode_security::MixedScript as _;
 use super::{
     Auth, Error, Result, Role, SessionKey, User,
     audit::{self, Actor, AuditEvent, kind},
-    limits::Check,
+    limits::{Check, Limits},
     password::{self, NewPassword},
 };
 use crate::store::{
-    sessions as store_sessions,
+    failures as store_failures, sessions as store_sessions,
     users::{self as store_users, NewUser},
 };
 
@@ -278,8 +278,10 @@ impl Auth {
             .by(actor);
         let user_id = user.user_id.clone();
         let now = self.now().as_microsecond();
+        let key = Limits::account_key(&user_id);
         self.write_with_audit(event, move |tx| {
             store_users::set_password(tx, user.id, &hash, now)?;
+            store_failures::clear_account(tx, &key)?;
             let keep = keep.as_ref().map(|k| (k.id, &k.secret_digest));
             store_sessions::delete_for_user(tx, user.id, keep)?;
             Ok(())
@@ -306,8 +308,10 @@ impl Auth {
             })
             .by(actor);
         let row = user.id;
+        let key = Limits::account_key(&user.user_id);
         self.write_with_audit(event, move |tx| {
             store_users::lift_lock(tx, row, now.as_microsecond())?;
+            store_failures::clear_account(tx, &key)?;
             Ok(())
         })
         .await?;
@@ -318,6 +322,10 @@ impl Auth {
     /// Whether the failed-login limit holds the user's account locked now, and no one lifted
     /// the lock since from outside this server.
     pub async fn is_locked(&self, user: &User) -> Result<bool> {
+        if self.shares_limits() {
+            let key = Limits::account_key(&user.user_id);
+            self.merge_shared_limits(None, Some(key)).await?;
+        }
         Ok(self.limits().is_locked(&user.user_id, self.now())
             && !self.lock_lifted(&user.user_id).await?)
     }
@@ -357,7 +365,7 @@ impl Auth {
             .await?;
         let checked = self.check_credential(&user.user_id, old).await;
         let matches = checked.as_ref().is_ok_and(|(_, matches)| *matches);
-        if let Some(until) = self.settle(attempt, matches) {
+        if let Some(until) = self.settle(attempt, matches).await {
             self.account_locked(&user.user_id, actor.address, until, false)
                 .await;
         }

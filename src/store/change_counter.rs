@@ -66,6 +66,17 @@ mod tests {
             "read by the webhook sender each time, never kept",
         ),
         ("change_counter", &[], "the counter itself"),
+        (
+            "account_failures",
+            &[],
+            "read at every password attempt on PostgreSQL, merged into the limits, never kept",
+        ),
+        (
+            "address_failures",
+            &[],
+            "read at every attempt on PostgreSQL, merged into the limits, never kept",
+        ),
+        ("leases", &[], "read by each task at each round, never kept"),
     ];
 
     /// The triggers on `table` that fire after `event` and move the counter.

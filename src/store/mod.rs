@@ -5,7 +5,9 @@
 pub mod audit;
 pub mod change_counter;
 pub mod db;
+pub mod failures;
 mod files;
+pub mod leases;
 pub mod outbox;
 mod pg;
 pub mod secrets;

@@ -45,7 +45,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The schema's versions, each the SQL that brings the one before to it. Numbered as SQLite's
 /// migrations are, so that a version means the same tables on both: PostgreSQL starts at 12,
 /// the SQLite schema it was first written for, in one step.
-const MIGRATIONS: &[(i64, &str)] = &[(12, include_str!("migrations_pg/012_schema.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (12, include_str!("migrations_pg/012_schema.sql")),
+    (
+        13,
+        include_str!("migrations_pg/013_shared_limits_and_leases.sql"),
+    ),
+];
 
 #[derive(Clone)]
 pub(super) struct Postgres {

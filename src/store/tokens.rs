@@ -300,8 +300,10 @@ pub fn delete_expired_named(tx: &Tx, user: i64, name: &str, now: i64) -> Result<
 
 /// Records a token's last use and the client address it came from.
 pub fn touch(tx: &Tx, id: i64, now: i64, address: Option<&str>) -> Result<()> {
+    // Never back: another node may have written a later use.
     tx.execute(
-        "UPDATE api_tokens SET last_used_at = ?2, last_used_address = ?3 WHERE id = ?1",
+        "UPDATE api_tokens SET last_used_at = ?2, last_used_address = ?3
+         WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
         args![id, now, address],
     )?;
     Ok(())

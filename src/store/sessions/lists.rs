@@ -46,6 +46,9 @@ pub struct UserSessions {
     /// The change counters as the last session write left them, and where it left them: see
     /// [`UserSessions::counters`].
     left: Option<(Place, Counters)>,
+    /// Several nodes open sessions (PostgreSQL): nothing is held here, each write reads the
+    /// table.
+    by_table: bool,
 }
 
 /// A place in the writer's batch: its stretch ([`writer::stretch`]) and the connection's
@@ -70,6 +73,7 @@ impl Default for UserSessions {
             by_user: HashMap::new(),
             opened: HashMap::new(),
             left: None,
+            by_table: false,
         }
     }
 }
@@ -115,6 +119,11 @@ impl UserSessions {
         sessions_ended: i64,
         caps: impl Into<Caps>,
     ) -> Result<Vec<i64>> {
+        if let Tx::Postgres(_) = conn {
+            // Several nodes open sessions: none holds the lists; each login reads its user's.
+            self.by_table = true;
+            return Ok(Vec::new());
+        }
         let outcome = self.read_part(conn, sessions_ended, caps.into());
         if outcome.is_err() {
             // A part read halfway, or ends rolled back with the write: read again.
@@ -195,7 +204,7 @@ impl UserSessions {
 
     /// Whether the table has been read whole (the limit is kept).
     pub fn read_whole(&self) -> bool {
-        self.exact_at.is_some() && self.reading_after.is_none()
+        !self.by_table && self.exact_at.is_some() && self.reading_after.is_none()
     }
 
     /// The rows of the user's sessions, when the lists are read whole: some may have ended
@@ -240,6 +249,9 @@ impl UserSessions {
     ) -> Result<(i64, Vec<i64>)> {
         let kind = session.token_id;
         let keep = caps.into().keep(kind);
+        if let Tx::Postgres(_) = conn {
+            return open_by_table(conn, session, keep);
+        }
         let mut ended = Vec::new();
         if self.reading_after.is_none()
             && let Some(held) = self
@@ -309,6 +321,13 @@ impl UserSessions {
 
     /// Ends every session of the user but `keep`; gives the ids it ended.
     pub fn end_user(&mut self, conn: &Tx, user: i64, keep: i64) -> Result<Vec<i64>> {
+        if let Tx::Postgres(_) = conn {
+            return conn.query_all(
+                "DELETE FROM sessions WHERE user_id = ?1 AND id <> ?2 RETURNING id",
+                args![user, keep],
+                |r| r.get::<i64>(0),
+            );
+        }
         let mut ended = Vec::new();
         if let Some(kinds) = self.by_user.get_mut(&user) {
             for held in kinds.values_mut() {
@@ -330,6 +349,28 @@ impl UserSessions {
         }
         Ok(ended)
     }
+}
+
+/// [`UserSessions::open`] where several nodes open sessions (PostgreSQL): the user's sessions
+/// of the kind are read from the table (indexed by user there), in the write that holds every
+/// node's write lock, so the limit holds across nodes.
+fn open_by_table(tx: &Tx, session: &NewSession<'_>, keep: usize) -> Result<(i64, Vec<i64>)> {
+    let held = tx.query_all(
+        "SELECT id FROM sessions WHERE user_id = ?1 AND token_id IS NOT DISTINCT FROM ?2
+         ORDER BY created_at, id",
+        args![session.user, session.token_id],
+        |r| r.get::<i64>(0),
+    )?;
+    if held.len() < keep {
+        return Ok((insert(tx, session)?, Vec::new()));
+    }
+    // Rows are not taken again here (SQLite's saving of a page): a new row's id is then always
+    // the newest, which orders sessions opened within one microsecond.
+    let ended: Vec<i64> = held[..=held.len() - keep].to_vec();
+    for &id in &ended {
+        delete(tx, id)?;
+    }
+    Ok((insert(tx, session)?, ended))
 }
 
 #[cfg(test)]
