@@ -103,6 +103,15 @@ pub async fn handle(
         .await
     {
         Ok(caller) => caller,
+        // The database cannot be reached (or is locked): said as any operation says it.
+        Err(e @ Error::Unavailable(_)) => {
+            return HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(serde_json::json!({
+                    "data": null,
+                    "errors": [{ "message": e.to_string(), "extensions": { "webErrorCode": e.code() } }]
+                }));
+        }
         Err(e) => {
             tracing::error!("cannot identify the caller: {:#}", anyhow::Error::new(e));
             return json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");

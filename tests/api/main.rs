@@ -21,6 +21,7 @@ mod injection;
 mod login;
 mod logs;
 mod metrics;
+mod nodes;
 mod notify;
 mod postgres;
 mod proxy;

@@ -14,6 +14,9 @@ use std::{
 
 pub struct Cluster {
     pub port: u16,
+    bin: PathBuf,
+    data: PathBuf,
+    options: String,
     /// Where the cluster lives; kept until the process ends.
     _dir: PathBuf,
 }
@@ -55,6 +58,13 @@ fn run(bin: &Path, program: &str, args: &[&str]) {
 pub fn cluster() -> Option<&'static Cluster> {
     static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
     CLUSTER.get_or_init(start).as_ref()
+}
+
+/// A cluster of the caller's own, for a test that stops and starts it; stopped when the test
+/// process ends, like the shared one.
+pub fn own_cluster() -> Option<Cluster> {
+    cluster()?;
+    start()
 }
 
 fn start() -> Option<Cluster> {
@@ -106,21 +116,14 @@ fn start() -> Option<Cluster> {
          -c fsync=on -c shared_buffers=64MB",
         dir = dir.display()
     );
-    let log = dir.join("log");
-    run(
-        &bin,
-        "pg_ctl",
-        &[
-            "-D",
-            data_arg,
-            "-o",
-            &options,
-            "-l",
-            log.to_str().unwrap(),
-            "-w",
-            "start",
-        ],
-    );
+    let cluster = Cluster {
+        port,
+        bin: bin.clone(),
+        data: data.clone(),
+        options,
+        _dir: dir.clone(),
+    };
+    cluster.start();
     // Stopped when this process ends, however it ends: a watcher waits for it.
     let stop = format!(
         "while [ -e /proc/{pid} ]; do sleep 0.5; done; \
@@ -146,10 +149,45 @@ fn start() -> Option<Cluster> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("the cluster's watcher starts");
-    Some(Cluster { port, _dir: dir })
+    Some(cluster)
 }
 
 impl Cluster {
+    /// Starts the server (again) and waits until it takes connections.
+    pub fn start(&self) {
+        let log = self._dir.join("log");
+        run(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-o",
+                &self.options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server at once: its connections are cut, as when its host fails.
+    pub fn stop(&self) {
+        run(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
     /// A fresh schema of this cluster's, and the URL that works in it.
     pub fn fresh_url(&self) -> String {
         static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -1,0 +1,442 @@
+//! Several Lodge nodes on one PostgreSQL database behave as one server: what one node
+//! acknowledges, every other honours from the next request on. These run in `api_postgres`;
+//! on SQLite one server serves its file, and they return at once.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::{
+    binary::{Server, post, start_with},
+    helpers::*,
+};
+
+const ME: &str = "{ activeUser { userId } }";
+/// What a bearer token may ask: its owner's tokens.
+const NEEDS_USER: &str = "{ tokenApiList { tokenName } }";
+
+/// `n` servers on one database and one clock; the first made the administrator.
+async fn nodes(n: usize, configure: impl Fn(&mut lodge::Settings)) -> Vec<TestApp> {
+    let first = spawn_app_with(&configure).await;
+    let mut all = vec![first];
+    for _ in 1..n {
+        let node = all[0].restarted(&configure).await;
+        node.set_cookie(None);
+        all.push(node);
+    }
+    all
+}
+
+fn user_of(answer: &Value) -> &str {
+    answer["data"]["activeUser"]["userId"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_token_made_on_one_node_works_on_every_other_and_its_end_on_any_holds_at_once() {
+    if !on_postgres() {
+        return;
+    }
+    let nodes = nodes(3, |_| {}).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    a.login_admin().await;
+    b.login_admin().await;
+    let token = a.new_token("ci").await;
+    // Each node looks it up and keeps it.
+    for node in &nodes {
+        for _ in 0..2 {
+            assert_ok(&node.gql_bearer(&token, NEEDS_USER, json!({})).await);
+        }
+    }
+    let login = b.new_client().login_with_token(&token).await;
+    assert_eq!(
+        login["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{login}"
+    );
+
+    // Deleted on B: refused by A and C in their very next request.
+    assert_ok(
+        &b.gql("mutation { tokenApiDelete(tokenName: \"ci\") }", json!({}))
+            .await,
+    );
+    for node in [a, c] {
+        let answer = node.gql_bearer(&token, NEEDS_USER, json!({})).await;
+        assert_eq!(error_code(&answer), "authFailed", "{answer}");
+    }
+
+    // A user disabled on C: their token is refused on A at once.
+    a.add_user("dan", "dan's password", "admin").await;
+    let dan = a.new_client();
+    dan.login("dan", "dan's password").await;
+    let dans = dan.new_token("deploy").await;
+    assert_ok(&a.gql_bearer(&dans, NEEDS_USER, json!({})).await);
+    c.login_admin().await;
+    assert_ok(
+        &c.gql("{ enableUser(userId: \"dan\", enabled: false) }", json!({}))
+            .await,
+    );
+    let answer = a.gql_bearer(&dans, NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&answer), "authFailed", "{answer}");
+
+    // Rotated on A without a grace: the old secret is refused on B at once, the new one works.
+    let kept = a.new_token("kept").await;
+    assert_ok(&b.gql_bearer(&kept, NEEDS_USER, json!({})).await);
+    let rotated = a
+        .gql(
+            "mutation { tokenApiRotate(tokenName: \"kept\", graceSeconds: 0) { token } }",
+            json!({}),
+        )
+        .await;
+    assert_ok(&rotated);
+    let new = rotated["data"]["tokenApiRotate"]["token"].as_str().unwrap();
+    let answer = b.gql_bearer(&kept, NEEDS_USER, json!({})).await;
+    assert_eq!(error_code(&answer), "authFailed", "{answer}");
+    assert_ok(&b.gql_bearer(new, NEEDS_USER, json!({})).await);
+}
+
+#[tokio::test]
+async fn a_session_opened_on_one_node_works_on_every_other_and_ends_everywhere() {
+    if !on_postgres() {
+        return;
+    }
+    let nodes = nodes(3, |s| {
+        s.session.idle_timeout = lodge::config::Duration::parse("30m").unwrap()
+    })
+    .await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    a.login_admin().await;
+    let cookie = a.cookie();
+    for node in [b, c] {
+        node.set_cookie(cookie.as_deref());
+        assert_eq!(user_of(&node.gql(ME, json!({})).await), ADMIN);
+    }
+    // Logged out on C: A and B refuse the cookie in their next request.
+    assert_eq!(
+        c.gql("{ authLogout }", json!({})).await["data"]["authLogout"],
+        true
+    );
+    for node in [a, b] {
+        let answer = node.gql("{ tokenApiList { tokenName } }", json!({})).await;
+        assert_eq!(error_code(&answer), "sessionExpired", "{answer}");
+    }
+
+    // A session idle beyond the timeout ends on every node.
+    a.login_admin().await;
+    let cookie = a.cookie();
+    b.set_cookie(cookie.as_deref());
+    assert_eq!(user_of(&b.gql(ME, json!({})).await), ADMIN);
+    a.advance(jiff::SignedDuration::from_mins(31));
+    for node in [a, b] {
+        let answer = node.gql("{ tokenApiList { tokenName } }", json!({})).await;
+        assert_eq!(error_code(&answer), "sessionExpired", "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn twenty_parallel_creates_spread_across_nodes_give_exactly_five_tokens() {
+    if !on_postgres() {
+        return;
+    }
+    let nodes = nodes(2, |s| s.tokens.max_per_user = 5).await;
+    nodes[0].login_admin().await;
+    let cookie = nodes[0].cookie();
+    let creates = (0..20).map(|i| {
+        let client = nodes[i % 2].new_client();
+        client.set_cookie(cookie.as_deref());
+        async move { client.create_token(&format!("parallel-{i}"), "DAY").await }
+    });
+    let results = futures_util::future::join_all(creates).await;
+    let codes = count_codes(&results);
+    assert_eq!(codes.get("ok"), Some(&5), "{codes:?}");
+    assert_eq!(codes.get("quotaExceeded"), Some(&15), "{codes:?}");
+    assert_eq!(nodes[1].count("api_tokens"), 5);
+}
+
+#[tokio::test]
+async fn wrong_passwords_spread_across_nodes_lock_the_account_on_every_node() {
+    if !on_postgres() {
+        return;
+    }
+    let nodes = nodes(2, |s| s.limits.address_burst = 1000).await;
+    nodes[0].add_user("ivy", "ivy's password", "user").await;
+    // Ten failures, alternating nodes: the limit (limits.account_failures) is the account's,
+    // not each node's.
+    for i in 0..10 {
+        let answer = nodes[i % 2].new_client().login("ivy", "a guess").await;
+        assert_eq!(error_code(&answer), "authFailed", "guess {i}: {answer}");
+    }
+    for node in &nodes {
+        let answer = node.new_client().login("ivy", "a guess").await;
+        assert_eq!(error_code(&answer), "tooManyRequests", "{answer}");
+        let answer = node.new_client().login("ivy", "ivy's password").await;
+        assert_eq!(error_code(&answer), "tooManyRequests", "locked: {answer}");
+    }
+    // Unlocked on one node a moment later: every node lets the account in.
+    nodes[0].advance(jiff::SignedDuration::from_secs(1));
+    nodes[1].login_admin().await;
+    assert_ok(
+        &nodes[1]
+            .gql("{ adminUnlockUser(userId: \"ivy\") }", json!({}))
+            .await,
+    );
+    for node in &nodes {
+        let answer = node.new_client().login("ivy", "ivy's password").await;
+        assert_eq!(
+            answer["data"]["authLogin"]["authStatus"], "SUCCESS",
+            "{answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_address_budget_is_not_multiplied_by_the_number_of_nodes() {
+    if !on_postgres() {
+        return;
+    }
+    let nodes = nodes(3, |s| s.limits.address_burst = 6).await;
+    // Six failures from one address, two on each node, use its whole budget.
+    for i in 0..6 {
+        let answer = nodes[i % 3]
+            .new_client()
+            .login(&format!("nobody{i}"), "x")
+            .await;
+        assert_eq!(error_code(&answer), "authFailed", "failure {i}: {answer}");
+    }
+    for node in &nodes {
+        let answer = node.new_client().login("nobody", "x").await;
+        assert_eq!(error_code(&answer), "tooManyRequests", "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn housekeeping_and_the_webhook_sender_run_on_one_node_at_a_time() {
+    if !on_postgres() {
+        return;
+    }
+    let receiver = crate::notify::Receiver::start(crate::notify::Mode::Accept).await;
+    let url = receiver.url.clone();
+    let nodes = nodes(3, move |s| {
+        s.notify.webhook_url = lodge::config::WebhookUrl::parse(&url).unwrap();
+        s.notify.webhook_secret = crate::notify::SECRET.into();
+    })
+    .await;
+    // Each node rotates a token of its own: every event arrives once, whichever node sends.
+    for (i, node) in nodes.iter().enumerate() {
+        node.login_admin().await;
+        node.new_token(&format!("node-{i}")).await;
+        assert_ok(
+            &node
+                .gql(
+                    "mutation($n: String!) { tokenApiRotate(tokenName: $n) { token } }",
+                    json!({ "n": format!("node-{i}") }),
+                )
+                .await,
+        );
+    }
+    let rotations = receiver.wait_for_event("token.rotate", 3).await;
+    let mut ids: Vec<_> = rotations
+        .iter()
+        .map(|d| d.header("X-Lodge-Delivery").unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each event once");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.seen().len(), 3, "and no second delivery");
+
+    // The housekeeping's lease: one node holds it, the others wait until it is given up.
+    let lease = Duration::from_secs(900);
+    let holders: Vec<bool> =
+        futures_util::future::join_all(nodes.iter().map(|n| n.auth.runs("housekeeping", lease)))
+            .await;
+    assert_eq!(holders.iter().filter(|h| **h).count(), 1, "{holders:?}");
+    let holder = holders.iter().position(|h| *h).unwrap();
+    nodes[holder].auth.give_up("housekeeping").await;
+    let other = (holder + 1) % 3;
+    assert!(nodes[other].auth.runs("housekeeping", lease).await);
+    assert!(!nodes[holder].auth.runs("housekeeping", lease).await);
+    // Run out (a node that stopped without giving it up): another takes it.
+    nodes[0].advance(jiff::SignedDuration::from_mins(16));
+    assert!(nodes[holder].auth.runs("housekeeping", lease).await);
+}
+
+#[tokio::test]
+async fn readyz_follows_the_database_and_nothing_acknowledged_is_lost_while_it_is_down() {
+    if !on_postgres() {
+        return;
+    }
+    let cluster = crate::postgres::own_cluster().expect("PostgreSQL is installed");
+    let url = cluster.fresh_url();
+    let app = spawn_app_with(move |s| {
+        s.database.url = lodge::config::DatabaseUrl(Some(url.clone()));
+        s.tokens.max_per_user = 100_000;
+    })
+    .await;
+    app.login_admin().await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+
+    // Tokens created one after another until told to stop; each acknowledged name is kept.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (client, stop) = (app.new_client(), stop.clone());
+        client.set_cookie(app.cookie().as_deref());
+        tokio::spawn(async move {
+            let (mut acknowledged, mut unavailable) = (Vec::new(), 0);
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let name = format!("load-{i}");
+                i += 1;
+                let answer = client.create_token(&name, "DAY").await;
+                match answer["data"]["tokenApiCreate"]["tokenName"].as_str() {
+                    Some(_) => acknowledged.push(name),
+                    None => {
+                        assert_eq!(error_code(&answer), "unavailable", "{answer}");
+                        unavailable += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            (acknowledged, unavailable)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cluster = std::sync::Arc::new(cluster);
+    let stopping = cluster.clone();
+    tokio::task::spawn_blocking(move || stopping.stop())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = app.get("/readyz").await;
+        if ready.status() == 503 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readyz stayed {}",
+            ready.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The process answers without the database: liveness, and a clear error.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let answer = app.gql("{ tokenApiList { tokenName } }", json!({})).await;
+    assert_eq!(error_code(&answer), "unavailable", "{answer}");
+    let starting = cluster.clone();
+    tokio::task::spawn_blocking(move || starting.start())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.get("/readyz").await.status() != 200 {
+        assert!(Instant::now() < deadline, "readyz not 200 again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (acknowledged, unavailable) = load.await.unwrap();
+    assert!(
+        unavailable > 0,
+        "some creates ran while the database was down"
+    );
+    let listed = app.gql("{ tokenApiList { tokenName } }", json!({})).await;
+    assert_ok(&listed);
+    let listed: Vec<&str> = listed["data"]["tokenApiList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tokenName"].as_str().unwrap())
+        .collect();
+    for name in &acknowledged {
+        assert!(
+            listed.contains(&name.as_str()),
+            "{name} was acknowledged and is gone"
+        );
+    }
+}
+
+#[test]
+fn killing_one_node_under_load_loses_nothing_acknowledged_and_the_others_answer() {
+    if !on_postgres() {
+        return;
+    }
+    let url = crate::postgres::cluster().unwrap().fresh_url();
+    let env = [("LODGE_DATABASE__URL", url.as_str())];
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut started: Vec<(Server, String)> = dirs
+        .iter()
+        .map(|dir| {
+            let (server, address, _) = start_with(dir.path(), &env);
+            (server, address)
+        })
+        .collect();
+    let addresses: Vec<String> = started.iter().map(|(_, a)| a.clone()).collect();
+    let (_, cookie) = crate::binary::login(&addresses[0], "admin", "binary admin password");
+    let cookie = cookie.expect("a session");
+
+    // Each node creates tokens in a loop; what each acknowledges is kept.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loads: Vec<_> = addresses
+        .iter()
+        .enumerate()
+        .map(|(n, address)| {
+            let (address, cookie, stop) = (address.clone(), cookie.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let name = format!("node{n}-{i}");
+                    i += 1;
+                    let create = json!({
+                        "query": "mutation($n: String!) { tokenApiCreate(tokenName: $n, lifetime: DAY) { tokenName } }",
+                        "variables": { "n": name },
+                    });
+                    let answered = std::panic::catch_unwind(|| post(&address, create, Some(&cookie)));
+                    match answered {
+                        Ok((answer, _)) if answer["data"]["tokenApiCreate"].is_object() => {
+                            acknowledged.push(name)
+                        }
+                        // The killed node: its connection is refused or cut.
+                        _ => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut killed, _) = started.remove(0);
+    killed.0.kill().unwrap();
+    killed.0.wait().unwrap();
+    // The other node goes on answering.
+    let survivor = &addresses[1];
+    for _ in 0..5 {
+        let (me, _) = post(survivor, json!({ "query": ME }), Some(&cookie));
+        assert_eq!(user_of(&me), "admin", "{me}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acknowledged: Vec<String> = loads.into_iter().flat_map(|l| l.join().unwrap()).collect();
+    assert!(
+        acknowledged.iter().any(|n| n.starts_with("node0-"))
+            && acknowledged.iter().any(|n| n.starts_with("node1-")),
+        "both nodes took creates"
+    );
+    let (listed, _) = post(
+        survivor,
+        json!({ "query": "{ tokenApiList { tokenName } }" }),
+        Some(&cookie),
+    );
+    let listed: Vec<&str> = listed["data"]["tokenApiList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tokenName"].as_str().unwrap())
+        .collect();
+    for name in &acknowledged {
+        assert!(
+            listed.contains(&name.as_str()),
+            "{name} was acknowledged and is gone"
+        );
+    }
+}
