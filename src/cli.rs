@@ -55,6 +55,18 @@ pub enum Command {
         /// The new file; it must not exist
         path: PathBuf,
     },
+    /// Copy a SQLite database into an empty PostgreSQL one (users, tokens, sessions, the audit
+    /// log, waiting notifications), then count every table on both sides. Stop the server
+    /// first: what it writes after the copy has read the file is not copied
+    Migrate {
+        /// The SQLite file
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The PostgreSQL database, postgres://user@host:port/database (database.ca_file, if
+        /// set, is the CA its certificate is checked against)
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Find Lodge API tokens in files (by their checksum, not just their shape); exits 1 when
     /// it finds one, so it can run as a pre-commit hook. Needs no database
     Scan {
@@ -235,6 +247,33 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
             .await??;
+            Ok(())
+        }
+        Command::Migrate { from, to } => {
+            let to =
+                crate::config::DatabaseUrl::parse(&to).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+            let Some(url) = to.0.clone() else {
+                bail!("--to needs the PostgreSQL database's URL");
+            };
+            if !from.exists() {
+                let shown = std::path::absolute(&from).unwrap_or_else(|_| from.clone());
+                return Err(NoDatabase(shown).into());
+            }
+            let source = Store::open(&from)?;
+            let ca_file =
+                Some(settings.database.ca_file.as_path()).filter(|p| !p.as_os_str().is_empty());
+            let target = Store::connect(&url, ca_file)?;
+            let counts = source.copy_into(&target).await?;
+            println!("copied {} into the {}:", from.display(), target.describe());
+            for (table, rows, _) in &counts {
+                println!("  {table:<17} {rows:>9} rows, counted again there");
+            }
+            println!(
+                "set database.url = \"{}\" (or LODGE_DATABASE__URL) and start Lodge; keep {} \
+                 as a backup until you no longer need to go back",
+                to.redacted(),
+                from.display()
+            );
             Ok(())
         }
         Command::Audit {

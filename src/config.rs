@@ -718,3 +718,28 @@ fn describe(e: figment::Error) -> String {
         format!("{}{source}", describe_kind(&e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseUrl;
+
+    #[test]
+    fn a_database_urls_password_is_never_shown() {
+        let shown = |text: &str| DatabaseUrl::parse(text).unwrap().redacted();
+        assert_eq!(
+            shown("postgres://lodge:s3cret@db:5432/lodge?sslmode=require"),
+            "postgres://lodge:<redacted>@db:5432/lodge?sslmode=require"
+        );
+        assert_eq!(
+            shown("postgresql://lodge@db1,db2/lodge?password=s3cret&sslmode=require"),
+            "postgresql://lodge@db1,db2/lodge?password=<redacted>&sslmode=require"
+        );
+        assert_eq!(shown("postgres://db/lodge"), "postgres://db/lodge");
+        assert!(
+            !format!("{:?}", DatabaseUrl::parse("postgres://a:pw@h/d").unwrap()).contains("pw")
+        );
+        assert_eq!(DatabaseUrl::parse("").unwrap(), DatabaseUrl(None));
+        let refused = DatabaseUrl::parse("mysql://db/lodge").unwrap_err();
+        assert!(refused.contains("postgres://"), "{refused}");
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod change_counter;
+mod copy;
 pub mod db;
 pub mod failures;
 mod files;
@@ -19,6 +20,7 @@ mod writer;
 
 use std::{path::Path, time::Duration};
 
+pub use copy::Counts;
 pub use db::{Backend, Tx};
 
 /// A failure of the database, classified here so that no caller needs SQLite's or PostgreSQL's

@@ -107,13 +107,14 @@ impl TestApp {
         settings.database.path = self.db_path.clone();
         settings.database.url = lodge::config::DatabaseUrl(self.db_url.clone());
         configure(&mut settings);
+        let db_url = settings.database.url.0.clone();
         let (url, auth) = serve(settings, &self.clock).await;
         TestApp {
             url,
             auth,
             clock: self.clock.clone(),
             db_path: self.db_path.clone(),
-            db_url: self.db_url.clone(),
+            db_url,
             client: self.client.clone(),
             cookie: Arc::new(Mutex::new(self.cookie())),
             _dir: tempfile::tempdir().unwrap(),

@@ -440,3 +440,110 @@ fn killing_one_node_under_load_loses_nothing_acknowledged_and_the_others_answer(
         );
     }
 }
+
+#[tokio::test]
+async fn lodge_migrate_copies_a_sqlite_installation_that_then_serves_from_postgres() {
+    if !on_postgres() {
+        return;
+    }
+    let sqlite = lodge::config::DatabaseUrl(None);
+    let app = spawn_app_with(move |s| s.database.url = sqlite.clone()).await;
+    assert!(app.db_url.is_none(), "a SQLite file");
+    app.login_admin().await;
+    let token = app.new_token("ci").await;
+    app.add_user("bea", "bea's password", "user").await;
+    let failed = app.new_client().login("bea", "a guess").await;
+    assert_eq!(error_code(&failed), "authFailed");
+    app.auth.flush_last_used().await.unwrap();
+
+    let url = crate::postgres::cluster().unwrap().fresh_url();
+    let from = app.db_path.display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let copied = crate::binary::run_command(
+        crate::binary::lodge(dir.path()),
+        &["migrate", "--from", &from, "--to", &url],
+        "",
+    );
+    let said = String::from_utf8_lossy(&copied.stdout);
+    for table in ["users", "api_tokens", "sessions", "audit_events"] {
+        assert!(said.contains(table), "{said}");
+    }
+    assert!(said.contains("counted again there"), "{said}");
+    // Into a database that holds users: refused, nothing changed.
+    let again = crate::binary::lodge(dir.path())
+        .args(["migrate", "--from", &from, "--to", &url])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("empty database only"),
+        "{again:?}"
+    );
+
+    // A server on PostgreSQL: the token, the session and the users came along; new rows get
+    // new ids.
+    let moved = url.clone();
+    let pg = app
+        .restarted(move |s| s.database.url = lodge::config::DatabaseUrl(Some(moved)))
+        .await;
+    assert_eq!(pg.db_url.as_deref(), Some(url.as_str()));
+    assert_eq!(user_of(&pg.gql(ME, json!({})).await), ADMIN, "the session");
+    let login = pg.new_client().login_with_token(&token).await;
+    assert_eq!(
+        login["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{login}"
+    );
+    let bea = pg.new_client().login("bea", "bea's password").await;
+    assert_eq!(bea["data"]["authLogin"]["authStatus"], "SUCCESS", "{bea}");
+    pg.new_token("after").await;
+    pg.add_user("cal", "cal's password", "user").await;
+    let audit = pg
+        .gql(
+            "{ auditLog(filter: { kind: \"login\" }) { success userId } }",
+            json!({}),
+        )
+        .await;
+    let failures = audit["data"]["auditLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["success"] == false && e["userId"] == "bea")
+        .count();
+    assert_eq!(failures, 1, "the audit log came along: {audit}");
+}
+
+#[test]
+fn a_database_url_that_is_wrong_or_unreachable_is_refused_at_start_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://lodge:s3cret@127.0.0.1:{port}/lodge?connect_timeout=2");
+    let started = crate::binary::lodge(dir.path())
+        .env("LODGE_DATABASE__URL", &url)
+        .env("LODGE_SERVER__PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!started.status.success());
+    let said = String::from_utf8_lossy(&started.stderr);
+    assert!(said.contains(&format!("127.0.0.1:{port}")), "{said}");
+    assert!(said.contains("cannot be reached"), "{said}");
+    assert!(!said.contains("s3cret"), "{said}");
+    assert!(
+        !dir.path().join("lodge.db").exists(),
+        "no SQLite file made instead"
+    );
+
+    let wrong = crate::binary::lodge(dir.path())
+        .env("LODGE_DATABASE__URL", "mysql://lodge@db/lodge")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        said.contains("database.url") && said.contains("postgres://"),
+        "{said}"
+    );
+}
