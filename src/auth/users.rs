@@ -114,16 +114,23 @@ impl Auth {
         };
         let password = NewPassword::parse_plain(&password)
             .map_err(|e| anyhow::anyhow!("config key `{key}`: {e}"))?;
-        self.create_user(
-            &Actor::command_line(),
-            &user_id,
-            Role::Admin,
-            true,
-            Some(password),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create the first administrator: {e:#}"))?;
-        Ok(Some((user_id.0, generated)))
+        let created = self
+            .create_user(
+                &Actor::command_line(),
+                &user_id,
+                Role::Admin,
+                true,
+                Some(password),
+            )
+            .await;
+        match created {
+            Ok(_) => Ok(Some((user_id.0, generated))),
+            // Another node starting on the same empty database made it first.
+            Err(Error::AlreadyExists(_)) => Ok(None),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot create the first administrator: {e:#}"
+            )),
+        }
     }
 
     pub async fn create_user(

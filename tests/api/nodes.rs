@@ -547,3 +547,45 @@ fn a_database_url_that_is_wrong_or_unreachable_is_refused_at_start_saying_why() 
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn nodes_starting_together_on_an_empty_database_make_one_administrator() {
+    if !on_postgres() {
+        return;
+    }
+    let url = crate::postgres::cluster().unwrap().fresh_url();
+    let build = || {
+        let mut settings = lodge::Settings::default();
+        settings.server.port = 0;
+        settings.database.url = lodge::config::DatabaseUrl(Some(url.clone()));
+        lodge::App::build(settings, lodge::Clock::system())
+    };
+    let started = futures_util::future::join_all((0..3).map(|_| build())).await;
+    let created: Vec<bool> = started
+        .into_iter()
+        .map(|app| app.expect("every node starts").created_admin.is_some())
+        .collect();
+    assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
+    assert_eq!(
+        crate::postgres::query_i64(&url, "SELECT count(*) FROM users"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_database_a_newer_lodge_migrated_is_refused() {
+    if !on_postgres() {
+        return;
+    }
+    let app = spawn_app().await;
+    app.execute("UPDATE lodge_schema SET version = 999");
+    let mut settings = lodge::Settings::default();
+    settings.server.port = 0;
+    app.same_database(&mut settings);
+    let refused = lodge::App::build(settings, lodge::Clock::system())
+        .await
+        .err()
+        .expect("refused");
+    let said = format!("{refused:#}");
+    assert!(said.contains("newer version of Lodge"), "{said}");
+}

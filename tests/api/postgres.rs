@@ -73,7 +73,7 @@ fn start() -> Option<Cluster> {
             std::env::var_os("CI_REQUIRE_POSTGRES").is_none_or(|v| v != "1"),
             "CI_REQUIRE_POSTGRES=1 but PostgreSQL is not installed (apt-get install postgresql)"
         );
-        eprintln!("PostgreSQL is not installed: the PostgreSQL tests are skipped");
+        eprintln!("PostgreSQL is not installed: api_postgres runs on SQLite instead");
         return None;
     };
     let dir = tempfile::Builder::new()

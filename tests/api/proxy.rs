@@ -621,4 +621,116 @@ fn the_docs_show_the_tested_proxy_configurations_verbatim() {
         readme.contains(&conf),
         "README.md must show docs/nginx-lodge.conf"
     );
+    let scaling = std::fs::read_to_string(docs.join("scaling.md")).unwrap();
+    let conf = std::fs::read_to_string(docs.join("nginx-nodes.conf")).unwrap();
+    assert!(
+        scaling.contains(&conf),
+        "docs/scaling.md must show docs/nginx-nodes.conf"
+    );
+}
+
+/// Two `lodge` nodes on one PostgreSQL database behind nginx (`docs/nginx-nodes.conf`): a
+/// login and a token work through it whichever node answers, both nodes answer, and with one
+/// node killed the other answers everything (on SQLite, which one server serves, it returns).
+#[test]
+fn two_nodes_behind_nginx_serve_as_one_and_either_may_die() {
+    if !on_postgres() {
+        return;
+    }
+    let Some(binary) = binary_or_skip("nginx", "CI_REQUIRE_NGINX") else {
+        return;
+    };
+    let url = crate::postgres::cluster().unwrap().fresh_url();
+    let env = [
+        ("LODGE_DATABASE__URL", url.as_str()),
+        ("LODGE_LOG__REQUESTS", "true"),
+    ];
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            let (server, address, _) = crate::binary::start_with(dir.path(), &env);
+            (server, address)
+        })
+        .collect();
+    let prefix = tempfile::tempdir().unwrap();
+    let (cert, key) = make_certificate(prefix.path(), "nginx");
+    let port = free_port();
+    let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/nginx-nodes.conf");
+    let server = std::fs::read_to_string(documented)
+        .unwrap()
+        .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port} ssl;"))
+        .replace("lodge.example.com", "localhost")
+        .replace("/etc/ssl/lodge/fullchain.pem", &cert.display().to_string())
+        .replace("/etc/ssl/lodge/privkey.pem", &key.display().to_string())
+        .replace("10.0.0.11:8978", nodes[0].1.trim_start_matches("http://"))
+        .replace("10.0.0.12:8978", nodes[1].1.trim_start_matches("http://"));
+    let _nginx = run_nginx(&binary, &server, prefix, port);
+    let gql = format!("https://localhost:{port}/api/gql");
+    let ask = |body: Value, cookie: Option<&str>| {
+        let cookie = cookie.map(|c| format!("cb-session-id={c}"));
+        let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
+        https(&gql, &cert, &body, &headers)
+    };
+
+    let login = ask(
+        json!({
+            "query": "query($c: Object) { authLogin(provider: \"local\", credentials: $c) { authStatus } }",
+            "variables": { "c": { "user": "admin", "password": "binary admin password" } }
+        }),
+        None,
+    );
+    assert_eq!(
+        login.json()["data"]["authLogin"]["authStatus"],
+        "SUCCESS",
+        "{}",
+        login.body
+    );
+    let cookie = login.header("set-cookie").unwrap()["cb-session-id=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let created = ask(
+        json!({ "query": "mutation { tokenApiCreate(tokenName: \"ci\", lifetime: DAY) { token } }" }),
+        Some(&cookie),
+    );
+    let token = created.json()["data"]["tokenApiCreate"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", created.body))
+        .to_owned();
+    let token_login = json!({
+        "query": "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
+        "variables": { "c": { "token": token } }
+    });
+    let list = json!({ "query": "{ tokenApiList { tokenName } }" });
+    for _ in 0..10 {
+        let answer = ask(token_login.clone(), None);
+        assert_eq!(
+            answer.json()["data"]["authLogin"]["authStatus"],
+            "SUCCESS",
+            "{}",
+            answer.body
+        );
+        assert_ok(&ask(list.clone(), Some(&cookie)).json());
+    }
+    for dir in &dirs {
+        let log = std::fs::read_to_string(dir.path().join("lodge.log")).unwrap();
+        assert!(log.contains("/api/gql"), "each node answered some: {log}");
+    }
+
+    // One node dies: everything goes to the other.
+    let (mut killed, _) = nodes.remove(0);
+    killed.0.kill().unwrap();
+    killed.0.wait().unwrap();
+    for _ in 0..10 {
+        let answer = ask(token_login.clone(), None);
+        assert_eq!(
+            answer.json()["data"]["authLogin"]["authStatus"],
+            "SUCCESS",
+            "{}",
+            answer.body
+        );
+        assert_ok(&ask(list.clone(), Some(&cookie)).json());
+    }
 }
