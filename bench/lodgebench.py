@@ -50,7 +50,8 @@ def db_size(folder):
 
 
 class Server:
-    """A release lodge serving on port 0 with the database at `db`."""
+    """A release lodge serving on port 0 with the database at `db` (or at a PostgreSQL URL in
+    `settings`)."""
 
     def __init__(self, db, cwd, **settings):
         env = lodge_env(db, LODGE_SERVER__PORT="0", LODGE_ADMIN__PASSWORD="bench-admin-password",
@@ -108,3 +109,74 @@ class Server:
         """SIGTERM; gives the exit code."""
         self.process.terminate()
         return self.process.wait(timeout=60)
+
+
+class Postgres:
+    """A PostgreSQL cluster of Debian's in a temporary folder on a free 127.0.0.1 port, durable
+    (fsync and synchronous commit on, its defaults), run as the `postgres` user when this is
+    root; `stop()` removes it."""
+
+    def __init__(self):
+        import glob
+        import shutil
+        import socket
+        import tempfile
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            sys.exit("PostgreSQL is missing: apt-get install postgresql")
+        self.bin = Path(found[-1]).parent
+        self.dir = Path(tempfile.mkdtemp(prefix="lodge-bench-pg-"))
+        self.data = self.dir / "data"
+        self.data.mkdir()
+        self.root = os.geteuid() == 0
+        if self.root:
+            shutil.chown(self.dir, "postgres", "postgres")
+            shutil.chown(self.data, "postgres", "postgres")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-N",
+                 "--encoding=UTF8", "--locale=C.UTF-8")
+        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                   "-c max_connections=300 -c shared_buffers=256MB")
+        self.run("pg_ctl", "-D", self.data, "-o", options, "-l", self.dir / "log", "-w", "start")
+
+    def run(self, program, *args, capture=False):
+        command = [str(self.bin / program), *map(str, args)]
+        if self.root:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        out = subprocess.run(command, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"{program} exited with {out.returncode}: {out.stderr}")
+        return out.stdout
+
+    def url(self, database="postgres"):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name):
+        self.run("createdb", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", name)
+        return self.url(name)
+
+    def cpu_ticks(self):
+        """User and system ticks of every process of the cluster's server so far."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        ticks = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid or int(entry.name) == pid:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks
+
+    def stop(self):
+        import shutil
+
+        try:
+            self.run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)

@@ -332,7 +332,7 @@ impl Auth {
             .store()
             .write(move |tx| {
                 let shown = address.map(|a| a.to_string());
-                let (stored_account, stored_address) =
+                let (_, stored_account, stored_address) =
                     store_failures::both(tx, account.as_ref(), shown.as_deref())?;
                 let account = match account {
                     Some(key) => {
@@ -386,10 +386,10 @@ impl Auth {
         account: Option<[u8; 16]>,
     ) -> Result<()> {
         let shown = address.map(|a| a.to_string());
-        let (stored_account, stored_address) = self
-            .store()
-            .read(move |tx| store_failures::both(tx, account.as_ref(), shown.as_deref()))
-            .await?;
+        let (counter, stored_account, stored_address) =
+            self.store().failures(account, shown).await?;
+        // The request's check of what is kept in memory needs no read of its own now.
+        self.store().read_change_counter(counter);
         self.limits().merge(
             account.map(|key| (key, stored_account.map(shared_account))),
             address.map(|ip| (ip, stored_address.map(shared_address))),

@@ -9,8 +9,10 @@ use super::{
 };
 
 pub fn current(tx: &Tx) -> Result<i64> {
-    tx.query_one("SELECT value FROM change_counter", args![], |r| r.get(0))
+    tx.query_one(CURRENT, args![], |r| r.get(0))
 }
+
+pub(super) const CURRENT: &str = "SELECT value FROM change_counter";
 
 /// The change counter and the number of sessions ended, read together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

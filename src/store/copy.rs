@@ -19,7 +19,11 @@ enum Kind {
 use Kind::*;
 
 /// A table's name, its columns, and its generated id column.
-type Table = (&'static str, &'static [(&'static str, Kind)], Option<&'static str>);
+type Table = (
+    &'static str,
+    &'static [(&'static str, Kind)],
+    Option<&'static str>,
+);
 
 /// Every table that holds something to keep, parents before children, with its columns and, for
 /// tables whose ids PostgreSQL generates, the id column (its sequence is moved past the copied

@@ -295,7 +295,7 @@ impl Drop for PgConnection {
 
 /// `sql` with SQLite's numbered parameters (`?1`) written as PostgreSQL's (`$1`). Statements
 /// hold no `?` in a literal.
-fn numbered(sql: &str) -> String {
+pub(super) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {

@@ -3,7 +3,7 @@
 
 use super::{
     Result,
-    db::{Tx, args},
+    db::{Row, Tx, args},
 };
 
 /// An account's failures in a row, the time of the last, and its lock.
@@ -40,37 +40,38 @@ pub fn clear_account(tx: &Tx, key: &[u8; 16]) -> Result<()> {
     Ok(())
 }
 
-/// An account's row and an address's, in one statement: what an attempt reads before it begins.
-pub fn both(
-    tx: &Tx,
-    account: Option<&[u8; 16]>,
-    address: Option<&str>,
-) -> Result<(Option<AccountRow>, Option<AddressRow>)> {
-    tx.query_one(
-        "SELECT a.failures, a.last, a.locked_until, d.level, d.at
-         FROM (SELECT 1 AS one) AS o
-         LEFT JOIN account_failures a ON a.account = ?1
-         LEFT JOIN address_failures d ON d.address = ?2",
-        args![account.map(|k| &k[..]), address],
-        |r| {
-            let account = match r.get::<Option<i64>>(0)? {
-                Some(failures) => Some(AccountRow {
-                    failures,
-                    last: r.get(1)?,
-                    locked_until: r.get(2)?,
-                }),
-                None => None,
-            };
-            let address = match r.get::<Option<f64>>(3)? {
-                Some(level) => Some(AddressRow {
-                    level,
-                    at: r.get(4)?,
-                }),
-                None => None,
-            };
-            Ok((account, address))
-        },
-    )
+/// An account's row and an address's, in one statement: what an attempt reads before it
+/// begins; with the change counter of the same moment (what the request checks next).
+pub fn both(tx: &Tx, account: Option<&[u8; 16]>, address: Option<&str>) -> Result<Both> {
+    tx.query_one(BOTH, args![account.map(|k| &k[..]), address], both_from_row)
+}
+
+/// The change counter, an account's failures and an address's.
+pub type Both = (i64, Option<AccountRow>, Option<AddressRow>);
+
+/// [`both`]'s statement: the account's digest is `?1`, the address `?2`.
+pub(super) const BOTH: &str = "SELECT a.failures, a.last, a.locked_until, d.level, d.at, c.value
+     FROM change_counter AS c
+     LEFT JOIN account_failures a ON a.account = ?1
+     LEFT JOIN address_failures d ON d.address = ?2";
+
+pub(super) fn both_from_row(r: &Row<'_>) -> Result<Both> {
+    let account = match r.get::<Option<i64>>(0)? {
+        Some(failures) => Some(AccountRow {
+            failures,
+            last: r.get(1)?,
+            locked_until: r.get(2)?,
+        }),
+        None => None,
+    };
+    let address = match r.get::<Option<f64>>(3)? {
+        Some(level) => Some(AddressRow {
+            level,
+            at: r.get(4)?,
+        }),
+        None => None,
+    };
+    Ok((r.get(5)?, account, address))
 }
 
 pub fn put_address(tx: &Tx, address: &str, row: &AddressRow) -> Result<()> {

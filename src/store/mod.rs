@@ -213,6 +213,19 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+tokio::task_local! {
+    /// In a request on PostgreSQL: the change counter as the request read it, until it writes.
+    static REQUEST_COUNTER: std::cell::Cell<Option<i64>>;
+}
+
+/// Runs `f` as one request: on PostgreSQL the change counter is read once in it (or with the
+/// limits' read, [`Store::read_change_counter`]), and again only after a write of its own,
+/// instead of at every look at what is kept in memory. A request sees the database as of its
+/// start: one that begins after another node's commit sees that commit.
+pub async fn per_request<F: std::future::Future>(f: F) -> F::Output {
+    REQUEST_COUNTER.scope(std::cell::Cell::new(None), f).await
+}
+
 /// The database the server and the command line work on.
 #[derive(Clone)]
 pub struct Store {
@@ -311,7 +324,50 @@ impl Store {
     pub async fn change_counter(&self) -> Result<i64> {
         match &self.engine {
             Engine::Sqlite(s) => s.change_counter(),
-            Engine::Postgres(p) => p.read(change_counter::current).await,
+            Engine::Postgres(p) => {
+                if let Ok(Some(read)) = REQUEST_COUNTER.try_with(std::cell::Cell::get) {
+                    return Ok(read);
+                }
+                let read = p
+                    .read_one(change_counter::CURRENT, &[], |r| r.get(0))
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Invalid("the change counter's row is gone".into())
+                    })?;
+                self.read_change_counter(read);
+                Ok(read)
+            }
+        }
+    }
+
+    /// What an attempt to log in reads first (`store::failures::both`): the change counter, the
+    /// account's shared failures and the address's; on PostgreSQL on the calling thread's
+    /// asynchronous connection, as the change counter.
+    pub async fn failures(
+        &self,
+        account: Option<[u8; 16]>,
+        address: Option<String>,
+    ) -> Result<failures::Both> {
+        match &self.engine {
+            Engine::Sqlite(s) => {
+                s.read(|tx| failures::both(tx, account.as_ref(), address.as_deref()))
+            }
+            Engine::Postgres(p) => p
+                .read_one(
+                    failures::BOTH,
+                    db::args![account.as_ref().map(|k| &k[..]), address.as_deref()],
+                    failures::both_from_row,
+                )
+                .await?
+                .ok_or_else(|| StoreError::Invalid("the change counter's row is gone".into())),
+        }
+    }
+
+    /// Notes the change counter a statement of this request read along with something else
+    /// (PostgreSQL; nothing outside a request or on SQLite).
+    pub fn read_change_counter(&self, counter: i64) {
+        if let Engine::Postgres(_) = &self.engine {
+            let _ = REQUEST_COUNTER.try_with(|c| c.set(Some(counter)));
         }
     }
 
@@ -355,7 +411,12 @@ impl Store {
     {
         match &self.engine {
             Engine::Sqlite(s) => s.write_then(f, settled).await,
-            Engine::Postgres(p) => p.write_then(f, settled).await,
+            Engine::Postgres(p) => {
+                let written = p.write_then(f, settled).await;
+                // Moved by the write: read again at the next look.
+                let _ = REQUEST_COUNTER.try_with(|c| c.set(None));
+                written
+            }
         }
     }
 

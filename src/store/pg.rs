@@ -1,5 +1,7 @@
 //! PostgreSQL (`database.url`): any number of Lodge nodes on one database. Reads run on the
-//! blocking pool with pooled connections; writes go through one writer thread per node, which
+//! blocking pool with pooled connections, but for the one every request makes (the change
+//! counter, the shared failures), which runs on the calling thread's own asynchronous
+//! connection ([`Postgres::read_one`]); writes go through one writer thread per node, which
 //! commits what was queued while it was busy in one transaction (as SQLite's writer does) and
 //! holds a transaction-level advisory lock for it, so that the writes of every node are
 //! serialised as one server's are: what a write reads cannot change before it writes.
@@ -59,11 +61,27 @@ pub(super) struct Postgres {
     writer: Arc<Writer>,
     connector: Arc<Connector>,
     writer_metrics: crate::metrics::WriterMetrics,
+    /// Which of each thread's quick connections are this store's.
+    id: u64,
+}
+
+thread_local! {
+    /// Each thread's asynchronous connections (one a store), for [`Postgres::read_one`]: driven
+    /// by the thread's own runtime, shared by the requests the thread serves (tokio-postgres
+    /// pipelines their statements on it).
+    static QUICK: std::cell::RefCell<std::collections::HashMap<u64, Arc<Quick>>> =
+        std::cell::RefCell::default();
+}
+
+/// An asynchronous connection and the statements prepared on it.
+struct Quick {
+    client: tokio_postgres::Client,
+    prepared: Mutex<std::collections::HashMap<(usize, usize), tokio_postgres::Statement>>,
 }
 
 /// How to open a connection: the parsed URL and the TLS set-up.
 struct Connector {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// Moved on when a statement finds the server gone: connections opened before are
     /// closed instead of used (their first use would fail).
@@ -72,7 +90,7 @@ struct Connector {
 
 impl Connector {
     fn new(url: &str, ca_file: Option<&Path>) -> anyhow::Result<Self> {
-        let mut config = postgres::Config::from_str(url).map_err(|e| {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
             anyhow::anyhow!(
                 "database.url is not a PostgreSQL URL ({e}): postgres://user@host:port/database"
             )
@@ -119,7 +137,7 @@ impl Connector {
     }
 
     fn connect(&self) -> Result<PgConnection> {
-        let client = self.config.connect(self.tls.clone())?;
+        let client = postgres::Config::from(self.config.clone()).connect(self.tls.clone())?;
         Ok(PgConnection::new(
             client,
             self.epoch.load(Ordering::Relaxed),
@@ -128,7 +146,7 @@ impl Connector {
 
     /// Where the database is, without user or password.
     fn describe(&self) -> String {
-        use postgres::config::Host;
+        use tokio_postgres::config::Host;
         let hosts: Vec<String> = self
             .config
             .get_hosts()
@@ -211,11 +229,13 @@ impl Postgres {
         let writer_metrics = crate::metrics::WriterMetrics::default();
         let writer = Writer::start(first, connector.clone(), writer_metrics.clone())
             .context("cannot start the database writer thread")?;
+        static STORES: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
             pool,
             writer: Arc::new(writer),
             connector,
             writer_metrics,
+            id: STORES.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -243,6 +263,57 @@ impl Postgres {
         .map_err(|e| StoreError::ReadFailed(e.to_string()))?
     }
 
+    /// A read of one row that a request makes (the change counter, the shared failures), on this
+    /// thread's asynchronous connection: no hand-over to the blocking pool, whose synchronous
+    /// client costs a thread switch and a runtime of its own at each statement.
+    pub async fn read_one<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        args: &[&dyn super::db::Value],
+        f: fn(&super::db::Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let quick = self.quick().await?;
+        let statement = quick.statement(sql).await;
+        let outcome = match statement {
+            Ok(statement) => {
+                let args: Vec<_> = args.iter().map(|a| a.postgres()).collect();
+                match quick.client.query_opt(&statement, &args).await {
+                    Ok(Some(row)) => f(&super::db::Row::Postgres(&row)).map(Some),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(StoreError::from(e)),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(StoreError::Unreachable(_)) = &outcome {
+            QUICK.with(|q| q.borrow_mut().remove(&self.id));
+        }
+        self.connector.saw(outcome)
+    }
+
+    /// This thread's quick connection, opened at its first use or after it broke.
+    async fn quick(&self) -> Result<Arc<Quick>> {
+        let found = QUICK.with(|q| q.borrow().get(&self.id).cloned());
+        if let Some(quick) = found.filter(|q| !q.client.is_closed()) {
+            return Ok(quick);
+        }
+        let (client, connection) = self
+            .connector
+            .config
+            .connect(self.connector.tls.clone())
+            .await?;
+        tokio::spawn(async move {
+            // Ends when the client is dropped or the server goes; the next use opens another.
+            let _ = connection.await;
+        });
+        let quick = Arc::new(Quick {
+            client,
+            prepared: Mutex::default(),
+        });
+        QUICK.with(|q| q.borrow_mut().insert(self.id, quick.clone()));
+        Ok(quick)
+    }
+
     pub async fn write_then<T, F, C>(&self, f: F, settled: C) -> Result<T>
     where
         T: Send + 'static,
@@ -263,6 +334,27 @@ impl Postgres {
         })
         .await
         .map(|bytes| bytes.max(0) as u64)
+    }
+}
+
+impl Quick {
+    async fn statement(&self, sql: &'static str) -> Result<tokio_postgres::Statement> {
+        let key = (sql.as_ptr() as usize, sql.len());
+        let known = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(statement) = known {
+            return Ok(statement);
+        }
+        let statement = self.client.prepare(&super::db::numbered(sql)).await?;
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, statement.clone());
+        Ok(statement)
     }
 }
 

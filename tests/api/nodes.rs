@@ -589,3 +589,46 @@ async fn a_database_a_newer_lodge_migrated_is_refused() {
     let said = format!("{refused:#}");
     assert!(said.contains("newer version of Lodge"), "{said}");
 }
+
+/// TLS to PostgreSQL: with `sslmode=require` the server's certificate is checked against
+/// `database.ca_file`; without it (the public roots) a self-signed one is refused, saying so.
+#[tokio::test]
+async fn tls_to_postgres_checks_the_servers_certificate_against_database_ca_file() {
+    if !on_postgres() {
+        return;
+    }
+    let (mut cert, mut key) = (Default::default(), Default::default());
+    let cluster = crate::postgres::own_cluster_with(|dir| {
+        (cert, key) = make_certificate(dir, "postgres");
+        format!(
+            "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        )
+    })
+    .expect("PostgreSQL is installed");
+    let _ = &key;
+    let url = format!(
+        "{}&sslmode=require",
+        cluster.fresh_url().replace("@127.0.0.1", "@localhost")
+    );
+    let trusting = url.clone();
+    let ca = cert.clone();
+    let app = spawn_app_with(move |s| {
+        s.database.url = lodge::config::DatabaseUrl(Some(trusting.clone()));
+        s.database.ca_file = ca.clone();
+    })
+    .await;
+    app.login_admin().await;
+    assert_ok(&app.gql("{ tokenApiList { tokenName } }", json!({})).await);
+
+    let mut settings = lodge::Settings::default();
+    settings.server.port = 0;
+    settings.database.url = lodge::config::DatabaseUrl(Some(url));
+    let refused = lodge::App::build(settings, lodge::Clock::system())
+        .await
+        .err()
+        .expect("an unknown certificate is refused");
+    let said = format!("{refused:#}").to_lowercase();
+    assert!(said.contains("certificate"), "{said}");
+}

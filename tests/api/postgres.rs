@@ -57,17 +57,23 @@ fn run(bin: &Path, program: &str, args: &[&str]) {
 /// installed (a failure instead under `CI_REQUIRE_POSTGRES=1`).
 pub fn cluster() -> Option<&'static Cluster> {
     static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
-    CLUSTER.get_or_init(start).as_ref()
+    CLUSTER.get_or_init(|| start(|_| String::new())).as_ref()
 }
 
 /// A cluster of the caller's own, for a test that stops and starts it; stopped when the test
 /// process ends, like the shared one.
 pub fn own_cluster() -> Option<Cluster> {
-    cluster()?;
-    start()
+    own_cluster_with(|_| String::new())
 }
 
-fn start() -> Option<Cluster> {
+/// [`own_cluster`] with more server options, made from the cluster's folder (which the
+/// `postgres` user owns) before it starts.
+pub fn own_cluster_with(options: impl FnOnce(&Path) -> String) -> Option<Cluster> {
+    cluster()?;
+    start(options)
+}
+
+fn start(more: impl FnOnce(&Path) -> String) -> Option<Cluster> {
     let Some(bin) = binaries() else {
         assert!(
             std::env::var_os("CI_REQUIRE_POSTGRES").is_none_or(|v| v != "1"),
@@ -111,9 +117,18 @@ fn start() -> Option<Cluster> {
             "-N",
         ],
     );
+    let extra = more(&dir);
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
     let options = format!(
         "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=600 \
-         -c fsync=on -c shared_buffers=64MB",
+         -c fsync=on -c shared_buffers=64MB {extra}",
         dir = dir.display()
     );
     let cluster = Cluster {
