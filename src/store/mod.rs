@@ -328,12 +328,8 @@ impl Store {
                 if let Ok(Some(read)) = REQUEST_COUNTER.try_with(std::cell::Cell::get) {
                     return Ok(read);
                 }
-                let read = p
-                    .read_one(change_counter::CURRENT, &[], |r| r.get(0))
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Invalid("the change counter's row is gone".into())
-                    })?;
+                // The counter with no account's or address's failures: read with other requests'.
+                let (read, ..) = p.look(None, None).await?;
                 self.read_change_counter(read);
                 Ok(read)
             }
@@ -352,14 +348,7 @@ impl Store {
             Engine::Sqlite(s) => {
                 s.read(|tx| failures::both(tx, account.as_ref(), address.as_deref()))
             }
-            Engine::Postgres(p) => p
-                .read_one(
-                    failures::BOTH,
-                    db::args![account.as_ref().map(|k| &k[..]), address.as_deref()],
-                    failures::both_from_row,
-                )
-                .await?
-                .ok_or_else(|| StoreError::Invalid("the change counter's row is gone".into())),
+            Engine::Postgres(p) => p.look(account, address).await,
         }
     }
 

@@ -63,7 +63,33 @@ pub(super) struct Postgres {
     writer_metrics: crate::metrics::WriterMetrics,
     /// Which of each thread's quick connections are this store's.
     id: u64,
+    /// The reads of the shared failures and the change counter that requests wait for together.
+    looks: Arc<Looks>,
 }
+
+/// What a request reads first, read once for the requests that wait for it together: for each
+/// account and address at most one read is in flight, and the requests that come meanwhile wait
+/// for the next one, which is sent when it ends. Each request's read is sent after the request
+/// began, as fresh as if it had sent its own; under load one statement answers many requests.
+#[derive(Default)]
+struct Looks {
+    by_key: Mutex<std::collections::HashMap<LookKey, Look>>,
+}
+
+/// The read of one account and address that requests wait for, not sent yet, and the turn that
+/// the read in flight holds.
+#[derive(Default)]
+struct Look {
+    next: Option<Arc<LookCell>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+type LookKey = (Option<[u8; 16]>, Option<String>);
+type LookCell = tokio::sync::OnceCell<std::result::Result<super::failures::Both, Arc<StoreError>>>;
+
+/// Keys kept at most; beyond, the map starts afresh (a read in flight is not lost: its waiters
+/// hold it).
+const MAX_LOOKS: usize = 4096;
 
 thread_local! {
     /// Each thread's asynchronous connections (one a store), for [`Postgres::read_one`]: driven
@@ -236,6 +262,7 @@ impl Postgres {
             connector,
             writer_metrics,
             id: STORES.fetch_add(1, Ordering::Relaxed),
+            looks: Arc::default(),
         })
     }
 
@@ -289,6 +316,60 @@ impl Postgres {
             QUICK.with(|q| q.borrow_mut().remove(&self.id));
         }
         self.connector.saw(outcome)
+    }
+
+    /// The change counter and the failures of an account and an address (`failures::both`), as
+    /// of a moment after this call began: from a read another request registered after that, or
+    /// from one this call registers ([`Looks`]).
+    pub async fn look(
+        &self,
+        account: Option<[u8; 16]>,
+        address: Option<String>,
+    ) -> Result<super::failures::Both> {
+        let key = (account, address);
+        let (cell, turn) = {
+            let mut by_key = self.looks.by_key.lock().unwrap_or_else(|p| p.into_inner());
+            if by_key.len() >= MAX_LOOKS && !by_key.contains_key(&key) {
+                by_key.clear();
+            }
+            let look = by_key.entry(key.clone()).or_default();
+            let cell = look.next.get_or_insert_with(Arc::default).clone();
+            (cell, look.turn.clone())
+        };
+        let (account, address) = (key.0, key.1.clone());
+        let read = cell
+            .get_or_init(|| async {
+                // After the read in flight: this one is sent after every request waiting for it
+                // began. From now on, requests that come wait for the one after.
+                let _turn = turn.lock().await;
+                if let Some(look) = self
+                    .looks
+                    .by_key
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(&key)
+                    && look
+                        .next
+                        .as_ref()
+                        .is_some_and(|next| Arc::ptr_eq(next, &cell))
+                {
+                    look.next = None;
+                }
+                self.read_one(
+                    super::failures::BOTH,
+                    args![account.as_ref().map(|k| &k[..]), address.as_deref()],
+                    super::failures::both_from_row,
+                )
+                .await
+                .and_then(|found| {
+                    found.ok_or_else(|| {
+                        StoreError::Invalid("the change counter's row is gone".into())
+                    })
+                })
+                .map_err(Arc::new)
+            })
+            .await;
+        read.clone().map_err(|e| e.again())
     }
 
     /// This thread's quick connection, opened at its first use or after it broke.

@@ -632,3 +632,50 @@ async fn tls_to_postgres_checks_the_servers_certificate_against_database_ca_file
     let said = format!("{refused:#}").to_lowercase();
     assert!(said.contains("certificate"), "{said}");
 }
+
+/// Requests in flight share their first read (`store::pg::Looks`), but a request that begins
+/// after another node acknowledged a delete never takes a read from before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_on_one_node_holds_for_the_next_request_on_another_under_load() {
+    if !on_postgres() {
+        return;
+    }
+    // The load goes on with each token after its delete: those failures must not throttle.
+    let nodes = nodes(2, |s| {
+        s.tokens.max_per_user = 100;
+        s.limits.address_burst = 1_000_000;
+    })
+    .await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    a.login_admin().await;
+    b.login_admin().await;
+    for round in 0..10 {
+        let name = format!("busy-{round}");
+        let token = a.new_token(&name).await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load: Vec<_> = (0..16)
+            .map(|_| {
+                let (client, token, stop) = (a.new_client(), token.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        client.gql_bearer(&token, NEEDS_USER, json!({})).await;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let deleted = b
+            .gql(
+                "mutation($n: String!) { tokenApiDelete(tokenName: $n) }",
+                json!({ "n": name }),
+            )
+            .await;
+        assert_ok(&deleted);
+        let answer = a.gql_bearer(&token, NEEDS_USER, json!({})).await;
+        assert_eq!(error_code(&answer), "authFailed", "round {round}: {answer}");
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in load {
+            task.await.unwrap();
+        }
+    }
+}
