@@ -27,6 +27,22 @@ async fn nodes(n: usize, configure: impl Fn(&mut lodge::Settings)) -> Vec<TestAp
     all
 }
 
+/// Every token name in `acknowledged` is in the `tokenApiList` answer `listed`.
+fn assert_every_one_kept(listed: &Value, acknowledged: &[String]) {
+    let listed: Vec<&str> = listed["data"]["tokenApiList"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .map(|t| t["tokenName"].as_str().unwrap())
+        .collect();
+    for name in acknowledged {
+        assert!(
+            listed.contains(&name.as_str()),
+            "{name} was acknowledged and is gone"
+        );
+    }
+}
+
 fn user_of(answer: &Value) -> &str {
     answer["data"]["activeUser"]["userId"]
         .as_str()
@@ -341,18 +357,7 @@ async fn readyz_follows_the_database_and_nothing_acknowledged_is_lost_while_it_i
     );
     let listed = app.gql("{ tokenApiList { tokenName } }", json!({})).await;
     assert_ok(&listed);
-    let listed: Vec<&str> = listed["data"]["tokenApiList"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["tokenName"].as_str().unwrap())
-        .collect();
-    for name in &acknowledged {
-        assert!(
-            listed.contains(&name.as_str()),
-            "{name} was acknowledged and is gone"
-        );
-    }
+    assert_every_one_kept(&listed, &acknowledged);
 }
 
 #[test]
@@ -427,18 +432,7 @@ fn killing_one_node_under_load_loses_nothing_acknowledged_and_the_others_answer(
         json!({ "query": "{ tokenApiList { tokenName } }" }),
         Some(&cookie),
     );
-    let listed: Vec<&str> = listed["data"]["tokenApiList"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["tokenName"].as_str().unwrap())
-        .collect();
-    for name in &acknowledged {
-        assert!(
-            listed.contains(&name.as_str()),
-            "{name} was acknowledged and is gone"
-        );
-    }
+    assert_every_one_kept(&listed, &acknowledged);
 }
 
 #[tokio::test]

@@ -37,6 +37,20 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Makes the `postgres` user own `dir` and what is in it, when this process is root (which
+/// PostgreSQL's programs refuse to run as).
+fn give_to_postgres(dir: &Path) {
+    if !is_root() {
+        return;
+    }
+    let status = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Runs a PostgreSQL program, as the `postgres` user when this process is root.
 fn run(bin: &Path, program: &str, args: &[&str]) {
     let program = bin.join(program);
@@ -89,14 +103,7 @@ fn start(more: impl FnOnce(&Path) -> String) -> Option<Cluster> {
         .keep();
     let data = dir.join("data");
     std::fs::create_dir(&data).unwrap();
-    if is_root() {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
+    give_to_postgres(&dir);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -118,14 +125,7 @@ fn start(more: impl FnOnce(&Path) -> String) -> Option<Cluster> {
         ],
     );
     let extra = more(&dir);
-    if is_root() {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
+    give_to_postgres(&dir);
     let options = format!(
         "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=600 \
          -c fsync=on -c shared_buffers=64MB {extra}",
