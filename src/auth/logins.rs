@@ -386,10 +386,7 @@ impl Auth {
         account: Option<[u8; 16]>,
     ) -> Result<()> {
         let shown = address.map(|a| a.to_string());
-        let (counter, stored_account, stored_address) =
-            self.store().failures(account, shown).await?;
-        // The request's check of what is kept in memory needs no read of its own now.
-        self.store().read_change_counter(counter);
+        let (_, stored_account, stored_address) = self.store().failures(account, shown).await?;
         self.limits().merge(
             account.map(|key| (key, stored_account.map(shared_account))),
             address.map(|ip| (ip, stored_address.map(shared_address))),

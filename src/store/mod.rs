@@ -219,7 +219,7 @@ tokio::task_local! {
 }
 
 /// Runs `f` as one request: on PostgreSQL the change counter is read once in it (or with the
-/// limits' read, [`Store::read_change_counter`]), and again only after a write of its own,
+/// limits' read, [`Store::failures`]), and again only after a write of its own,
 /// instead of at every look at what is kept in memory. A request sees the database as of its
 /// start: one that begins after another node's commit sees that commit.
 pub async fn per_request<F: std::future::Future>(f: F) -> F::Output {
@@ -348,13 +348,18 @@ impl Store {
             Engine::Sqlite(s) => {
                 s.read(|tx| failures::both(tx, account.as_ref(), address.as_deref()))
             }
-            Engine::Postgres(p) => p.look(account, address).await,
+            Engine::Postgres(p) => {
+                let read = p.look(account, address).await?;
+                // The request's check of what is kept in memory needs no read of its own now.
+                self.read_change_counter(read.0);
+                Ok(read)
+            }
         }
     }
 
     /// Notes the change counter a statement of this request read along with something else
     /// (PostgreSQL; nothing outside a request or on SQLite).
-    pub fn read_change_counter(&self, counter: i64) {
+    fn read_change_counter(&self, counter: i64) {
         if let Engine::Postgres(_) = &self.engine {
             let _ = REQUEST_COUNTER.try_with(|c| c.set(Some(counter)));
         }

@@ -393,6 +393,15 @@ impl WriteBlocker {
     }
 }
 
+/// A TCP port of 127.0.0.1 free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn session_set_cookie(response: &Response) -> Option<String> {
     response
         .headers()

@@ -509,11 +509,7 @@ async fn lodge_migrate_copies_a_sqlite_installation_that_then_serves_from_postgr
 #[test]
 fn a_database_url_that_is_wrong_or_unreachable_is_refused_at_start_saying_why() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let url = format!("postgres://lodge:s3cret@127.0.0.1:{port}/lodge?connect_timeout=2");
     let started = crate::binary::lodge(dir.path())
         .env("LODGE_DATABASE__URL", &url)

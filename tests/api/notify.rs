@@ -494,11 +494,7 @@ fn deliveries_wait_for_a_receiver_that_is_down_across_a_kill_9() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let url = format!("http://127.0.0.1:{port}/hooks/lodge");
     let env = [
         ("LODGE_NOTIFY__WEBHOOK_URL", url.as_str()),

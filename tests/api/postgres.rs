@@ -104,11 +104,7 @@ fn start(more: impl FnOnce(&Path) -> String) -> Option<Cluster> {
     let data = dir.join("data");
     std::fs::create_dir(&data).unwrap();
     give_to_postgres(&dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let data_arg = data.to_str().unwrap();
     run(
         &bin,

@@ -82,14 +82,6 @@ impl Drop for Proxy {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_nginx(binary: &Path, lodge: &str, upstream: u16) -> (Proxy, u16) {
     let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/nginx-forward-auth.conf");
     let server = std::fs::read_to_string(documented).unwrap();
@@ -100,6 +92,24 @@ fn start_nginx(binary: &Path, lodge: &str, upstream: u16) -> (Proxy, u16) {
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"));
     let prefix = tempfile::tempdir().unwrap();
     (run_nginx(binary, &server, prefix, port), port)
+}
+
+/// The `server { }` block of `docs/FILE` (nginx with TLS for lodge.example.com), made to listen
+/// on a free port of 127.0.0.1 for `localhost` with a certificate made in `prefix`; the block,
+/// its port and the certificate.
+fn documented_https(prefix: &Path, file: &str) -> (String, u16, PathBuf) {
+    let (cert, key) = make_certificate(prefix, "nginx");
+    let port = free_port();
+    let documented = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs")
+        .join(file);
+    let server = std::fs::read_to_string(documented)
+        .unwrap()
+        .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port} ssl;"))
+        .replace("lodge.example.com", "localhost")
+        .replace("/etc/ssl/lodge/fullchain.pem", &cert.display().to_string())
+        .replace("/etc/ssl/lodge/privkey.pem", &key.display().to_string());
+    (server, port, cert)
 }
 
 /// nginx with `server` (a `server { }` block listening on `port`), its files in `prefix`.
@@ -522,16 +532,8 @@ async fn behind_nginx_with_tls_the_origin_and_the_secure_cookie_follow_the_proxy
     })
     .await;
     let prefix = tempfile::tempdir().unwrap();
-    let (cert, key) = make_certificate(prefix.path(), "nginx");
-    let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/nginx-lodge.conf");
-    let port = free_port();
-    let server = std::fs::read_to_string(documented)
-        .unwrap()
-        .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port} ssl;"))
-        .replace("lodge.example.com", "localhost")
-        .replace("/etc/ssl/lodge/fullchain.pem", &cert.display().to_string())
-        .replace("/etc/ssl/lodge/privkey.pem", &key.display().to_string())
-        .replace("127.0.0.1:8978", app.url.trim_start_matches("http://"));
+    let (server, port, cert) = documented_https(prefix.path(), "nginx-lodge.conf");
+    let server = server.replace("127.0.0.1:8978", app.url.trim_start_matches("http://"));
     let _nginx = run_nginx(&binary, &server, prefix, port);
 
     let login = json!({
@@ -654,15 +656,8 @@ fn two_nodes_behind_nginx_serve_as_one_and_either_may_die() {
         })
         .collect();
     let prefix = tempfile::tempdir().unwrap();
-    let (cert, key) = make_certificate(prefix.path(), "nginx");
-    let port = free_port();
-    let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/nginx-nodes.conf");
-    let server = std::fs::read_to_string(documented)
-        .unwrap()
-        .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port} ssl;"))
-        .replace("lodge.example.com", "localhost")
-        .replace("/etc/ssl/lodge/fullchain.pem", &cert.display().to_string())
-        .replace("/etc/ssl/lodge/privkey.pem", &key.display().to_string())
+    let (server, port, cert) = documented_https(prefix.path(), "nginx-nodes.conf");
+    let server = server
         .replace("10.0.0.11:8978", nodes[0].1.trim_start_matches("http://"))
         .replace("10.0.0.12:8978", nodes[1].1.trim_start_matches("http://"));
     let _nginx = run_nginx(&binary, &server, prefix, port);
