@@ -30,10 +30,12 @@ macro_rules! deserialize_by_parse {
 deserialize_by_parse!(IpNet, HeaderName, Duration, PublicUrl);
 
 mod database;
+mod forward_auth;
 mod log;
 mod metrics;
 mod notify;
 pub use database::{DatabaseSettings, DatabaseUrl};
+pub use forward_auth::{ForwardAuthSettings, RequestHeaders};
 pub use log::{LogFormat, LogLevel, LogSettings};
 pub use metrics::MetricsSettings;
 pub use notify::{NotifyEvent, NotifyFormat, NotifySettings, WebhookUrl};
@@ -217,43 +219,6 @@ impl IpNet {
 impl Serialize for IpNet {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(&format_args!("{}/{}", self.address, self.prefix))
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ForwardAuthSettings {
-    pub allow_tokens: bool,
-    pub allow_sessions: bool,
-    pub user_header: HeaderName,
-    pub team_header: HeaderName,
-    pub full_name_header: HeaderName,
-    /// Where a 200 names the token that passed (empty: not sent).
-    #[serde(deserialize_with = "header_or_empty")]
-    pub token_header: HeaderName,
-    pub return_origins: Vec<Origin>,
-}
-
-/// A header name, or an empty text for none.
-fn header_or_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HeaderName, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    if text.is_empty() {
-        return Ok(HeaderName(text));
-    }
-    HeaderName::parse(&text).map_err(serde::de::Error::custom)
-}
-
-impl Default for ForwardAuthSettings {
-    fn default() -> Self {
-        Self {
-            allow_tokens: true,
-            allow_sessions: true,
-            user_header: HeaderName("X-User".into()),
-            team_header: HeaderName("X-Team".into()),
-            full_name_header: HeaderName("X-Full-name".into()),
-            token_header: HeaderName("X-Lodge-Token".into()),
-            return_origins: Vec::new(),
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::{fmt, net::IpAddr};
 use serde::{Deserialize, Serialize};
 
 use super::{Error, Result};
-use crate::config::IpNet;
+use crate::config::{IpNet, RequestHeaders};
 
 /// What a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,12 +307,14 @@ impl Grants {
     }
 
     /// Whether forward auth may let this request through: the proxy scopes and the method, then
-    /// the services. `host` and `path` are the original request's, as the proxy passed them.
+    /// the services. `host` and `path` are the original request's, as the proxy passed them in
+    /// the header set `from`.
     pub fn check_proxy(
         &self,
         method: Option<&str>,
         host: Option<&str>,
         path: Option<&str>,
+        from: RequestHeaders,
     ) -> std::result::Result<(), Denied> {
         if !self.has(Scope::Proxy) {
             if !self.has(Scope::ReadProxy) {
@@ -332,11 +334,10 @@ impl Grants {
                     )));
                 }
                 None => {
-                    return Err(Denied(
-                        "read_proxy needs the original method (X-Forwarded-Method or \
-                         X-Original-Method)"
-                            .into(),
-                    ));
+                    return Err(Denied(format!(
+                        "read_proxy needs the original method ({})",
+                        from.method_header()
+                    )));
                 }
             }
         }
@@ -344,11 +345,10 @@ impl Grants {
             return Ok(());
         }
         let Some(host) = host else {
-            return Err(Denied(
-                "the token is limited to services and the proxy passed no original host \
-                 (X-Forwarded-Host or X-Original-URL)"
-                    .into(),
-            ));
+            return Err(Denied(format!(
+                "the token is limited to services and the proxy passed no original host ({})",
+                from.host_header()
+            )));
         };
         let path = path.unwrap_or("/");
         if self.services.iter().any(|s| s.matches(host, path)) {
@@ -408,7 +408,10 @@ mod tests {
             ],
             &[],
         );
-        let ok = |h: &str, p: &str| g.check_proxy(Some("POST"), Some(h), Some(p)).is_ok();
+        let ok = |h: &str, p: &str| {
+            g.check_proxy(Some("POST"), Some(h), Some(p), RequestHeaders::Original)
+                .is_ok()
+        };
         assert!(ok("grafana.example.com", "/d/1"));
         assert!(ok("GRAFANA.example.com", "/"));
         assert!(ok("grafana.example.com:8443", "/"), "any port");
@@ -425,20 +428,34 @@ mod tests {
         assert!(ok("ci.example.com", "/api?x=1"));
         assert!(!ok("ci.example.com", "/apix"), "whole segments");
         assert!(!ok("ci.example.com", "/"));
-        assert!(g.check_proxy(Some("GET"), None, None).is_err(), "no host");
+        assert!(
+            g.check_proxy(Some("GET"), None, None, RequestHeaders::Original)
+                .is_err(),
+            "no host"
+        );
     }
 
     #[test]
     fn read_proxy_allows_reading_methods_only_and_needs_the_method() {
         let g = grants(&["read_proxy"], &[], &[]);
         for m in ["GET", "head", "OPTIONS"] {
-            assert!(g.check_proxy(Some(m), None, None).is_ok(), "{m}");
+            assert!(
+                g.check_proxy(Some(m), None, None, RequestHeaders::Original)
+                    .is_ok(),
+                "{m}"
+            );
         }
-        assert!(g.check_proxy(Some("POST"), None, None).is_err());
-        assert!(g.check_proxy(None, None, None).is_err());
+        assert!(
+            g.check_proxy(Some("POST"), None, None, RequestHeaders::Original)
+                .is_err()
+        );
+        assert!(
+            g.check_proxy(None, None, None, RequestHeaders::Original)
+                .is_err()
+        );
         assert!(
             grants(&["api"], &[], &[])
-                .check_proxy(Some("GET"), None, None)
+                .check_proxy(Some("GET"), None, None, RequestHeaders::Original)
                 .is_err()
         );
     }
@@ -470,6 +487,10 @@ mod tests {
         assert_eq!(Grants::from_stored(&g.to_stored()), g);
         let nothing = Grants::from_stored("{not json");
         assert_eq!(nothing.api(), ApiAccess::None);
-        assert!(nothing.check_proxy(Some("GET"), None, None).is_err());
+        assert!(
+            nothing
+                .check_proxy(Some("GET"), None, None, RequestHeaders::Original)
+                .is_err()
+        );
     }
 }

@@ -7,7 +7,7 @@ use actix_web::{
 };
 
 use super::{AppState, forwarded::client_address, gql::bearer_token, session_cookie_value};
-use crate::{auth::Caller, graphql::types::teams};
+use crate::{auth::Caller, config::RequestHeaders, graphql::types::teams};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -58,8 +58,8 @@ async fn check(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     };
     let caller = caller.as_ref().expect("an error answered above");
     if let Some(grants) = caller.grants() {
-        let (method, host, path) = original_request(&req);
-        if let Err(refused) = grants.check_proxy(method, host, path) {
+        let (method, host, path) = original_request(&req, rules.request_headers);
+        if let Err(refused) = grants.check_proxy(method, host, path, rules.request_headers) {
             let token = caller.token_name().unwrap_or_default();
             state
                 .auth
@@ -92,28 +92,34 @@ async fn check(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     response.finish()
 }
 
-/// The method, host and path of the request the proxy asks about: Traefik and Caddy send
-/// `X-Forwarded-Method`, `X-Forwarded-Host` and `X-Forwarded-Uri`; the nginx configuration of
-/// `docs/forward-auth.md` sends `X-Original-Method` and `X-Original-URL`.
-fn original_request(req: &HttpRequest) -> (Option<&str>, Option<&str>, Option<&str>) {
+/// The method, host and path of the request the proxy asks about, from the one header set
+/// `forward_auth.request_headers` names: nginx's `auth_request` passes the client's own headers
+/// on, so a header of the other set may be the client's and is never read.
+fn original_request(
+    req: &HttpRequest,
+    set: RequestHeaders,
+) -> (Option<&str>, Option<&str>, Option<&str>) {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let method = header("x-forwarded-method").or_else(|| header("x-original-method"));
-    if let Some(host) = header("x-forwarded-host") {
-        return (
-            method,
-            Some(host),
-            Some(header("x-forwarded-uri").unwrap_or("/")),
-        );
+    match set {
+        RequestHeaders::None => (None, None, None),
+        RequestHeaders::Forwarded => {
+            let host = header("x-forwarded-host");
+            let path = host.map(|_| header("x-forwarded-uri").unwrap_or("/"));
+            (header("x-forwarded-method"), host, path)
+        }
+        RequestHeaders::Original => {
+            let method = header("x-original-method");
+            let Some(url) = header("x-original-url") else {
+                return (method, None, None);
+            };
+            let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+            let (host, path) = match rest.find('/') {
+                Some(at) => (&rest[..at], &rest[at..]),
+                None => (rest, "/"),
+            };
+            (method, Some(host), Some(path))
+        }
     }
-    let Some(url) = header("x-original-url") else {
-        return (method, None, None);
-    };
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let (host, path) = match rest.find('/') {
-        Some(at) => (&rest[..at], &rest[at..]),
-        None => (rest, "/"),
-    };
-    (method, Some(host), Some(path))
 }
 
 /// 403: a right token, not allowed here (scope, method, service or address). nginx's

@@ -17,6 +17,8 @@ use std::{
 use jiff::SignedDuration;
 use serde_json::{Value, json};
 
+use lodge::config::RequestHeaders;
+
 use crate::helpers::*;
 
 fn find_binary(name: &str) -> Option<PathBuf> {
@@ -25,6 +27,20 @@ fn find_binary(name: &str) -> Option<PathBuf> {
         .unwrap_or_default();
     dirs.extend(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from));
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The name the documented proxies serve: clients reach it at 127.0.0.1 through
+/// [`service_client`].
+const SERVICE: &str = "service.example.com";
+
+/// A client that finds [`SERVICE`] at the proxy listening on `port` of 127.0.0.1, sending from
+/// `from` when given.
+fn service_client(port: u16, from: Option<&str>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().resolve(SERVICE, ([127, 0, 0, 1], port).into());
+    if let Some(from) = from {
+        builder = builder.local_address(from.parse::<std::net::IpAddr>().unwrap());
+    }
+    builder.build().unwrap()
 }
 
 /// An upstream that answers every request with the request's headers, one per line.
@@ -149,7 +165,7 @@ fn start_caddy(binary: &Path, lodge: &str, upstream: u16) -> (Proxy, u16) {
     let site = site
         .replace(
             "service.example.com {",
-            &format!("http://127.0.0.1:{port} {{"),
+            &format!("http://{SERVICE}:{port} {{\n\tbind 127.0.0.1"),
         )
         .replace("127.0.0.1:8978", lodge)
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"));
@@ -334,10 +350,10 @@ async fn forged_headers_are_cleared_and_throttling_passed_on(
     let (upstream, hits) = start_upstream();
     let lodge = app.url.trim_start_matches("http://").to_owned();
     let (_proxy, port) = start(&lodge, upstream);
+    let client = service_client(port, None);
     let get = |token: String, extra: &[(&'static str, &'static str)]| {
-        let mut request = app
-            .client
-            .get(format!("http://127.0.0.1:{port}/page"))
+        let mut request = client
+            .get(format!("http://{SERVICE}:{port}/page"))
             .bearer_auth(token);
         for (name, value) in extra {
             request = request.header(*name, *value);
@@ -388,9 +404,11 @@ async fn forged_headers_are_cleared_and_throttling_passed_on(
 async fn nginx_holds_scoped_tokens_to_their_methods_services_and_addresses() {
     if let Some(binary) = binary_or_skip("nginx", "CI_REQUIRE_NGINX") {
         for trusted in [true, false] {
-            scoped_tokens_hold_through(trusted, |lodge, upstream| {
-                start_nginx(&binary, lodge, upstream)
-            })
+            scoped_tokens_hold_through(
+                trusted,
+                documented_headers("## nginx (tested)"),
+                |lodge, upstream| start_nginx(&binary, lodge, upstream),
+            )
             .await;
         }
     }
@@ -400,9 +418,11 @@ async fn nginx_holds_scoped_tokens_to_their_methods_services_and_addresses() {
 async fn caddy_holds_scoped_tokens_to_their_methods_services_and_addresses() {
     if let Some(binary) = binary_or_skip("caddy", "CI_REQUIRE_CADDY") {
         for trusted in [true, false] {
-            scoped_tokens_hold_through(trusted, |lodge, upstream| {
-                start_caddy(&binary, lodge, upstream)
-            })
+            scoped_tokens_hold_through(
+                trusted,
+                documented_headers("## Caddy (tested)"),
+                |lodge, upstream| start_caddy(&binary, lodge, upstream),
+            )
             .await;
         }
     }
@@ -414,8 +434,13 @@ async fn caddy_holds_scoped_tokens_to_their_methods_services_and_addresses() {
 /// 127.0.0.1) a token bound to 127.0.0.2 passes only when the proxy is trusted, one bound to
 /// 127.0.0.1 only when it is not, and a forwarded address the client made up never counts. A
 /// refusal is a 403 that never reaches the upstream.
-async fn scoped_tokens_hold_through(trusted: bool, start: impl FnOnce(&str, u16) -> (Proxy, u16)) {
+async fn scoped_tokens_hold_through(
+    trusted: bool,
+    set: RequestHeaders,
+    start: impl FnOnce(&str, u16) -> (Proxy, u16),
+) {
     let app = spawn_app_with(|s| {
+        s.forward_auth.request_headers = set;
         if trusted {
             s.server.trusted_proxies = vec![lodge::config::IpNet::parse("127.0.0.1").unwrap()];
         }
@@ -443,7 +468,7 @@ async fn scoped_tokens_hold_through(trusted: bool, start: impl FnOnce(&str, u16)
     let one_path = create(
         "one-path",
         json!(["proxy"]),
-        json!(["127.0.0.1/allowed/"]),
+        json!(["service.example.com/allowed/"]),
         json!([]),
     )
     .await;
@@ -460,14 +485,11 @@ async fn scoped_tokens_hold_through(trusted: bool, start: impl FnOnce(&str, u16)
     let lodge = app.url.trim_start_matches("http://").to_owned();
     let (_proxy, port) = start(&lodge, upstream);
     // The client connects from 127.0.0.2, the proxy reaches Lodge from 127.0.0.1.
-    let client = reqwest::Client::builder()
-        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
-        .build()
-        .unwrap();
+    let client = service_client(port, Some("127.0.0.2"));
     let send =
         |method: reqwest::Method, path: &'static str, token: &str, from: Option<&'static str>| {
             let mut request = client
-                .request(method, format!("http://127.0.0.1:{port}{path}"))
+                .request(method, format!("http://{SERVICE}:{port}{path}"))
                 .bearer_auth(token);
             if let Some(ip) = from {
                 request = request.header("X-Forwarded-For", ip);
@@ -516,6 +538,404 @@ async fn scoped_tokens_hold_through(trusted: bool, start: impl FnOnce(&str, u16)
     );
     let (status, _) = send(Method::GET, "/page", &made_up, Some("10.1.2.3")).await;
     assert_eq!(status, 403, "a forwarded address the client made up");
+}
+
+#[tokio::test]
+async fn through_nginx_forged_request_headers_and_hosts_cannot_widen_a_token() {
+    if let Some(binary) = binary_or_skip("nginx", "CI_REQUIRE_NGINX") {
+        forged_requests_cannot_widen_a_token(
+            documented_headers("## nginx (tested)"),
+            true,
+            |lodge, upstream| start_nginx(&binary, lodge, upstream),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn through_caddy_forged_request_headers_and_hosts_cannot_widen_a_token() {
+    if let Some(binary) = binary_or_skip("caddy", "CI_REQUIRE_CADDY") {
+        forged_requests_cannot_widen_a_token(
+            documented_headers("## Caddy (tested)"),
+            false,
+            |lodge, upstream| start_caddy(&binary, lodge, upstream),
+        )
+        .await;
+    }
+}
+
+/// Through the proxy `start` runs, with Lodge reading `set`: a token bound to Grafana, sent to
+/// the documented service with a forged `X-Forwarded-Host`, `X-Forwarded-Uri`, `X-Original-URL`
+/// or `Host`, and a `read_proxy` token sent with `POST` and forged method headers, are refused
+/// without reaching the upstream, and each refusal is in the audit log. `default_server`: the
+/// proxy answers a request for another host with the documented block (nginx's only server is
+/// its default), so Lodge is asked and must refuse it.
+async fn forged_requests_cannot_widen_a_token(
+    set: RequestHeaders,
+    default_server: bool,
+    start: impl FnOnce(&str, u16) -> (Proxy, u16),
+) {
+    let app = spawn_app_with(|s| {
+        s.forward_auth.request_headers = set;
+        s.server.trusted_proxies = vec![lodge::config::IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    app.login_admin().await;
+    let create = |name: &'static str, scopes: Value, services: Value| {
+        let app = &app;
+        async move {
+            let created = app
+                .gql(
+                    "mutation($n: String!, $s: [String!], $v: [String!]) {
+                       tokenApiCreate(tokenName: $n, scopes: $s, services: $v) { token }
+                     }",
+                    json!({ "n": name, "s": scopes, "v": services }),
+                )
+                .await;
+            created["data"]["tokenApiCreate"]["token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{created}"))
+                .to_owned()
+        }
+    };
+    let grafana = create("grafana", json!(["proxy"]), json!(["grafana.example.com"])).await;
+    let reader = create("reader", json!(["read_proxy"]), json!([])).await;
+    let service = create("service", json!(["proxy"]), json!([SERVICE])).await;
+    let (upstream, hits) = start_upstream();
+    let lodge = app.url.trim_start_matches("http://").to_owned();
+    let (_proxy, port) = start(&lodge, upstream);
+    let client = service_client(port, None);
+    let send = |method: reqwest::Method, token: &str, headers: &[(&'static str, &'static str)]| {
+        let mut request = client
+            .request(method, format!("http://{SERVICE}:{port}/d/home"))
+            .bearer_auth(token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    use reqwest::Method;
+
+    assert_eq!(send(Method::GET, &service, &[]).await, 200, "the control");
+    assert_eq!(send(Method::GET, &reader, &[]).await, 200, "the control");
+    let before = hits.load(Ordering::SeqCst);
+    let forged_host: &[(&str, &[(&'static str, &'static str)])] = &[
+        (
+            "X-Forwarded-Host",
+            &[("X-Forwarded-Host", "grafana.example.com")],
+        ),
+        (
+            "X-Forwarded-Host and -Uri",
+            &[
+                ("X-Forwarded-Host", "grafana.example.com"),
+                ("X-Forwarded-Uri", "/d/home"),
+            ],
+        ),
+        (
+            "X-Original-URL",
+            &[("X-Original-URL", "http://grafana.example.com/d/home")],
+        ),
+    ];
+    // The same refusal is recorded once a minute: a minute between them, so each has its row.
+    let minute = SignedDuration::from_secs(61);
+    for (case, headers) in forged_host {
+        assert_eq!(send(Method::GET, &grafana, headers).await, 403, "{case}");
+        app.advance(minute);
+    }
+    let forged_method: &[(&'static str, &'static str)] =
+        &[("X-Forwarded-Method", "GET"), ("X-Original-Method", "GET")];
+    assert_eq!(
+        send(Method::POST, &reader, forged_method).await,
+        403,
+        "a read_proxy token POSTing with forged method headers"
+    );
+
+    // A forged Host: the request reaches the proxy at its address with another name.
+    let response = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/d/home"))
+        .header("Host", "grafana.example.com")
+        .bearer_auth(&grafana)
+        .send()
+        .await
+        .unwrap();
+    if default_server {
+        assert_eq!(
+            response.status(),
+            403,
+            "a forged Host on the default server"
+        );
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        before,
+        "no forged request reached the upstream"
+    );
+
+    let events = app
+        .gql(
+            "{ auditLog(filter: {kind: \"token.denied\"}) { tokenName detail } }",
+            json!({}),
+        )
+        .await;
+    let events = events["data"]["auditLog"].as_array().unwrap().clone();
+    let refused = |token: &str| {
+        events
+            .iter()
+            .filter(|e| e["tokenName"] == token)
+            .map(|e| e["detail"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let grafana_refusals = refused("grafana");
+    assert!(
+        grafana_refusals
+            .iter()
+            .any(|d| d.contains("not allowed for service.example.com")),
+        "the refusal names the host the proxy asked for: {events:?}"
+    );
+    let reader_refusals = refused("reader");
+    assert!(
+        reader_refusals.iter().any(|d| d.contains("not POST")),
+        "{events:?}"
+    );
+    let expected = forged_host.len() + usize::from(default_server);
+    assert_eq!(grafana_refusals.len(), expected, "{events:?}");
+}
+
+#[tokio::test]
+async fn through_nginx_the_upstream_never_sees_the_callers_lodge_credentials() {
+    if let Some(binary) = binary_or_skip("nginx", "CI_REQUIRE_NGINX") {
+        credentials_stay_at_the_gate(
+            documented_headers("## nginx (tested)"),
+            |lodge, upstream| start_nginx(&binary, lodge, upstream),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn through_caddy_the_upstream_never_sees_the_callers_lodge_credentials() {
+    if let Some(binary) = binary_or_skip("caddy", "CI_REQUIRE_CADDY") {
+        credentials_stay_at_the_gate(
+            documented_headers("## Caddy (tested)"),
+            |lodge, upstream| start_caddy(&binary, lodge, upstream),
+        )
+        .await;
+    }
+}
+
+/// Through the proxy `start` runs: a request that passed with a Lodge token or a Lodge session
+/// reaches the upstream without the `Authorization` header that carried the token and without
+/// the `cb-session-id` cookie, while the service's own cookies and another `Authorization`
+/// pass.
+async fn credentials_stay_at_the_gate(
+    set: RequestHeaders,
+    start: impl FnOnce(&str, u16) -> (Proxy, u16),
+) {
+    let app = spawn_app_with(|s| s.forward_auth.request_headers = set).await;
+    app.login_admin().await;
+    let token = app.new_token("script").await;
+    let session = app.cookie().unwrap();
+    let (upstream, _) = start_upstream();
+    let lodge = app.url.trim_start_matches("http://").to_owned();
+    let (_proxy, port) = start(&lodge, upstream);
+    let client = service_client(port, None);
+    let through = |headers: Vec<(&'static str, String)>| {
+        let mut request = client.get(format!("http://{SERVICE}:{port}/page"));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+
+    let (status, seen) = through(vec![
+        ("Authorization", format!("Bearer {token}")),
+        ("Cookie", "grafana_session=g1; theme=dark".into()),
+    ])
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        !seen.contains(&token),
+        "the token stays at the gate: {seen}"
+    );
+    assert!(!seen.to_lowercase().contains("authorization"), "{seen}");
+    assert!(seen.contains("grafana_session=g1; theme=dark"), "{seen}");
+
+    let cookies = [
+        format!("cb-session-id={session}"),
+        format!("grafana_session=g1; cb-session-id={session}"),
+        format!("cb-session-id={session}; grafana_session=g1"),
+        format!("a=1; cb-session-id={session}; grafana_session=g1"),
+    ];
+    for cookie in cookies {
+        let (status, seen) = through(vec![
+            ("Cookie", cookie.clone()),
+            ("Authorization", "Basic c2VydmljZTpvd24=".into()),
+        ])
+        .await;
+        assert_eq!(status, 200, "{cookie}");
+        assert!(
+            !seen.contains(&session),
+            "{cookie}: the session stays: {seen}"
+        );
+        assert!(!seen.contains("cb-session-id"), "{cookie}: {seen}");
+        assert!(
+            seen.contains("Basic c2VydmljZTpvd24="),
+            "{cookie}: another Authorization passes: {seen}"
+        );
+        if cookie.contains("grafana_session") {
+            assert!(seen.contains("grafana_session=g1"), "{cookie}: {seen}");
+        }
+    }
+}
+
+/// The text of the first ```LANG block after `heading` in docs/forward-auth.md.
+fn documented_block(heading: &str, lang: &str) -> String {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/forward-auth.md"))
+            .unwrap();
+    let section = &guide[guide.find(heading).unwrap_or_else(|| panic!("{heading}"))..];
+    let start = section.find(&format!("```{lang}\n")).expect("a block") + lang.len() + 4;
+    let length = section[start..].find("```").expect("its end");
+    section[start..start + length].to_owned()
+}
+
+/// The Lodge settings of the first ```toml block after `heading` in docs/forward-auth.md, with
+/// the `(from, to)` replacements made in its text.
+fn documented_settings(heading: &str, replace: &[(&str, &str)]) -> lodge::config::Settings {
+    use figment::providers::{Format as _, Serialized, Toml};
+    let text = replace
+        .iter()
+        .fold(documented_block(heading, "toml"), |text, (from, to)| {
+            text.replace(from, to)
+        });
+    figment::Figment::new()
+        .merge(Serialized::defaults(lodge::config::Settings::default()))
+        .merge(Toml::string(&text))
+        .extract()
+        .unwrap_or_else(|e| panic!("the settings under {heading}: {e}"))
+}
+
+/// The `forward_auth.request_headers` docs/forward-auth.md gives for the proxy of `heading`.
+fn documented_headers(heading: &str) -> RequestHeaders {
+    documented_settings(heading, &[])
+        .forward_auth
+        .request_headers
+}
+
+/// nginx asking Lodge over https (`docs/nginx-forward-auth-tls.conf`), with the certificate made
+/// by the commands of docs/forward-auth.md: a token passes and a scoped one is held to its
+/// service; the same nginx checking another name refuses to ask Lodge at all.
+#[tokio::test]
+async fn nginx_asks_lodge_over_https_and_checks_its_certificates_name() {
+    let Some(binary) = binary_or_skip("nginx", "CI_REQUIRE_NGINX") else {
+        return;
+    };
+    let heading = "### Lodge over https, behind nginx";
+    let etc = tempfile::tempdir().unwrap();
+    let folder = etc.path().join("lodge").display().to_string();
+    // As written, in a folder of the test's own and for the test's own user.
+    let script = documented_block(heading, "sh")
+        .replace("/etc/lodge", &folder)
+        .replace("chown lodge ", "chown root ");
+    let made = Command::new("sh").args(["-ec", &script]).output().unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let documented = documented_settings(heading, &[("/etc/lodge", &folder)]);
+    assert_eq!(
+        documented.forward_auth.request_headers,
+        RequestHeaders::Original
+    );
+
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let token = app.new_token("script").await;
+    let created = app
+        .gql(
+            "mutation { tokenApiCreate(tokenName: \"grafana\", scopes: [\"proxy\"],
+               services: [\"grafana.example.com\"]) { token } }",
+            json!({}),
+        )
+        .await;
+    let grafana = created["data"]["tokenApiCreate"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let over_tls = app
+        .restarted(|s| {
+            s.server.tls_cert = documented.server.tls_cert.clone();
+            s.server.tls_key = documented.server.tls_key.clone();
+            s.server.trusted_proxies = documented.server.trusted_proxies.clone();
+            s.forward_auth = documented.forward_auth.clone();
+        })
+        .await;
+    assert!(over_tls.url.starts_with("https://"), "{}", over_tls.url);
+
+    let maps = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/nginx-forward-auth.conf"),
+    )
+    .unwrap();
+    let maps = &maps[..maps.find("server {").unwrap()];
+    let conf = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/nginx-forward-auth-tls.conf"),
+    )
+    .unwrap();
+    let (upstream, hits) = start_upstream();
+    let nginx = |name: &str| {
+        let port = free_port();
+        let server = conf
+            .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+            .replace(
+                "127.0.0.1:8978",
+                over_tls.url.trim_start_matches("https://"),
+            )
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"))
+            .replace("/etc/lodge", &folder)
+            .replace(
+                "proxy_ssl_name lodge.internal;",
+                &format!("proxy_ssl_name {name};"),
+            );
+        let prefix = tempfile::tempdir().unwrap();
+        (
+            run_nginx(&binary, &format!("{maps}{server}"), prefix, port),
+            port,
+        )
+    };
+    let (_nginx, port) = nginx("lodge.internal");
+    let client = service_client(port, None);
+    let get = |token: &str| {
+        let request = client
+            .get(format!("http://{SERVICE}:{port}/page"))
+            .bearer_auth(token);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap().to_lowercase())
+        }
+    };
+    let (status, seen) = get(&token).await;
+    assert_eq!(status, 200, "{seen}");
+    assert!(seen.contains("x-user: admin\n"), "{seen}");
+    assert!(!seen.contains("authorization"), "{seen}");
+    assert_eq!(get(&grafana).await.0, 403, "held to its service");
+    assert_eq!(get("lodge_wrong").await.0, 401);
+
+    let (_other, port) = nginx("other.internal");
+    let before = hits.load(Ordering::SeqCst);
+    let response = service_client(port, None)
+        .get(format!("http://{SERVICE}:{port}/page"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        500,
+        "a certificate for another name: nginx does not ask"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), before);
 }
 
 /// Lodge behind nginx with TLS (`docs/nginx-lodge.conf`): with nginx in
@@ -610,7 +1030,11 @@ async fn behind_nginx_with_tls_the_origin_and_the_secure_cookie_follow_the_proxy
 fn the_docs_show_the_tested_proxy_configurations_verbatim() {
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     let guide = std::fs::read_to_string(docs.join("forward-auth.md")).unwrap();
-    for file in ["nginx-forward-auth.conf", "caddy-forward-auth.Caddyfile"] {
+    for file in [
+        "nginx-forward-auth.conf",
+        "nginx-forward-auth-tls.conf",
+        "caddy-forward-auth.Caddyfile",
+    ] {
         let conf = std::fs::read_to_string(docs.join(file)).unwrap();
         assert!(
             guide.contains(&conf),

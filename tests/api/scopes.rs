@@ -1,6 +1,7 @@
 //! Scoped tokens: `read_api`, proxy-only, `read_proxy`, services and `allowFrom`, checked
 //! wherever the token or a session it opened is used.
 
+use lodge::config::RequestHeaders;
 use serde_json::{Value, json};
 
 use crate::{forward_auth::verify, helpers::*};
@@ -300,52 +301,82 @@ async fn a_proxy_only_token_passes_forward_auth_and_nothing_else() {
 
 #[tokio::test]
 async fn read_proxy_passes_reading_methods_only_and_needs_the_method() {
-    let app = spawn_app().await;
-    app.login_admin().await;
-    let token = scoped(
-        &app,
-        "dashboard",
-        json!(["read_proxy"]),
-        json!([]),
-        json!([]),
-    )
-    .await;
-    let auth = bearer(&token);
-    let status = |headers: Vec<(&'static str, &'static str)>| {
-        let app = &app;
-        let auth = auth.clone();
-        async move {
-            let mut all = vec![("Authorization", auth.as_str())];
-            all.extend(headers);
-            verify(app, &all).await.status().as_u16()
+    for (set, method_header, other_header) in [
+        (
+            RequestHeaders::Forwarded,
+            "X-Forwarded-Method",
+            "X-Original-Method",
+        ),
+        (
+            RequestHeaders::Original,
+            "X-Original-Method",
+            "X-Forwarded-Method",
+        ),
+    ] {
+        let app = spawn_app_with(|s| s.forward_auth.request_headers = set).await;
+        app.login_admin().await;
+        let token = scoped(
+            &app,
+            "dashboard",
+            json!(["read_proxy"]),
+            json!([]),
+            json!([]),
+        )
+        .await;
+        let auth = bearer(&token);
+        let status = |headers: Vec<(&'static str, &'static str)>| {
+            let app = &app;
+            let auth = auth.clone();
+            async move {
+                let mut all = vec![("Authorization", auth.as_str())];
+                all.extend(headers);
+                verify(app, &all).await.status().as_u16()
+            }
+        };
+        for (method, expected) in [("GET", 200), ("HEAD", 200), ("OPTIONS", 200)] {
+            assert_eq!(
+                status(vec![(method_header, method)]).await,
+                expected,
+                "{set:?} {method}"
+            );
         }
-    };
-    assert_eq!(status(vec![("X-Forwarded-Method", "GET")]).await, 200);
-    assert_eq!(status(vec![("X-Original-Method", "HEAD")]).await, 200);
-    assert_eq!(status(vec![("X-Forwarded-Method", "OPTIONS")]).await, 200);
-    assert_eq!(status(vec![("X-Forwarded-Method", "POST")]).await, 403);
-    assert_eq!(status(vec![("X-Original-Method", "DELETE")]).await, 403);
-    assert_eq!(status(vec![]).await, 403, "no method header: refused");
+        for method in ["POST", "DELETE"] {
+            assert_eq!(
+                status(vec![(method_header, method)]).await,
+                403,
+                "{set:?} {method}"
+            );
+        }
+        assert_eq!(
+            status(vec![]).await,
+            403,
+            "{set:?}: no method header: refused"
+        );
+        assert_eq!(
+            status(vec![(other_header, "GET")]).await,
+            403,
+            "{set:?}: the other set's method header is not read"
+        );
+        assert_eq!(
+            status(vec![(method_header, "POST"), (other_header, "GET")]).await,
+            403,
+            "{set:?}: the other set's header does not override"
+        );
+        let reasons: Vec<String> = denied_events(&app)
+            .await
+            .iter()
+            .map(|e| e["detail"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            reasons.iter().any(|r| r.contains(method_header)),
+            "a refusal names the header it needed: {reasons:?}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn services_pass_their_hosts_and_path_prefixes_only() {
-    let app = spawn_app().await;
-    app.login_admin().await;
-    let token = scoped(
-        &app,
-        "ci",
-        json!(["proxy"]),
-        json!([
-            "grafana.example.com",
-            "*.internal.example.com",
-            "ci.example.com/api/"
-        ]),
-        json!([]),
-    )
-    .await;
-    let auth = bearer(&token);
-    let cases: &[(&[(&str, &str)], u16)] = &[
+    let forwarded: &[(&[(&str, &str)], u16)] = &[
         (
             &[
                 ("X-Forwarded-Host", "grafana.example.com"),
@@ -373,19 +404,79 @@ async fn services_pass_their_hosts_and_path_prefixes_only() {
         ),
         (
             &[("X-Original-URL", "https://ci.example.com/api/v4/jobs")],
+            403,
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "ci.example.com"),
+                ("X-Forwarded-Uri", "/admin"),
+                ("X-Original-URL", "https://ci.example.com/api/v4/jobs"),
+            ],
+            403,
+        ),
+        (&[], 403),
+    ];
+    let original: &[(&[(&str, &str)], u16)] = &[
+        (
+            &[("X-Original-URL", "https://ci.example.com/api/v4/jobs")],
             200,
         ),
         (&[("X-Original-URL", "https://ci.example.com/admin")], 403),
+        (&[("X-Original-URL", "http://grafana.example.com")], 200),
+        (&[("X-Forwarded-Host", "grafana.example.com")], 403),
+        (
+            &[
+                ("X-Original-URL", "https://service.example.com/"),
+                ("X-Forwarded-Host", "grafana.example.com"),
+                ("X-Forwarded-Uri", "/d/abc"),
+            ],
+            403,
+        ),
         (&[], 403),
     ];
-    for (headers, expected) in cases {
-        let mut all = vec![("Authorization", auth.as_str())];
-        all.extend_from_slice(headers);
-        assert_eq!(
-            verify(&app, &all).await.status().as_u16(),
-            *expected,
-            "{headers:?}"
-        );
+    let none: &[(&[(&str, &str)], u16)] = &[
+        (&[("X-Forwarded-Host", "grafana.example.com")], 403),
+        (&[("X-Original-URL", "http://grafana.example.com/")], 403),
+    ];
+    for (set, cases) in [
+        (RequestHeaders::Forwarded, forwarded),
+        (RequestHeaders::Original, original),
+        (RequestHeaders::None, none),
+    ] {
+        let app = spawn_app_with(|s| s.forward_auth.request_headers = set).await;
+        app.login_admin().await;
+        let token = scoped(
+            &app,
+            "ci",
+            json!(["proxy"]),
+            json!([
+                "grafana.example.com",
+                "*.internal.example.com",
+                "ci.example.com/api/"
+            ]),
+            json!([]),
+        )
+        .await;
+        let auth = bearer(&token);
+        for (headers, expected) in cases {
+            let mut all = vec![("Authorization", auth.as_str())];
+            all.extend_from_slice(headers);
+            assert_eq!(
+                verify(&app, &all).await.status().as_u16(),
+                *expected,
+                "{set:?} {headers:?}"
+            );
+        }
+        if set == RequestHeaders::None {
+            let details = denied_events(&app).await;
+            assert!(
+                details.iter().any(|e| e["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("forward_auth.request_headers is not set")),
+                "the refusal says what to set: {details:?}"
+            );
+        }
     }
 }
 
