@@ -368,6 +368,8 @@ async fn forged_headers_are_cleared_and_throttling_passed_on(
         ("X-Full-name", "Forged Name"),
         ("X-Email", "forged@example.com"),
         ("X-Team", "admin"),
+        ("X_User", "forged"),
+        ("X_Full_name", "Forged Name"),
     ];
     let response = get(token.clone(), &forged).await.unwrap();
     assert_eq!(response.status(), 200);
