@@ -457,10 +457,18 @@ impl Auth {
         let revoked = self
             .store()
             .write(move |tx| {
-                let mut found = Vec::new();
+                let mut found: Vec<(store_tokens::TokenRow, _)> = Vec::new();
                 for digest in &digests {
-                    if let Some((_, token, user)) = store_tokens::by_digest(tx, digest)?
+                    // The current secret, or the one before a rotation while its grace lasts:
+                    // either still opens the token, so either revokes it, both secrets at once.
+                    let row = match store_tokens::by_digest(tx, digest)? {
+                        Some(row) => Some(row),
+                        None => store_tokens::by_previous_digest(tx, digest)?
+                            .filter(|(_, t, _)| t.grace_until.is_some_and(|at| at > micros)),
+                    };
+                    if let Some((_, token, user)) = row
                         && token.expires_at.is_none_or(|at| at > micros)
+                        && !found.iter().any(|(t, _)| t.id == token.id)
                     {
                         found.push((token, user));
                     }

@@ -395,6 +395,70 @@ async fn each_event_arrives_once_signed_and_without_a_secret() {
 }
 
 #[tokio::test]
+async fn a_report_of_a_rotated_tokens_previous_secret_revokes_both_and_is_announced() {
+    let receiver = Receiver::start(Mode::Accept).await;
+    let app = app_notifying(&receiver, |_| {}).await;
+    app.login_admin().await;
+    let old = app.new_token("ci").await;
+    let new = secret(&rotate(&app, "ci").await);
+    let kept = app.new_token("kept").await;
+    assert_ok(&app.login_with_token(&old).await);
+
+    let reported = app
+        .new_client()
+        .client
+        .post(format!("{}/api/tokens/revoke", app.url))
+        .json(&json!({ "tokens": [old] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reported.status(), 202);
+    for (which, secret) in [("the previous secret", &old), ("the current secret", &new)] {
+        let refused = app
+            .gql_bearer(secret, "{ tokenApiList { tokenName } }", json!({}))
+            .await;
+        assert_eq!(error_code(&refused), "authFailed", "{which}: {refused}");
+    }
+    let other = app
+        .gql_bearer(&kept, "{ activeUser { userId } }", json!({}))
+        .await;
+    assert_eq!(other["data"]["activeUser"]["userId"], "admin", "{other}");
+    let leak = &receiver.wait_for_event("token.leaked", 1).await[0];
+    assert_eq!(leak.json["tokenName"], "ci");
+    app.login_admin().await;
+    let audit = app
+        .gql(
+            "{ auditLog(filter: { kind: \"token.leaked\" }) { tokenName detail } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        audit["data"]["auditLog"],
+        json!([{ "tokenName": "ci", "detail": "reported as leaked: revoked, 1 sessions ended" }])
+    );
+
+    // After its grace the previous secret opens nothing, and a report of it revokes nothing.
+    let again = app.new_token("again").await;
+    rotate(&app, "again").await;
+    app.advance(SignedDuration::from_secs(61));
+    app.login_admin().await;
+    app.client
+        .post(format!("{}/api/tokens/revoke", app.url))
+        .json(&json!({ "tokens": [again] }))
+        .send()
+        .await
+        .unwrap();
+    let listed = app.gql("{ tokenApiList { tokenName } }", json!({})).await;
+    let names: Vec<_> = listed["data"]["tokenApiList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tokenName"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"again"), "{listed}");
+}
+
+#[tokio::test]
 async fn slack_format_sends_one_text_and_only_the_chosen_events() {
     let receiver = Receiver::start(Mode::Accept).await;
     let app = app_notifying(&receiver, |s| {
