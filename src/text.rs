@@ -4,18 +4,31 @@
 use std::{borrow::Cow, fmt::Write as _};
 
 /// Whether `c` changes or hides what a reader sees: a control character (a newline, an escape
-/// that starts a terminal sequence), a bidirectional override or isolate, a zero-width
-/// character, or a byte order mark.
+/// that starts a terminal sequence), or a default-ignorable code point (Unicode's
+/// Default_Ignorable_Code_Point, 15.1: a soft hyphen, a zero-width character, a bidirectional
+/// override or isolate, a variation selector, a byte order mark...). Text collations ignore
+/// the latter, so `ad\u{AD}min` and `admin` are one name to PostgreSQL's ICU collation.
 pub fn is_invisible(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{061C}'
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
                 | '\u{200B}'..='\u{200F}'
                 | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{2069}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
                 | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
         )
 }
 
@@ -51,6 +64,19 @@ pub fn bounded(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_default_ignorable_code_point_counts_as_invisible() {
+        use unicode_security::{
+            GeneralSecurityProfile as _, general_security_profile::IdentifierType,
+        };
+        let ignorable = (0..=0x10FFFF_u32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.identifier_type() == Some(IdentifierType::Default_Ignorable));
+        for c in ignorable {
+            assert!(is_invisible(c), "U+{:04X}", u32::from(c));
+        }
+    }
 
     #[test]
     fn what_cannot_be_seen_is_escaped_and_the_rest_is_kept() {

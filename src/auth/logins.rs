@@ -73,6 +73,15 @@ impl Auth {
                 .await;
             return Err(Error::AuthFailed);
         };
+        // The budget is the account's, however it was spelled: the database's collation may
+        // take two spellings for one id (PostgreSQL's ICU takes `νικοσ` for `νικος`), and
+        // each must not bring failures of its own.
+        let key = user_id.clone();
+        let row = self
+            .store()
+            .read(move |tx| store_users::by_user_id(tx, &key))
+            .await?;
+        let user_id = row.as_ref().map_or(user_id, |r| r.user_id.clone());
         // A browser that logged in to this account before checks in a budget of its own.
         let device = login
             .device
@@ -86,7 +95,7 @@ impl Auth {
                 Some(budget.as_deref().unwrap_or(&user_id)),
             )
             .await?;
-        let mut outcome = self.check_password(&user_id, credential, login).await;
+        let mut outcome = self.check_password(row, credential, login).await;
         let locked = self.settle(attempt, outcome.is_ok()).await;
         self.metrics().login("local", login_result(&outcome));
         if let Err(Error::AuthFailed) = outcome {
@@ -132,11 +141,11 @@ impl Auth {
 
     async fn check_password(
         &self,
-        user_id: &str,
+        row: Option<UserRow>,
         credential: &str,
         login: LoginOptions<'_>,
     ) -> Result<LoginOutcome> {
-        match self.check_credential(user_id, credential).await? {
+        match self.check_credential_of(row, credential).await? {
             (Some(row), true) if row.enabled => {
                 self.open_session(User::from(row), "local", None, login)
                     .await
@@ -153,12 +162,21 @@ impl Auth {
         user_id: &str,
         credential: &str,
     ) -> Result<(Option<UserRow>, bool)> {
-        let client = ClientHash::from_credential(credential);
         let key = user_id.trim().to_owned();
         let row = self
             .store()
             .read(move |tx| store_users::by_user_id(tx, &key))
             .await?;
+        self.check_credential_of(row, credential).await
+    }
+
+    /// [`Auth::check_credential`] of a user already read (or `None`: no such user).
+    async fn check_credential_of(
+        &self,
+        row: Option<UserRow>,
+        credential: &str,
+    ) -> Result<(Option<UserRow>, bool)> {
+        let client = ClientHash::from_credential(credential);
         let stored = row.as_ref().and_then(|r| r.password_hash.clone());
         let has_password = stored.is_some();
         let stored = stored.unwrap_or_else(|| password::DUMMY_HASH.to_owned());

@@ -143,3 +143,59 @@ async fn a_password_reset_lifts_the_lock() {
         "{login}"
     );
 }
+
+#[tokio::test]
+async fn a_name_with_an_ignorable_character_is_no_account_and_cannot_escape_a_lock() {
+    let app = spawn_app_with(|s| s.limits.account_failures = 3).await;
+    let disguises = [
+        "ad\u{AD}min",
+        "ad\u{34F}min",
+        "admin\u{FE0F}",
+        "\u{200B}admin",
+        "ad\u{E0061}min",
+    ];
+    for name in disguises {
+        let answer = app.new_client().login(name, ADMIN_PASSWORD).await;
+        assert_eq!(error_code(&answer), "authFailed", "{name:?}: {answer}");
+        assert_eq!(
+            error_message(&answer),
+            "User authentication failed",
+            "{name:?}: the same answer as any failed login"
+        );
+    }
+    let events = app.query_i64(
+        "SELECT count(*) FROM audit_events WHERE kind = 'login' AND detail = 'no such user id'",
+    );
+    assert_eq!(events, disguises.len() as i64, "refused before any lookup");
+
+    for _ in 0..3 {
+        app.new_client().login(ADMIN, "a wrong password").await;
+    }
+    for name in ["ADMIN", "ad\u{AD}min", "ad\u{34F}min"] {
+        let answer = app.new_client().login(name, ADMIN_PASSWORD).await;
+        assert_ne!(
+            answer["data"]["authLogin"]["authStatus"], "SUCCESS",
+            "{name:?} while admin is locked: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_spellings_the_database_takes_for_one_account_share_its_budget() {
+    let app = spawn_app_with(|s| s.limits.account_failures = 3).await;
+    app.add_user("νικος", "the right password", "user").await;
+    // PostgreSQL's collation takes a final sigma for a sigma, `νικοσ` for `νικος` (SQLite's
+    // NOCASE does not: there it is no account, with a budget of its own that locks nobody).
+    for _ in 0..3 {
+        app.new_client().login("νικοσ", "a wrong password").await;
+    }
+    let answer = app.new_client().login("νικος", "the right password").await;
+    if on_postgres() {
+        assert_eq!(error_code(&answer), "tooManyRequests", "{answer}");
+    } else {
+        assert_eq!(
+            answer["data"]["authLogin"]["authStatus"], "SUCCESS",
+            "{answer}"
+        );
+    }
+}
