@@ -157,25 +157,41 @@ fn body(format: NotifyFormat, row: &OutboxRow) -> Vec<u8> {
     serde_json::to_vec(&value).expect("JSON of strings")
 }
 
-/// One line for a chat: what happened, to whom, and the detail. Names are a client's text:
-/// Slack's `&`, `<` and `>` are escaped, so a name cannot make a link or a mention.
+/// One line for a chat (Slack, Mattermost): what happened, to whom, and the detail. Every field
+/// may hold a client's text, so nothing in it is markup: Slack's `&`, `<` and `>` are escaped
+/// as it asks, and the characters either chat reads as formatting, a mention or a link
+/// (`` ` `` `@` `[` `]` `*` `_` `~` `|`) are sent as their full-width forms, which look alike and
+/// mean nothing to either. Neither has an escape for those that both understand.
 fn slack_text(row: &OutboxRow) -> String {
-    fn escaped(text: &str) -> String {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    }
-    let mut text = format!("Lodge: {}", row.event);
+    let mut text = format!("Lodge: {}", chat_escaped(&row.event));
     if let Some(token) = &row.token_name {
-        text.push_str(&format!(", token `{}`", escaped(token)));
+        text.push_str(&format!(", token `{}`", chat_escaped(token)));
     }
     if let Some(user) = &row.user_id {
-        text.push_str(&format!(", user `{}`", escaped(user)));
+        text.push_str(&format!(", user `{}`", chat_escaped(user)));
     }
     if let Some(detail) = &row.detail {
-        text.push_str(&format!(": {}", escaped(detail)));
+        text.push_str(&format!(": {}", chat_escaped(detail)));
     }
     text
+}
+
+/// `text` with nothing a chat would read as markup ([`slack_text`]).
+fn chat_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            // The full-width forms sit 0xFEE0 above their ASCII originals.
+            '`' | '@' | '[' | ']' | '*' | '_' | '~' | '|' => {
+                out.push(char::from_u32(u32::from(c) + 0xFEE0).expect("a full-width form"));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The pause after `failures` failures in a row.
@@ -340,6 +356,38 @@ mod tests {
             "Lodge: token.rotate, token `&lt;!channel&gt; &amp; ci`, user `alice`: the previous \
              secret works for 1h more by alice"
         );
+    }
+
+    #[test]
+    fn no_field_of_a_chat_text_is_markup() {
+        let markup = "`@[]*_~|<>&";
+        let row = OutboxRow {
+            event: format!("e{markup}"),
+            user_id: Some(format!("u{markup}")),
+            token_name: Some(format!("t{markup}")),
+            detail: Some(format!(
+                "d{markup} @channel [x](http://evil.example) <!here>"
+            )),
+            ..row()
+        };
+        let body: serde_json::Value =
+            serde_json::from_slice(&body(NotifyFormat::Slack, &row)).unwrap();
+        let text = body["text"].as_str().unwrap();
+        let escaped = "｀＠［］＊＿～｜&lt;&gt;&amp;";
+        assert_eq!(
+            text,
+            format!(
+                "Lodge: e{escaped}, token `t{escaped}`, user `u{escaped}`: d{escaped} ＠channel \
+                 ［x］(http://evil.example) &lt;!here&gt;"
+            )
+        );
+        // The only markup left is the code spans around the names, Lodge's own.
+        let outside: String = text
+            .replace(&format!("`t{escaped}`"), "")
+            .replace(&format!("`u{escaped}`"), "");
+        for c in "`@[]*_~|".chars() {
+            assert!(!outside.contains(c), "{c} in {text}");
+        }
     }
 
     #[test]

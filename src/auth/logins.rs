@@ -81,6 +81,7 @@ impl Auth {
             .store()
             .read(move |tx| store_users::by_user_id(tx, &key))
             .await?;
+        let exists = row.is_some();
         let user_id = row.as_ref().map_or(user_id, |r| r.user_id.clone());
         // A browser that logged in to this account before checks in a budget of its own.
         let device = login
@@ -104,7 +105,7 @@ impl Auth {
                 .await;
         }
         if let Some(until) = locked {
-            self.account_locked(&user_id, login.address, until, device.is_some())
+            self.account_locked(&user_id, login.address, until, device.is_some(), exists)
                 .await;
         }
         if let Ok(outcome) = &mut outcome {

@@ -154,13 +154,15 @@ impl Auth {
     }
 
     /// An account locked by failed logins until `until` (or, `browser`, one of its trusted
-    /// browsers, which holds its own budget): logged, audited as `user.locked` and announced.
+    /// browsers, which holds its own budget): logged, audited as `user.locked` and, when an
+    /// account `exists` by that name, announced.
     pub(super) async fn account_locked(
         &self,
         user_id: &str,
         address: Option<IpAddr>,
         until: Timestamp,
         browser: bool,
+        exists: bool,
     ) {
         let failures = self.settings().limits.account_failures;
         let whose = if browser {
@@ -185,7 +187,9 @@ impl Auth {
                 "account locked by failed logins"
             }
         );
-        let sends = self.sends(NotifyEvent::UserLocked);
+        // A name no account has is locked all the same (or the lock would tell who exists), but
+        // not announced: it is anyone's text, posted into the team's chat.
+        let sends = exists && self.sends(NotifyEvent::UserLocked);
         let now = self.now();
         let written = self
             .store()

@@ -373,7 +373,7 @@ impl Auth {
         let checked = self.check_credential(&user.user_id, old).await;
         let matches = checked.as_ref().is_ok_and(|(_, matches)| *matches);
         if let Some(until) = self.settle(attempt, matches).await {
-            self.account_locked(&user.user_id, actor.address, until, false)
+            self.account_locked(&user.user_id, actor.address, until, false, true)
                 .await;
         }
         checked?;

@@ -459,6 +459,46 @@ async fn a_report_of_a_rotated_tokens_previous_secret_revokes_both_and_is_announ
 }
 
 #[tokio::test]
+async fn a_lock_of_a_name_no_account_has_is_not_posted_into_the_chat() {
+    let receiver = Receiver::start(Mode::Accept).await;
+    let app = app_notifying(&receiver, |s| {
+        s.notify.format = lodge::config::NotifyFormat::Slack;
+    })
+    .await;
+    app.add_user("carol", "carol's password", "user").await;
+    let made_up = "@channel *urgent* [reset here](https://evil.example)";
+    for _ in 0..3 {
+        app.new_client().login(made_up, "wrong").await;
+    }
+    let answer = app.new_client().login(made_up, "wrong").await;
+    assert_eq!(
+        error_code(&answer),
+        "tooManyRequests",
+        "locked like any name"
+    );
+    for _ in 0..3 {
+        app.new_client().login("carol", "wrong").await;
+    }
+    let delivered = receiver.wait_for_event_text().await;
+    let text = delivered.json["text"].as_str().unwrap();
+    assert!(text.contains("user `carol`"), "{text}");
+    // Deliveries go out in order: the made-up name's lock would have come first.
+    assert_eq!(receiver.seen().len(), 1, "{:?}", receiver.seen());
+    app.login_admin().await;
+    let audit = app
+        .gql(
+            "{ auditLog(filter: { kind: \"user.locked\" }) { userId } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        audit["data"]["auditLog"].as_array().unwrap().len(),
+        2,
+        "both are in the audit log: {audit}"
+    );
+}
+
+#[tokio::test]
 async fn slack_format_sends_one_text_and_only_the_chosen_events() {
     let receiver = Receiver::start(Mode::Accept).await;
     let app = app_notifying(&receiver, |s| {
