@@ -26,6 +26,17 @@ pub(super) fn read_log_header(index: &std::fs::File) -> Option<LogHeader> {
     (first == second).then_some(header)
 }
 
+/// `make` run with the process's file mode mask at `mask`, then the mask as it was. The mask is
+/// the process's: only for the command line, where nothing else makes files meanwhile.
+fn with_umask<T>(mask: libc::mode_t, make: impl FnOnce() -> T) -> T {
+    // SAFETY: umask sets the process's mask and gives the one before; it cannot fail.
+    let before = unsafe { libc::umask(mask) };
+    let made = make();
+    // SAFETY: as above.
+    unsafe { libc::umask(before) };
+    made
+}
+
 /// Elsewhere the change counter is read in a transaction each time.
 #[cfg(not(unix))]
 pub(super) fn read_log_header(_: &std::fs::File) -> Option<LogHeader> {
@@ -113,15 +124,18 @@ impl Sqlite {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NOFOLLOW
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut target = Connection::open_with_flags(to, flags).with_context(|| {
-            format!(
-                "cannot create the backup file {} (a path through a symbolic link is refused)",
-                to.display()
-            )
-        })?;
-        // Readable by its owner only, as the database is, before anything is copied into it.
-        // (Made by SQLite, which refused a path with a symbolic link in it, not beforehand: a
-        // file made first would follow a linked folder.)
+        // Readable by its owner only from the moment it exists, as the database is: a file
+        // made readable and narrowed afterwards could be opened by anyone in between, and the
+        // open file would show the copy. Made by SQLite, which refuses a path with a symbolic
+        // link in it (a file made first by us would follow a linked folder), under a umask that
+        // leaves its owner alone.
+        let mut target = with_umask(0o077, || Connection::open_with_flags(to, flags))
+            .with_context(|| {
+                format!(
+                    "cannot create the backup file {} (a path through a symbolic link is refused)",
+                    to.display()
+                )
+            })?;
         std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("cannot make the backup file {} private", to.display()))?;
         // No journal file beside it, which could be a planted link too; a backup cut short is

@@ -671,3 +671,50 @@ fn the_database_and_its_backups_are_private_and_a_missing_folder_is_named() {
     assert!(said.contains("does not exist: create it first"), "{said}");
     drop(server);
 }
+
+/// Another local user who keeps trying to open the backup while `lodge backup` makes it never
+/// succeeds: the file is private from the moment it exists, not narrowed after it was made.
+#[test]
+fn another_user_cannot_open_a_backup_while_it_is_written() {
+    use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: acting as another user needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    // Only the files' own modes stand between them and `nobody`.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Opens PATH as fast as it can until STOP exists; says whether it ever did.
+    let spin = r#"my ($path, $stop) = @ARGV;
+        until (-e $stop) { if (open(my $f, '<', $path)) { print "opened"; exit 0 } }
+        print "never";"#;
+    for round in 0..20 {
+        let path = dir.path().join(format!("backup-{round}.db"));
+        let stop = dir.path().join(format!("stop-{round}"));
+        let watcher = Command::new("perl")
+            .args(["-e", spin])
+            .arg(&path)
+            .arg(&stop)
+            .uid(65534)
+            .gid(65534)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("perl");
+        let backup = lodge(dir.path())
+            .args(["backup", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(backup.status.success(), "{backup:?}");
+        std::fs::write(&stop, "").unwrap();
+        let seen = watcher.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&seen.stdout),
+            "never",
+            "round {round}: another user opened the backup"
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
