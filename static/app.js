@@ -326,12 +326,19 @@ async function confirmRotate(event) {
   $("rotate-submit").disabled = true;
   try {
     const data = await call(
-      "mutation($name: String!, $grace: Int) { tokenApiRotate(tokenName: $name, graceSeconds: $grace) { tokenName token } }",
+      "mutation($name: String!, $grace: Int) { tokenApiRotate(tokenName: $name, graceSeconds: $grace) { tokenName token expireTime } }",
       { name: rotating, grace },
     );
     $("rotate-form").hidden = true;
     $("rotate-result").hidden = false;
     $("rotated-name").textContent = `“${data.tokenApiRotate.tokenName}”`;
+    // No lifetime was sent: the token keeps its own rule, and this is where it leads.
+    const expiry = $("rotated-expiry");
+    if (data.tokenApiRotate.expireTime) {
+      expiry.replaceChildren("The new secret expires on ", timeElement(data.tokenApiRotate.expireTime), ".");
+    } else {
+      expiry.textContent = "The new secret never expires, as the old one did not.";
+    }
     $("rotated-grace").textContent = GRACES[grace]
       ? `The old secret keeps working for ${GRACES[grace]}.`
       : "The old secret no longer works.";

@@ -634,6 +634,33 @@ async fn rotating_shows_the_new_secret_once_and_the_old_ones_grace(app: &TestApp
         text(client, "rotated-grace").await,
         "The old secret keeps working for 1 hour."
     );
+    // The page sends no lifetime: the year-long token gets a year from now, not the default.
+    assert!(
+        text(client, "rotated-expiry")
+            .await
+            .starts_with("The new secret expires on "),
+        "{}",
+        text(client, "rotated-expiry").await
+    );
+    let shown = client
+        .execute(
+            "return document.querySelector('#rotated-expiry time').dateTime",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let shown: jiff::Timestamp = shown.as_str().unwrap().parse().unwrap();
+    let year = app
+        .clock
+        .now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .checked_add(jiff::Span::new().years(1))
+        .unwrap()
+        .timestamp();
+    assert!(
+        shown.duration_since(year).abs() < jiff::SignedDuration::from_secs(5),
+        "a year from the rotation: {shown}, {year}"
+    );
     click(client, "#rotate-result .close").await;
     wait_for(
         client,

@@ -1,5 +1,7 @@
 //! API tokens: created by their owner, shown once, stored as digests, deleted by name.
 
+mod lifetime;
+
 use std::{net::IpAddr, sync::Arc};
 
 use jiff::{SignedDuration, Timestamp, ToSpan, tz::TimeZone};
@@ -12,6 +14,8 @@ use super::{
     notify::{self, Notice},
     secret::ApiTokenSecret,
 };
+pub use lifetime::LifetimeRule;
+
 use crate::{
     config::{Lifetime, NotifyEvent},
     store::{
@@ -162,7 +166,8 @@ impl Auth {
             ));
         }
         let now = self.now();
-        let expires_at = self.expiry_from(now, expiry)?;
+        let rule = self.asked_rule(now, expiry)?;
+        let expires_at = rule.end(now);
         let secret = ApiTokenSecret::generate();
         let digest = secret.digest();
         let max = rules.max_per_user;
@@ -207,6 +212,7 @@ impl Auth {
                         digest: &digest,
                         now: micros,
                         expires_at: expires_at.map(|t| t.as_microsecond()),
+                        lifetime: &rule.to_stored(),
                         needs_admin,
                         grants: stored_grants.as_deref(),
                     },
@@ -259,14 +265,23 @@ impl Auth {
     }
 
     /// The owner and the token behind a secret someone found, when it is a live token (not
-    /// expired, its owner enabled); recorded in the audit log, which token or not.
-    pub async fn lookup_token(&self, actor: &Actor, text: &str) -> Result<Option<(String, Token)>> {
+    /// expired, its owner enabled), and whether the secret is the one before its last rotation
+    /// (then only within its grace); recorded in the audit log, which token or not.
+    pub async fn lookup_token(
+        &self,
+        actor: &Actor,
+        text: &str,
+    ) -> Result<Option<(String, Token, bool)>> {
         let found = match ApiTokenSecret::parse(text.trim()) {
             Ok(secret) => self.token_entry(&secret.digest()).await?,
             Err(_) => None,
         };
         let now = self.now().as_microsecond();
-        let live = found.filter(|entry| entry.token.expires_at.is_none_or(|at| at > now));
+        let live = found.filter(|entry| {
+            let token = &entry.token;
+            token.expires_at.is_none_or(|at| at > now)
+                && (!token.previous || token.grace_until.is_some_and(|at| at > now))
+        });
         let mut event = AuditEvent::new(kind::TOKEN_LOOKUP, live.is_some()).by(actor);
         if let Some(entry) = &live {
             event = event
@@ -277,10 +292,11 @@ impl Auth {
         }
         self.audit(event).await;
         Ok(live.map(|entry| {
+            let previous = entry.token.previous;
             let mut token = Token::from_row(entry.token, |g| self.grants_of(g));
             // The kept entry holds the grants parsed, not in the row.
             token.grants = entry.grants;
-            (entry.user.user_id, token)
+            (entry.user.user_id, token, previous)
         }))
     }
 
@@ -345,36 +361,36 @@ impl Auth {
     }
 
     /// Deletes the user's token by name; it fails at once, and its sessions end when configured.
-    /// When a token made or rotated at `now` expires, by the server's rules.
-    fn expiry_from(&self, now: Timestamp, expiry: Expiry) -> Result<Option<Timestamp>> {
+    /// The lifetime rule `expiry` asks for at `now`, by the server's rules.
+    fn asked_rule(&self, now: Timestamp, expiry: Expiry) -> Result<LifetimeRule> {
         let rules = &self.settings().tokens;
-        let lifetime = match expiry {
-            Expiry::Default => Some(rules.default_lifetime),
-            Expiry::Lifetime(l) => Some(l),
-            Expiry::At(_) => None,
-        };
-        if lifetime == Some(Lifetime::Never) && !rules.allow_never {
-            return Err(Error::InvalidInput(
-                "tokens without expiry are not allowed on this server; choose a lifetime".into(),
-            ));
-        }
-        Ok(match (expiry, lifetime) {
-            (Expiry::At(at), _) if at <= now => {
+        let rule = match expiry {
+            Expiry::Default => LifetimeRule::Calendar(rules.default_lifetime),
+            Expiry::Lifetime(lifetime) => LifetimeRule::Calendar(lifetime),
+            Expiry::At(at) if at <= now => {
                 return Err(Error::InvalidInput(
                     "expiresAt must be in the future".into(),
                 ));
             }
-            (Expiry::At(at), _) => Some(at),
-            (_, Some(lifetime)) => lifetime_end(now, lifetime),
-            (_, None) => None,
-        })
+            Expiry::At(at) => LifetimeRule::Exactly(at.duration_since(now)),
+        };
+        if rule.never_ends() && !rules.allow_never {
+            return Err(Error::InvalidInput(
+                "tokens without expiry are not allowed on this server; choose a lifetime".into(),
+            ));
+        }
+        Ok(rule)
     }
 
-    /// A new secret for the user's token `name`, shown once; the same name, scopes and bounds,
-    /// a new expiry by the rules of a new token. The previous secret keeps working for `grace`
-    /// (at most `tokens.max_rotation_grace`; zero: not at all), the one before it stops at once,
-    /// and the sessions opened with a secret that stops end with it when
-    /// `tokens.end_sessions_on_delete` says so. Not counted toward the quota.
+    /// A new secret for the user's token `name`, shown once; the same name, scopes and bounds.
+    /// Its expiry follows the token's own lifetime rule (a year-long token gets a year from now,
+    /// one that never expires still does not), or the one `expiry` asks for: never longer than
+    /// the holder could have made it, so under `tokens.admins_only` a user who is not an
+    /// administrator keeps the rule an administrator gave, or shortens it. An expired token is
+    /// not rotated: it would come back to life beside the quota. The previous secret keeps
+    /// working for `grace` (at most `tokens.max_rotation_grace`; zero: not at all), the one
+    /// before it stops at once, and the sessions opened with a secret that stops end with it
+    /// when `tokens.end_sessions_on_delete` says so. Not counted toward the quota.
     pub async fn rotate_token(
         &self,
         actor: &Actor,
@@ -391,7 +407,14 @@ impl Auth {
             )));
         }
         let now = self.now();
-        let expires_at = self.expiry_from(now, expiry)?;
+        let asked = match expiry {
+            Expiry::Default => None,
+            asked => Some(self.asked_rule(now, asked)?),
+        };
+        let bound_by_admin =
+            rules.admins_only && actor.user.as_ref().is_some_and(|u| !u.is_admin());
+        let allow_never = rules.allow_never;
+        let fallback = LifetimeRule::Calendar(rules.default_lifetime);
         let secret = ApiTokenSecret::generate();
         let digest = secret.digest();
         let grace_until = (grace > SignedDuration::ZERO).then(|| (now + grace).as_microsecond());
@@ -407,22 +430,61 @@ impl Auth {
             .by(actor);
         let missing = format!("`{}` has no token named `{name}`", user.user_id);
         let sends = self.sends(NotifyEvent::TokenRotate);
+        let micros = now.as_microsecond();
         let rotated = self
             .store()
             .write(move |tx| {
-                let expires = expires_at.map(|t| t.as_microsecond());
-                let rotated =
-                    store_tokens::rotate(tx, owner, &name, &digest, expires, grace_until)?;
+                let Some((expires, stored)) = store_tokens::expiry_and_lifetime(tx, owner, &name)?
+                else {
+                    return Ok(Err(Error::NotFound(missing)));
+                };
+                if let Some(at) = expires.filter(|&at| at <= micros) {
+                    return Ok(Err(Error::InvalidInput(format!(
+                        "`{name}` expired on {:.0}: an expired token is not rotated; create a new one",
+                        from_micros(at)
+                    ))));
+                }
+                // Tokens whose rule no Lodge wrote (none should be) take the server's default.
+                let kept = stored
+                    .as_deref()
+                    .and_then(LifetimeRule::from_stored)
+                    .unwrap_or(fallback);
+                let rule = match asked {
+                    Some(asked) if bound_by_admin && asked.outlasts(kept, now) => {
+                        return Ok(Err(Error::AccessDenied(
+                            "only an administrator may give this token a longer life on this \
+                             server (tokens.admins_only): rotate it without a lifetime to keep \
+                             its own",
+                        )));
+                    }
+                    Some(asked) => asked,
+                    None if kept.never_ends() && !allow_never => {
+                        return Ok(Err(Error::InvalidInput(
+                            "tokens without expiry are no longer allowed on this server: rotate \
+                             it with a lifetime"
+                                .into(),
+                        )));
+                    }
+                    None => kept,
+                };
+                let expires_at = rule.end(now);
+                let rotated = store_tokens::rotate(
+                    tx,
+                    owner,
+                    &name,
+                    &digest,
+                    (expires_at.map(|t| t.as_microsecond()), &rule.to_stored()),
+                    grace_until,
+                )?;
                 if rotated.is_some() {
                     audit::record(tx, now, &event)?;
                     if sends {
                         notify::queue(tx, now, &Notice::of(NotifyEvent::TokenRotate, &event))?;
                     }
                 }
-                Ok(rotated)
+                Ok(rotated.ok_or(Error::NotFound(missing)))
             })
-            .await?
-            .ok_or(Error::NotFound(missing))?;
+            .await??;
         if sends {
             self.wake_sender();
         }

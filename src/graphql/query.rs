@@ -289,7 +289,11 @@ impl Query {
     async fn admin_token_lookup(ctx: &Context, token: String) -> Result<Option<AdminTokenInfo>> {
         ctx.require_admin()?;
         let found = ctx.auth.lookup_token(&ctx.actor(), &token).await?;
-        Ok(found.map(AdminTokenInfo::from))
+        Ok(found.map(|(owner, token, previous)| AdminTokenInfo {
+            owner,
+            token,
+            previous,
+        }))
     }
 
     /// The caller's live sessions, the newest first (Lodge's own); `current` marks the one

@@ -61,6 +61,7 @@ const TABLES: &[Table] = &[
             ("previous_digest", Blob),
             ("grace_until", Int),
             ("expiry_notice", Int),
+            ("lifetime", Text),
         ],
         Some("id"),
     ),

@@ -53,6 +53,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("migrations_pg/013_shared_limits_and_leases.sql"),
     ),
+    (14, include_str!("migrations_pg/014_token_lifetime.sql")),
 ];
 
 #[derive(Clone)]

@@ -63,6 +63,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/011_notify_outbox.sql")),
         M::up(include_str!("migrations/012_server_secrets.sql")),
         M::up(include_str!("migrations/013_shared_limits_and_leases.sql")),
+        M::up(include_str!("migrations/014_token_lifetime.sql")),
     ])
 }
 

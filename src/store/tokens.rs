@@ -33,6 +33,8 @@ pub struct NewToken<'a> {
     pub digest: &'a [u8; 32],
     pub now: i64,
     pub expires_at: Option<i64>,
+    /// Its lifetime rule, as `auth::tokens::LifetimeRule` writes it.
+    pub lifetime: &'a str,
     pub needs_admin: bool,
     pub grants: Option<&'a str>,
 }
@@ -77,8 +79,10 @@ pub fn count_live(tx: &Tx, user: i64, now: i64) -> Result<i64> {
 pub fn insert(tx: &Tx, token: &NewToken<'_>) -> Result<i64> {
     // A taken name inserts nothing instead of failing, as `users::insert`.
     tx.query_opt(
-        "INSERT INTO api_tokens (user_id, name, digest, created_at, expires_at, needs_admin, grants)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (user_id, name) DO NOTHING RETURNING id",
+        "INSERT INTO api_tokens
+             (user_id, name, digest, created_at, expires_at, needs_admin, grants, lifetime)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (user_id, name) DO NOTHING RETURNING id",
         args![
             token.user,
             token.name,
@@ -86,7 +90,8 @@ pub fn insert(tx: &Tx, token: &NewToken<'_>) -> Result<i64> {
             token.now,
             token.expires_at,
             token.needs_admin,
-            token.grants
+            token.grants,
+            token.lifetime
         ],
         |r| r.get(0),
     )?
@@ -196,15 +201,29 @@ pub fn by_previous_digest(tx: &Tx, digest: &[u8; 32]) -> Result<Option<(i64, Tok
     token_with_owner(tx, sql, digest, true)
 }
 
-/// A new secret for the user's token `name`: the current one becomes the previous, valid until
-/// `grace_until` (or not at all: `None`), and the one before it stops at once. Gives the token
-/// as it is now, or `None` when the user has no token of that name.
+/// The expiry and the lifetime rule of the user's token `name`, if it has one by that name.
+pub fn expiry_and_lifetime(
+    tx: &Tx,
+    user: i64,
+    name: &str,
+) -> Result<Option<(Option<i64>, Option<String>)>> {
+    tx.query_opt(
+        "SELECT expires_at, lifetime FROM api_tokens WHERE user_id = ?1 AND name = ?2",
+        args![user, name],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// A new secret for the user's token `name`, living until `expires_at` by the rule `lifetime`:
+/// the current one becomes the previous, valid until `grace_until` (or not at all: `None`), and
+/// the one before it stops at once. Gives the token as it is now, or `None` when the user has
+/// no token of that name.
 pub fn rotate(
     tx: &Tx,
     user: i64,
     name: &str,
     digest: &[u8; 32],
-    expires_at: Option<i64>,
+    (expires_at, lifetime): (Option<i64>, &str),
     grace_until: Option<i64>,
 ) -> Result<Option<TokenRow>> {
     tx.query_opt(
@@ -212,11 +231,11 @@ pub fn rotate(
         "UPDATE api_tokens SET
              previous_digest = CASE WHEN CAST(?5 AS BIGINT) IS NULL THEN NULL ELSE digest END,
              grace_until = ?5, digest = ?3, expires_at = ?4, generation = generation + 1,
-             expiry_notice = 0
+             expiry_notice = 0, lifetime = ?6
          WHERE user_id = ?1 AND name = ?2
          RETURNING id, name, created_at, expires_at, last_used_at, needs_admin,
              last_used_address, grants, generation, grace_until",
-        args![user, name, &digest[..], expires_at, grace_until],
+        args![user, name, &digest[..], expires_at, grace_until, lifetime],
         |r| token_from_row(r, 0),
     )
 }

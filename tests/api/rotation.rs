@@ -166,3 +166,200 @@ async fn a_grace_beyond_the_maximum_or_an_unknown_token_is_refused() {
     assert_eq!(error_code(&unknown), "notFound", "{unknown}");
     assert_ok(&rotate(&app, "ci", 7 * 24 * 3600).await);
 }
+
+/// `tokenApiRotate` of `name` with `lifetime`, or none, and no grace.
+async fn rotate_with(app: &TestApp, name: &str, lifetime: Option<&str>) -> Value {
+    let lifetime = lifetime.map_or(String::new(), |l| format!(", lifetime: {l}"));
+    app.gql(
+        &format!(
+            "mutation($name: String!) {{
+               tokenApiRotate(tokenName: $name{lifetime}) {{ tokenName token expireTime }}
+             }}"
+        ),
+        json!({ "name": name }),
+    )
+    .await
+}
+
+fn expiry(answer: &Value) -> Option<jiff::Timestamp> {
+    answer["data"]["tokenApiRotate"]["expireTime"]
+        .as_str()
+        .map(|t| t.parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_rotation_without_a_lifetime_keeps_the_tokens_own_rule() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    for (name, lifetime) in [("yearly", "YEAR"), ("forever", "NEVER"), ("daily", "DAY")] {
+        assert_ok(&app.create_token(name, lifetime).await);
+    }
+    let dated = app
+        .gql(
+            "mutation($at: DateTime!) { tokenApiCreate(tokenName: \"dated\", expiresAt: $at) { token } }",
+            json!({ "at": (app.clock.now() + SignedDuration::from_hours(36)).to_string() }),
+        )
+        .await;
+    assert_ok(&dated);
+    app.advance(SignedDuration::from_hours(10));
+    app.login_admin().await;
+    let now = app.clock.now().to_zoned(jiff::tz::TimeZone::UTC);
+
+    let yearly = rotate_with(&app, "yearly", None).await;
+    assert_ok(&yearly);
+    assert_eq!(
+        expiry(&yearly),
+        Some(
+            now.checked_add(jiff::Span::new().years(1))
+                .unwrap()
+                .timestamp()
+        ),
+        "a year from the rotation, not tokens.default_lifetime: {yearly}"
+    );
+    let forever = rotate_with(&app, "forever", None).await;
+    assert_ok(&forever);
+    assert_eq!(expiry(&forever), None, "still never expires: {forever}");
+    let daily = rotate_with(&app, "daily", None).await;
+    assert_eq!(
+        expiry(&daily),
+        Some(now.timestamp() + SignedDuration::from_hours(24))
+    );
+    let dated = rotate_with(&app, "dated", None).await;
+    assert_eq!(
+        expiry(&dated),
+        Some(now.timestamp() + SignedDuration::from_hours(36)),
+        "as long as it was made for"
+    );
+    // A lifetime asked for is the new rule, kept by the next rotation.
+    assert_ok(&rotate_with(&app, "yearly", Some("WEEK")).await);
+    app.advance(SignedDuration::from_hours(1));
+    app.login_admin().await;
+    let again = rotate_with(&app, "yearly", None).await;
+    assert_eq!(
+        expiry(&again),
+        Some(app.clock.now() + SignedDuration::from_hours(7 * 24))
+    );
+    let listed = app
+        .gql("{ tokenApiList { tokenName expireTime } }", json!({}))
+        .await;
+    let yearly = listed["data"]["tokenApiList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tokenName"] == "yearly")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        yearly["expireTime"].as_str().map(|t| t.parse().unwrap()),
+        expiry(&again),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_not_rotated() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    assert_ok(&app.create_token("brief", "DAY").await);
+    app.advance(SignedDuration::from_hours(25));
+    app.login_admin().await;
+    for lifetime in [None, Some("MONTH")] {
+        let refused = rotate_with(&app, "brief", lifetime).await;
+        assert_eq!(error_code(&refused), "invalidInput", "{refused}");
+        assert!(
+            error_message(&refused).contains("expired"),
+            "{}",
+            error_message(&refused)
+        );
+    }
+}
+
+#[tokio::test]
+async fn under_admins_only_a_users_rotation_keeps_the_expiry_an_administrator_gave() {
+    let app = spawn_app().await;
+    app.add_user("ned", "ned's password", "user").await;
+    let dir = app.db_path.parent().unwrap().to_owned();
+    let given = crate::binary::lodge(&dir)
+        .args([
+            "token",
+            "create",
+            "--user",
+            "ned",
+            "--name",
+            "ci",
+            "--lifetime",
+            "week",
+        ])
+        .output()
+        .unwrap();
+    assert!(given.status.success(), "{given:?}");
+    let ned = app.new_client();
+    ned.login("ned", "ned's password").await;
+
+    for longer in ["NEVER", "YEAR", "MONTH"] {
+        let refused = rotate_with(&ned, "ci", Some(longer)).await;
+        assert_eq!(error_code(&refused), "accessDenied", "{longer}: {refused}");
+    }
+    let kept = rotate_with(&ned, "ci", None).await;
+    assert_ok(&kept);
+    assert_eq!(
+        expiry(&kept),
+        Some(app.clock.now() + SignedDuration::from_hours(7 * 24)),
+        "{kept}"
+    );
+    let shorter = rotate_with(&ned, "ci", Some("DAY")).await;
+    assert_ok(&shorter);
+    assert_eq!(
+        expiry(&shorter),
+        Some(app.clock.now() + SignedDuration::from_hours(24))
+    );
+    let refused = rotate_with(&ned, "ci", Some("WEEK")).await;
+    assert_eq!(
+        error_code(&refused),
+        "accessDenied",
+        "the day is the rule now"
+    );
+}
+
+#[tokio::test]
+async fn a_lookup_of_the_previous_secret_says_so_while_its_grace_lasts() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let old = app.new_token("ci").await;
+    let new = secret(&rotate(&app, "ci", 3600).await);
+    let lookup = |secret: String| {
+        let app = &app;
+        async move {
+            let answer = app
+                .gql(
+                    "query($t: String!) { adminTokenLookup(token: $t) {
+                       tokenName previousSecret graceExpireTime } }",
+                    json!({ "t": secret }),
+                )
+                .await;
+            answer["data"]["adminTokenLookup"].clone()
+        }
+    };
+    let grace_ends = app.clock.now() + SignedDuration::from_hours(1);
+    let previous = lookup(old.clone()).await;
+    assert_eq!(previous["tokenName"], "ci");
+    assert_eq!(previous["previousSecret"], true, "{previous}");
+    assert_eq!(
+        previous["graceExpireTime"]
+            .as_str()
+            .map(|t| t.parse::<jiff::Timestamp>().unwrap()),
+        Some(grace_ends)
+    );
+    let current = lookup(new.clone()).await;
+    assert_eq!(current["previousSecret"], false, "{current}");
+
+    app.advance(SignedDuration::from_secs(3601));
+    app.login_admin().await;
+    assert!(
+        lookup(old).await.is_null(),
+        "after its grace: no live token"
+    );
+    let current = lookup(new).await;
+    assert_eq!(current["previousSecret"], false);
+    assert!(current["graceExpireTime"].is_null(), "{current}");
+}

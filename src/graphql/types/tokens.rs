@@ -13,6 +13,8 @@ use crate::{
 pub struct AdminTokenInfo {
     pub owner: String,
     pub token: Token,
+    /// Found by the secret before its last rotation (`adminTokenLookup`).
+    pub previous: bool,
 }
 
 /// Any user's API token as an administrator sees it (Lodge's own): never its secret or digest.
@@ -60,11 +62,27 @@ impl AdminTokenInfo {
     fn allow_from(&self) -> Vec<String> {
         with_grants(&self.token, Grants::allow_from)
     }
+
+    /// For `adminTokenLookup`: whether the secret looked up is the one before the token's last
+    /// rotation, still working in its grace (`graceExpireTime`); false in lists.
+    fn previous_secret(&self) -> bool {
+        self.previous
+    }
+
+    /// When the secret before its last rotation stops working; null when there is none or its
+    /// grace is over.
+    fn grace_expire_time(&self, ctx: &Context) -> Option<Timestamp> {
+        self.token.grace_until.filter(|at| *at > ctx.auth.now())
+    }
 }
 
 impl From<(String, Token)> for AdminTokenInfo {
     fn from((owner, token): (String, Token)) -> Self {
-        Self { owner, token }
+        Self {
+            owner,
+            token,
+            previous: false,
+        }
     }
 }
 
