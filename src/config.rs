@@ -34,11 +34,13 @@ mod forward_auth;
 mod log;
 mod metrics;
 mod notify;
+mod password;
 pub use database::{DatabaseSettings, DatabaseUrl};
 pub use forward_auth::{ForwardAuthSettings, RequestHeaders};
 pub use log::{LogFormat, LogLevel, LogSettings};
 pub use metrics::MetricsSettings;
 pub use notify::{NotifyEvent, NotifyFormat, NotifySettings, WebhookUrl};
+pub use password::PasswordSettings;
 
 /// The file read when no `--config` is given; it may be absent.
 pub const DEFAULT_FILE: &str = "config.toml";
@@ -51,6 +53,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub admin: AdminSettings,
     pub session: SessionSettings,
+    pub password: PasswordSettings,
     pub graphql: GraphqlSettings,
     pub tokens: TokenSettings,
     pub forward_auth: ForwardAuthSettings,

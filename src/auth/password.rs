@@ -119,7 +119,7 @@ fn argon2() -> Argon2<'static> {
 ///
 /// CloudBeaver's own clients send that hash (their credential profile says `encryption: hash`);
 /// people and scripts send the password itself.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClientHash(String);
 
 impl ClientHash {
@@ -145,10 +145,25 @@ impl NewPassword {
     pub const MIN_LEN: usize = 8;
     const MAX_LEN: usize = 1024;
 
-    /// Parses a password sent over the API, which may be the client hash.
-    pub fn parse_credential(text: &str) -> Result<Self, Error> {
+    /// Parses a password sent over the API, which may be the client hash when `accept_hash`
+    /// (`password.accept_client_hash`); never the hash of the empty password.
+    pub fn parse_credential(text: &str, accept_hash: bool) -> Result<Self, Error> {
         if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(Self(ClientHash::from_credential(text)));
+            if !accept_hash {
+                return Err(Error::InvalidInput(
+                    "a password of 32 hex digits is CloudBeaver's client hash, which this server \
+                     does not take for a new password (password.accept_client_hash): send the \
+                     password itself"
+                        .into(),
+                ));
+            }
+            let hash = ClientHash::from_credential(text);
+            if hash == ClientHash::of_plain("") {
+                return Err(Error::InvalidInput(
+                    "that is the client hash of an empty password: choose a password".into(),
+                ));
+            }
+            return Ok(Self(hash));
         }
         Self::parse_plain(text)
     }

@@ -366,7 +366,7 @@ impl Auth {
         new: &str,
     ) -> Result<()> {
         let user = actor.user.as_ref().ok_or(Error::AuthRequired)?;
-        let new = NewPassword::parse_credential(new)?;
+        let new = NewPassword::parse_credential(new, self.settings().password.accept_client_hash)?;
         let attempt = self
             .begin_attempt(Check::Password, actor.address, Some(&user.user_id))
             .await?;

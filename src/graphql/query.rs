@@ -246,7 +246,8 @@ impl Query {
                 "provider `local` needs credentials {password}".into(),
             ));
         };
-        let password = NewPassword::parse_credential(&password)?;
+        let accept_hash = ctx.auth.settings().password.accept_client_hash;
+        let password = NewPassword::parse_credential(&password, accept_hash)?;
         ctx.auth
             .set_password(&ctx.actor(), &user_id, password, None)
             .await?;

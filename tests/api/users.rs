@@ -396,3 +396,87 @@ async fn a_demoted_administrators_own_tokens_are_suspended_until_promoted_again(
     let again = app.gql_bearer(&made, active, json!({})).await;
     assert_eq!(again["data"]["activeUser"]["userId"], "nora", "{again}");
 }
+
+/// The upper-case hex MD5 of `password`: CloudBeaver's client hash.
+fn client_hash(password: &str) -> String {
+    use md5::Digest as _;
+    md5::Md5::digest(password.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_client_hash_sets_a_password_only_while_accepted_and_never_the_empty_one() {
+    let set = |hash: &str| {
+        format!(
+            "{{ setUserCredentials(userId: \"kim\", providerId: \"local\", credentials: {{password: \"{hash}\"}}) }}"
+        )
+    };
+    let change = "query($old: String!, $new: String!) {
+        authChangeLocalPassword(oldPassword: $old, newPassword: $new) }";
+
+    let app = spawn_app().await;
+    app.add_user("kim", "kim's first password", "user").await;
+    app.login_admin().await;
+    for (case, hash) in [
+        ("the empty password", client_hash("")),
+        (
+            "the empty password, lower case",
+            client_hash("").to_lowercase(),
+        ),
+    ] {
+        let refused = app.gql(&set(&hash), json!({})).await;
+        assert_eq!(error_code(&refused), "invalidInput", "{case}: {refused}");
+        assert!(error_message(&refused).contains("empty"), "{refused}");
+    }
+    // On (the default), as CloudBeaver's web client sends it: the hash sets the password.
+    assert_ok(
+        &app.gql(&set(&client_hash("kim's hashed password")), json!({}))
+            .await,
+    );
+    let kim = app.new_client();
+    assert_ok(&kim.login("kim", "kim's hashed password").await);
+    let empty = kim
+        .gql(
+            change,
+            json!({ "old": "kim's hashed password", "new": client_hash("") }),
+        )
+        .await;
+    assert_eq!(error_code(&empty), "invalidInput", "{empty}");
+
+    let strict = spawn_app_with(|s| s.password.accept_client_hash = false).await;
+    strict.add_user("kim", "kim's first password", "user").await;
+    strict.login_admin().await;
+    let refused = strict
+        .gql(&set(&client_hash("kim's hashed password")), json!({}))
+        .await;
+    assert_eq!(error_code(&refused), "invalidInput", "{refused}");
+    assert!(
+        error_message(&refused).contains("password.accept_client_hash"),
+        "{refused}"
+    );
+    let kim = strict.new_client();
+    assert_ok(&kim.login("kim", "kim's first password").await);
+    let refused = kim
+        .gql(
+            change,
+            json!({ "old": "kim's first password", "new": client_hash("x") }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "invalidInput", "{refused}");
+    assert_ok(
+        &kim.gql(
+            change,
+            json!({ "old": "kim's first password", "new": "kim's second password" }),
+        )
+        .await,
+    );
+    // Logins still take the hash: CloudBeaver's client logs in with it.
+    assert_ok(
+        &strict
+            .new_client()
+            .login("kim", &client_hash("kim's second password"))
+            .await,
+    );
+}
