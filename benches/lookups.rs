@@ -56,6 +56,7 @@ fn seeded() -> Seeded {
                     digest: &digest,
                     now: 0,
                     expires_at: None,
+                    lifetime: "never",
                     needs_admin: false,
                     grants: None,
                 },
