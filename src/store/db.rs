@@ -220,6 +220,8 @@ pub struct PgConnection {
     pub(super) in_transaction: std::cell::Cell<bool>,
     /// The pool's epoch when it was opened (`pg::Connector`).
     pub(super) epoch: u64,
+    /// When it was opened: one opened before a request began may have lost its server since.
+    pub(super) opened: std::time::Instant,
 }
 
 impl PgConnection {
@@ -229,6 +231,7 @@ impl PgConnection {
             prepared: RefCell::default(),
             in_transaction: std::cell::Cell::new(false),
             epoch,
+            opened: std::time::Instant::now(),
         }
     }
 

@@ -421,7 +421,7 @@ impl Store {
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
+        F: Fn(&Tx) -> Result<T> + Send + 'static,
     {
         match &self.engine {
             Engine::Sqlite(s) => s.read(f),
@@ -434,7 +434,7 @@ impl Store {
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
+        F: Fn(&Tx) -> Result<T> + Send + 'static,
     {
         match &self.engine {
             Engine::Sqlite(s) => s.run(f).await,

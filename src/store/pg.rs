@@ -103,6 +103,7 @@ thread_local! {
 /// An asynchronous connection and the statements prepared on it.
 struct Quick {
     client: tokio_postgres::Client,
+    opened: std::time::Instant,
     prepared: Mutex<std::collections::HashMap<(usize, usize), tokio_postgres::Statement>>,
 }
 
@@ -275,17 +276,32 @@ impl Postgres {
         &self.writer_metrics
     }
 
-    /// Runs `f` with a pooled connection on the blocking pool.
+    /// Runs `f` with a pooled connection on the blocking pool. A connection the server dropped
+    /// (a restart, a failover) looks open until it is used: when `f` finds it gone, it runs once
+    /// more on a connection opened since, which is safe for a read, as it changes nothing.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
+        F: Fn(&Tx) -> Result<T> + Send + 'static,
     {
         let pool = self.pool.clone();
         let connector = self.connector.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = pool.get().map_err(|e| unreachable(e.to_string()))?;
-            connector.saw(f(&Tx::Postgres(&conn)))
+            let started = std::time::Instant::now();
+            let once = || {
+                let conn = pool.get().map_err(|e| unreachable(e.to_string()))?;
+                let outcome = connector.saw(f(&Tx::Postgres(&conn)));
+                match outcome {
+                    // The failure moved the epoch on: the pool hands out no connection from
+                    // before it, and one just opened that fails says the server is not there.
+                    Err(StoreError::Unreachable(_)) if conn.opened < started => Ok(None),
+                    outcome => outcome.map(Some),
+                }
+            };
+            match once()? {
+                Some(value) => Ok(value),
+                None => once()?.ok_or_else(|| unreachable("the connection closed again".into())),
+            }
         })
         .await
         .map_err(|e| StoreError::ReadFailed(e.to_string()))?
@@ -300,7 +316,27 @@ impl Postgres {
         args: &[&dyn super::db::Value],
         f: fn(&super::db::Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
+        let started = std::time::Instant::now();
         let quick = self.quick().await?;
+        match self.read_on(&quick, sql, args, f).await {
+            // A connection from before this call, dropped by the server since (a restart): once
+            // more on a new one, as a read may be.
+            Err(StoreError::Unreachable(_)) if quick.opened < started => {
+                let quick = self.quick().await?;
+                self.read_on(&quick, sql, args, f).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// [`Postgres::read_one`] on `quick`; a connection found gone is not used again.
+    async fn read_on<T: Send + 'static>(
+        &self,
+        quick: &Quick,
+        sql: &'static str,
+        args: &[&dyn super::db::Value],
+        f: fn(&super::db::Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
         let statement = quick.statement(sql).await;
         let outcome = match statement {
             Ok(statement) => {
@@ -390,6 +426,7 @@ impl Postgres {
         });
         let quick = Arc::new(Quick {
             client,
+            opened: std::time::Instant::now(),
             prepared: Mutex::default(),
         });
         QUICK.with(|q| q.borrow_mut().insert(self.id, quick.clone()));
@@ -574,19 +611,33 @@ fn take_queued(queue: &mpsc::Receiver<Job>, batch: &mut Vec<Job>, up_to: usize) 
 }
 
 /// Opens the batch's transaction (connecting again first when the last connection broke) and
-/// takes the write lock that serialises every node's writes.
+/// takes the write lock that serialises every node's writes. A connection the server dropped
+/// while it was idle (a restart) looks open until this first statement: then it is opened
+/// again and the transaction begun once more. That is safe because no write of the batch has
+/// run yet; a connection lost later, or at the commit (whose outcome is then unknown), is never
+/// retried: those writes are answered as failed.
 fn begin(conn: &mut Option<PgConnection>, connector: &Connector) -> Result<()> {
-    if conn.as_ref().is_none_or(PgConnection::is_closed) {
-        *conn = None;
-        *conn = Some(connector.connect()?);
+    let mut retried = false;
+    loop {
+        if conn.as_ref().is_none_or(PgConnection::is_closed) {
+            *conn = None;
+            *conn = Some(connector.connect()?);
+            retried = true;
+        }
+        let c = conn.as_ref().expect("connected above");
+        // In one round trip. Waiting as long as SQLite's busy timeout: a write lock another node
+        // holds longer is refused as locked.
+        c.in_transaction.set(true);
+        match c.batch(&format!(
+            "BEGIN; SET LOCAL lock_timeout = '5s'; {WRITE_LOCK}"
+        )) {
+            Err(StoreError::Unreachable(_)) if !retried => {
+                c.in_transaction.set(false);
+                *conn = None;
+            }
+            outcome => return outcome,
+        }
     }
-    let c = conn.as_ref().expect("connected above");
-    // In one round trip. Waiting as long as SQLite's busy timeout: a write lock another node
-    // holds longer is refused as locked.
-    c.in_transaction.set(true);
-    c.batch(&format!(
-        "BEGIN; SET LOCAL lock_timeout = '5s'; {WRITE_LOCK}"
-    ))
 }
 
 fn commit_batch(

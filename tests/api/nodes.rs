@@ -669,3 +669,50 @@ async fn a_delete_on_one_node_holds_for_the_next_request_on_another_under_load()
         }
     }
 }
+
+#[tokio::test]
+async fn after_a_database_restart_every_request_to_idle_nodes_succeeds() {
+    if !on_postgres() {
+        return;
+    }
+    let cluster = crate::postgres::own_cluster().expect("PostgreSQL is installed");
+    let url = cluster.fresh_url();
+    let nodes = nodes(2, move |s| {
+        s.database.url = lodge::config::DatabaseUrl(Some(url.clone()));
+    })
+    .await;
+    nodes[0].login_admin().await;
+    let token = nodes[0].new_token("ci").await;
+    let cookie = nodes[0].cookie();
+    // Each node's connections are used once, then left idle across the restart.
+    for node in &nodes {
+        node.set_cookie(cookie.as_deref());
+        assert_ok(&node.gql(NEEDS_USER, json!({})).await);
+        assert_ok(&node.gql_bearer(&token, NEEDS_USER, json!({})).await);
+    }
+    let cluster = std::sync::Arc::new(cluster);
+    for round in 0..2 {
+        let restarting = cluster.clone();
+        tokio::task::spawn_blocking(move || {
+            restarting.stop();
+            restarting.start();
+        })
+        .await
+        .unwrap();
+        for (n, node) in nodes.iter().enumerate() {
+            let what = format!("round {round}, node {n}");
+            // A write first (its writer's connection is the one that went), then reads by
+            // session and by token, a password login and a token login.
+            let made = node
+                .create_token(&format!("after-{round}-{n}"), "DAY")
+                .await;
+            assert_ok(&made);
+            assert_ok(&node.gql(NEEDS_USER, json!({})).await);
+            assert_ok(&node.gql_bearer(&token, NEEDS_USER, json!({})).await);
+            let client = node.new_client();
+            assert_ok(&client.login(ADMIN, ADMIN_PASSWORD).await);
+            assert_ok(&client.login_with_token(&token).await);
+            assert_eq!(node.get("/readyz").await.status(), 200, "{what}");
+        }
+    }
+}
