@@ -126,6 +126,12 @@ impl Connector {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        // libpq's default, `prefer`, falls back to plain text without a word when the server
+        // offers no TLS, or when someone between says so: across a network a URL that names
+        // no mode asks for TLS instead. On this host (loopback, a socket) `prefer` stays.
+        if !url.contains("sslmode") && !only_this_host(&config) {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
         if config.get_application_name().is_none() {
             config.application_name("lodge");
         }
@@ -209,6 +215,31 @@ impl Connector {
         }
         result
     }
+}
+
+/// Whether every host `config` names is this machine: a Unix socket, `localhost` or a loopback
+/// address. A host's name says where the operator means to connect, so a `hostaddr` beside it
+/// does not count; alone, it does.
+fn only_this_host(config: &tokio_postgres::Config) -> bool {
+    use tokio_postgres::config::Host;
+    let hosts = config.get_hosts();
+    if hosts.is_empty() {
+        // Only addresses, or libpq's default: the local socket, or localhost.
+        return config
+            .get_hostaddrs()
+            .iter()
+            .all(std::net::IpAddr::is_loopback);
+    }
+    hosts.iter().all(|host| match host {
+        Host::Unix(_) => true,
+        Host::Tcp(name) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+    })
 }
 
 /// Opens the pool's connections.

@@ -716,3 +716,41 @@ async fn after_a_database_restart_every_request_to_idle_nodes_succeeds() {
         }
     }
 }
+
+/// A URL naming no `sslmode` to another host asks for TLS: the test's cluster, which has none,
+/// reached by a name that is not this host's (`hostaddr` points it at 127.0.0.1), is refused;
+/// the same with `sslmode=disable` said outright, or through `localhost`, connects.
+#[tokio::test]
+async fn across_a_network_a_database_url_without_sslmode_requires_tls() {
+    if !on_postgres() {
+        return;
+    }
+    let cluster = crate::postgres::cluster().expect("PostgreSQL is installed");
+    let schema_url = cluster.fresh_url();
+    let (base, options) = schema_url.split_once('?').unwrap();
+    let port = base.rsplit(':').next().unwrap().split('/').next().unwrap();
+    let remote = format!(
+        "postgres://postgres@db.example.internal:{port}/postgres?hostaddr=127.0.0.1&{options}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let refused = crate::binary::lodge(dir.path())
+        .env("LODGE_DATABASE__URL", &remote)
+        .args(["user", "list"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("TLS"), "says TLS is what failed: {said}");
+
+    for url in [
+        format!("{remote}&sslmode=disable"),
+        schema_url.replace("127.0.0.1", "localhost"),
+    ] {
+        let listed = crate::binary::lodge(dir.path())
+            .env("LODGE_DATABASE__URL", &url)
+            .args(["user", "list"])
+            .output()
+            .unwrap();
+        assert!(listed.status.success(), "{url}: {listed:?}");
+    }
+}
