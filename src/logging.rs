@@ -11,13 +11,20 @@ pub fn colours(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// Where the PostgreSQL client logs statements with their parameters, held to `info`.
+const NO_PARAMETERS: &str = "tokio_postgres::query=info";
+
 /// Installs the log for this process. `LODGE_LOG`, when set, is the filter instead of
 /// `log.level`.
 pub fn init(settings: &LogSettings) {
     let filter = std::env::var("LODGE_LOG")
         .ok()
         .and_then(|text| tracing_subscriber::EnvFilter::try_new(text).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&settings.level.0));
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&settings.level.0))
+        // The PostgreSQL client logs each statement's parameters at debug: token digests,
+        // password hashes, session ids. Never shown, whatever the level asked for (the
+        // statements themselves, prepared at debug under `tokio_postgres::prepare`, are).
+        .add_directive(NO_PARAMETERS.parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);

@@ -119,3 +119,40 @@ fn the_access_log_names_the_operation_and_the_user_and_text_logs_have_no_colours
         "no query string in the log"
     );
 }
+
+/// At `log.level = debug` on PostgreSQL the log shows the client's statements but never their
+/// parameters: no session id, token digest or user id sent with one.
+#[test]
+fn at_debug_no_statement_parameter_reaches_the_log() {
+    if !crate::helpers::on_postgres() {
+        return;
+    }
+    let cluster = crate::postgres::cluster().expect("checked by on_postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let url = cluster.fresh_url();
+    let (server, address, _) = start_with(
+        dir.path(),
+        // start_with asks for debug (LODGE_LOG); log.level too, for the case the issue names.
+        &[
+            ("LODGE_DATABASE__URL", url.as_str()),
+            ("LODGE_LOG__LEVEL", "debug"),
+        ],
+    );
+    let (answer, cookie) = login(&address, "admin", "binary admin password");
+    assert!(answer["errors"].is_null(), "{answer}");
+    let cookie = cookie.expect("a session");
+    let (me, _) = post(
+        &address,
+        json!({ "query": "{ activeUser { userId } }" }),
+        Some(&cookie),
+    );
+    assert_eq!(me["data"]["activeUser"]["userId"], "admin", "{me}");
+    drop(server);
+
+    let text = lines_of(dir.path());
+    assert!(
+        text.contains("preparing query"),
+        "the client's debug lines are there: {text}"
+    );
+    assert!(!text.contains("parameters"), "{text}");
+}
