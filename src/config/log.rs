@@ -37,7 +37,19 @@ pub enum LogFormat {
 pub struct LogLevel(pub String);
 
 impl LogLevel {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
     pub fn parse(text: &str) -> Result<Self, String> {
+        // A bare word is a target to EnvFilter, all of whose lines it shows: `inf` would show
+        // nothing but a module named `inf`. Each part is a level, or `target=level`.
+        if let Some(word) = text.split(',').map(str::trim).find(|part| {
+            !part.contains('=') && !Self::LEVELS.contains(&part.to_ascii_lowercase().as_str())
+        }) {
+            return Err(format!(
+                "`{word}` is not a log level (error, warn, info, debug, trace, off); a filter \
+                 names each target with its level, as in `info,lodge=debug`"
+            ));
+        }
         tracing_subscriber::EnvFilter::builder()
             .parse(text)
             .map(|_| Self(text.trim().to_owned()))

@@ -718,3 +718,32 @@ fn another_user_cannot_open_a_backup_while_it_is_written() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// A log level with a typing error is refused at start, naming the key: `inf` would otherwise
+/// be read as a module's name, and the log would say nothing at all.
+#[test]
+fn a_log_level_that_is_no_level_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    for level in ["inf", "info,lodge=debug,warnn"] {
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!("[log]\nlevel = \"{level}\"\n"),
+        )
+        .unwrap();
+        let output = lodge(dir.path()).args(["user", "list"]).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{level}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("log.level"), "{level}: {stderr}");
+        assert!(stderr.contains("is not a log level"), "{level}: {stderr}");
+    }
+    for level in ["info", "DEBUG", "warn,lodge=debug", "off"] {
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!("[log]\nlevel = \"{level}\"\n"),
+        )
+        .unwrap();
+        let output = lodge(dir.path()).args(["user", "list"]).output().unwrap();
+        assert!(output.status.success(), "{level}: {output:?}");
+    }
+}
