@@ -59,6 +59,11 @@ impl App {
             auth: auth.clone(),
             operations: graphql::OperationCache::new(Arc::new(graphql::schema(&settings.graphql))),
             secure_cookies: settings.server.public_url.is_https(),
+            session_cookie: if settings.server.public_url.is_https() {
+                crate::http::HOST_SESSION_COOKIE
+            } else {
+                crate::http::SESSION_COOKIE
+            },
             tls: certificates.is_some(),
             console: settings.graphql.console,
             log_requests: settings.log.requests,

@@ -29,7 +29,11 @@ async fn check(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if bearer.is_some() && !rules.allow_tokens {
         return denied();
     }
-    let cookie = session_cookie_value(&req).filter(|_| rules.allow_sessions && bearer.is_none());
+    // Two session cookies: nobody can say whose session this is.
+    let Ok(cookie) = session_cookie_value(&req) else {
+        return denied();
+    };
+    let cookie = cookie.filter(|_| rules.allow_sessions && bearer.is_none());
     let address = client_address(&req, &state.auth.settings().server.trusted_proxies);
     let caller = state.auth.caller(cookie, bearer.as_deref(), address).await;
     let user = match &caller {

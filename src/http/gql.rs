@@ -17,7 +17,7 @@ use juniper::{
 use super::{
     AppState, SESSION_COOKIE, access_log, cookie_value,
     forwarded::{self, Seen},
-    json_error, session_cookie_value,
+    has_plain_session_cookie, json_error, session_cookie_value,
 };
 use crate::{
     auth::{
@@ -91,7 +91,10 @@ async fn handle_request(
         Err(message) => return json_error(StatusCode::BAD_REQUEST, &message),
     };
 
-    let cookie = session_cookie_value(&req);
+    let cookie = match session_cookie_value(&req) {
+        Ok(cookie) => cookie,
+        Err(ambiguous) => return json_error(StatusCode::BAD_REQUEST, &ambiguous.to_string()),
+    };
     let bearer = bearer_token(&req);
     let settings = state.auth.settings();
     let request_info = RequestInfo {
@@ -166,17 +169,25 @@ async fn handle_request(
 
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));
-    match ctx.take_cookie() {
+    // Behind an https public_url the cookie is the `__Host-` one; a plain one the browser still
+    // holds from before goes whenever the session cookie changes.
+    let name = state.session_cookie;
+    let change = ctx.take_cookie();
+    let changed = change.is_some() || dead_cookie;
+    match change {
         Some(CookieChange::Set(value)) => {
-            builder.cookie(session_cookie(value, secure_cookies));
+            builder.cookie(session_cookie(name, value, secure_cookies));
         }
         Some(CookieChange::Clear) => {
-            builder.cookie(removal_cookie(secure_cookies));
+            builder.cookie(removal_cookie(name, secure_cookies));
         }
         None if dead_cookie => {
-            builder.cookie(removal_cookie(secure_cookies));
+            builder.cookie(removal_cookie(name, secure_cookies));
         }
         None => {}
+    }
+    if name != SESSION_COOKIE && changed && has_plain_session_cookie(&req) {
+        builder.cookie(removal_cookie(SESSION_COOKIE, secure_cookies));
     }
     if let Some(device) = ctx.take_device_cookie() {
         builder.cookie(device_cookie(device, secure_cookies));
@@ -344,8 +355,8 @@ pub(super) fn bearer_token(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-fn session_cookie(value: String, secure: bool) -> Cookie<'static> {
-    Cookie::build(SESSION_COOKIE, value)
+fn session_cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build(name, value)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -365,8 +376,8 @@ fn device_cookie(value: String, secure: bool) -> Cookie<'static> {
         .finish()
 }
 
-fn removal_cookie(secure: bool) -> Cookie<'static> {
-    let mut cookie = session_cookie(String::new(), secure);
+fn removal_cookie(name: &'static str, secure: bool) -> Cookie<'static> {
+    let mut cookie = session_cookie(name, String::new(), secure);
     cookie.set_max_age(CookieAge::ZERO);
     cookie
 }

@@ -25,6 +25,8 @@ pub struct AppState {
     pub operations: OperationCache,
     /// `server.public_url` is https: the cookie is always `Secure`.
     pub secure_cookies: bool,
+    /// The session cookie's name: [`HOST_SESSION_COOKIE`] behind an https `public_url`.
+    pub session_cookie: &'static str,
     /// Lodge serves https itself.
     pub tls: bool,
     /// Whether `/api/gql/console` is served (`graphql.console`).
@@ -37,24 +39,73 @@ pub struct AppState {
 pub(crate) use gql::into_variables;
 pub(crate) use gql::{parse_request, take_variables};
 
+/// CloudBeaver's name for the session cookie, served over plain http.
 pub const SESSION_COOKIE: &str = "cb-session-id";
+/// Its name when `server.public_url` is https: a `__Host-` cookie is taken by browsers only from
+/// a secure origin, for the whole host and no other, so a neighbour (a subdomain, a page on
+/// plain http) cannot set one that shadows it. The plain name is still read, for one release.
+pub const HOST_SESSION_COOKIE: &str = "__Host-cb-session-id";
 
-/// The session cookie's value, read straight from the `Cookie` headers (actix's `cookie()` parses
-/// every cookie of the request into a list first, 3 % of a session request's time).
-fn session_cookie_value(req: &actix_web::HttpRequest) -> Option<&str> {
-    cookie_value(req, SESSION_COOKIE)
+/// A request that carries two values for the session cookie: one may have been set by a
+/// neighbour for a narrower path or a parent domain, and the order the browser sends them in
+/// must not decide whose session this is.
+#[derive(Debug)]
+pub struct AmbiguousCookie(pub &'static str);
+
+impl std::fmt::Display for AmbiguousCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the request carries more than one {} cookie: send one (clear this site's cookies; \
+             another site of the same domain may have set one)",
+            self.0
+        )
+    }
 }
 
-/// The value of the cookie `wanted`, read straight from the `Cookie` headers.
-fn cookie_value<'r>(req: &'r actix_web::HttpRequest, wanted: &str) -> Option<&'r str> {
+/// The session cookie's value, read straight from the `Cookie` headers (actix's `cookie()` parses
+/// every cookie of the request into a list first, 3 % of a session request's time): the
+/// `__Host-` one when there is one, else the plain one; two of the name read are refused.
+fn session_cookie_value(req: &actix_web::HttpRequest) -> Result<Option<&str>, AmbiguousCookie> {
+    let (mut host, mut plain) = (None, None);
+    let (mut hosts, mut plains) = (0, 0);
+    for (name, value) in cookies(req) {
+        if name == HOST_SESSION_COOKIE {
+            hosts += 1;
+            host = Some(value);
+        } else if name == SESSION_COOKIE {
+            plains += 1;
+            plain = Some(value);
+        }
+    }
+    match (hosts, plains) {
+        (1, _) => Ok(host),
+        (0, 0 | 1) => Ok(plain),
+        (0, _) => Err(AmbiguousCookie(SESSION_COOKIE)),
+        _ => Err(AmbiguousCookie(HOST_SESSION_COOKIE)),
+    }
+}
+
+/// Whether the request carries the plain-named session cookie, which a `__Host-` one replaces.
+fn has_plain_session_cookie(req: &actix_web::HttpRequest) -> bool {
+    cookies(req).any(|(name, _)| name == SESSION_COOKIE)
+}
+
+/// Every cookie's name and value, in the order sent.
+fn cookies(req: &actix_web::HttpRequest) -> impl Iterator<Item = (&str, &str)> {
     req.headers()
         .get_all(actix_web::http::header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
+        .filter_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
-            (name == wanted).then(|| value.trim_matches('"'))
+            Some((name, value.trim_matches('"')))
         })
+}
+
+/// The value of the cookie `wanted`, read straight from the `Cookie` headers.
+fn cookie_value<'r>(req: &'r actix_web::HttpRequest, wanted: &str) -> Option<&'r str> {
+    cookies(req).find_map(|(name, value)| (name == wanted).then_some(value))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -161,15 +212,44 @@ mod tests {
         let req = TestRequest::default()
             .insert_header(("Cookie", "theme=dark; cb-session-id=abc123; x=1"))
             .to_http_request();
-        assert_eq!(super::session_cookie_value(&req), Some("abc123"));
+        assert_eq!(super::session_cookie_value(&req).unwrap(), Some("abc123"));
         let req = TestRequest::default()
             .insert_header(("Cookie", "cb-session-idx=no; other=cb-session-id"))
             .to_http_request();
-        assert_eq!(super::session_cookie_value(&req), None);
+        assert_eq!(super::session_cookie_value(&req).unwrap(), None);
         let req = TestRequest::default()
             .append_header(("Cookie", "a=1"))
             .append_header(("Cookie", "cb-session-id=\"q\""))
             .to_http_request();
-        assert_eq!(super::session_cookie_value(&req), Some("q"));
+        assert_eq!(super::session_cookie_value(&req).unwrap(), Some("q"));
+    }
+
+    #[test]
+    fn two_session_cookies_of_one_name_are_refused_and_the_host_one_wins_over_the_plain() {
+        let read = |cookies: &str| {
+            let req = TestRequest::default()
+                .insert_header(("Cookie", cookies))
+                .to_http_request();
+            super::session_cookie_value(&req)
+                .map(|v| v.map(str::to_owned))
+                .map_err(|e| e.0)
+        };
+        assert_eq!(
+            read("cb-session-id=a; cb-session-id=b"),
+            Err("cb-session-id")
+        );
+        assert_eq!(
+            read("__Host-cb-session-id=a; x=1; __Host-cb-session-id=b"),
+            Err("__Host-cb-session-id")
+        );
+        assert_eq!(
+            read("cb-session-id=old; __Host-cb-session-id=new"),
+            Ok(Some("new".into()))
+        );
+        assert_eq!(
+            read("cb-session-id=x; cb-session-id=y; __Host-cb-session-id=new"),
+            Ok(Some("new".into())),
+            "plain ones are not read beside a __Host- one"
+        );
     }
 }

@@ -163,7 +163,7 @@ impl TestApp {
         let response = request.send().await.expect("server answers");
         if let Some(set) = session_set_cookie(&response) {
             let removed = set.to_ascii_lowercase().contains("max-age=0");
-            let value = set["cb-session-id=".len()..].split(';').next().unwrap();
+            let value = set.split_once('=').unwrap().1.split(';').next().unwrap();
             self.set_cookie((!removed).then_some(value));
         }
         response
@@ -402,13 +402,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The session cookie a response sets: `cb-session-id`, or `__Host-cb-session-id` behind an
+/// https `server.public_url`.
 pub fn session_set_cookie(response: &Response) -> Option<String> {
     response
         .headers()
         .get_all(header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("cb-session-id="))
+        .find(|v| v.starts_with("cb-session-id=") || v.starts_with("__Host-cb-session-id="))
         .map(str::to_owned)
 }
 

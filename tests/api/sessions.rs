@@ -196,6 +196,105 @@ async fn session_cookie_is_secure_behind_an_https_public_url() {
 }
 
 #[tokio::test]
+async fn behind_an_https_public_url_the_cookie_is_a_host_cookie_and_the_old_name_still_reads() {
+    let app = spawn_app_with(|s| {
+        s.server.public_url = lodge::config::PublicUrl::parse("https://lodge.example.com").unwrap();
+    })
+    .await;
+    let login = json!({
+        "query": "query($c: Object) { authLogin(provider: \"local\", credentials: $c) { authStatus } }",
+        "variables": { "c": { "user": ADMIN, "password": ADMIN_PASSWORD } }
+    });
+    // A browser that still holds the plain cookie from before the upgrade.
+    let response = app
+        .new_client()
+        .post(&login, &[("Cookie", "cb-session-id=left.over")])
+        .await;
+    let set: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let host = set
+        .iter()
+        .find(|c| c.starts_with("__Host-cb-session-id="))
+        .unwrap_or_else(|| panic!("{set:?}"));
+    let attributes: Vec<String> = host
+        .split(';')
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    for wanted in ["secure", "path=/", "httponly", "samesite=strict"] {
+        assert!(attributes.iter().any(|a| a == wanted), "{wanted}: {host}");
+    }
+    assert!(
+        !attributes.iter().any(|a| a.starts_with("domain")),
+        "{host}"
+    );
+    assert!(
+        set.iter().any(
+            |c| c.starts_with("cb-session-id=") && c.to_ascii_lowercase().contains("max-age=0")
+        ),
+        "the plain one is removed: {set:?}"
+    );
+    let value = host.split_once('=').unwrap().1.split(';').next().unwrap();
+    for name in ["__Host-cb-session-id", "cb-session-id"] {
+        let me = app
+            .client
+            .post(app.gql_url())
+            .header("Content-Type", "application/json")
+            .header("Cookie", format!("{name}={value}"))
+            .body(json!({ "query": "{ activeUser { userId } }" }).to_string())
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        assert_eq!(me["data"]["activeUser"]["userId"], ADMIN, "{name}: {me}");
+    }
+}
+
+#[tokio::test]
+async fn two_session_cookies_are_refused_as_ambiguous_not_decided_by_order() {
+    let app = spawn_app().await;
+    app.login_admin().await;
+    let mine = app.cookie().unwrap();
+    let other = app.new_client();
+    other.add_user("eve", "eve's password", "user").await;
+    other.login("eve", "eve's password").await;
+    let eves = other.cookie().unwrap();
+    for cookies in [
+        format!("cb-session-id={eves}; cb-session-id={mine}"),
+        format!("cb-session-id={mine}; theme=dark; cb-session-id={eves}"),
+        format!("__Host-cb-session-id={eves}; __Host-cb-session-id={mine}"),
+    ] {
+        let response = app
+            .client
+            .post(app.gql_url())
+            .header("Content-Type", "application/json")
+            .header("Cookie", &cookies)
+            .body(json!({ "query": "{ activeUser { userId } }" }).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{cookies}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("more than one"), "{message}");
+
+        let verify = crate::forward_auth::verify(&app, &[("Cookie", &cookies)]).await;
+        assert_eq!(verify.status(), 401, "{cookies}");
+        assert!(verify.headers().get("x-user").is_none());
+    }
+    // One of each name: the __Host- one is the session, whatever the order.
+    let both = format!("cb-session-id={eves}; __Host-cb-session-id={mine}");
+    let verify = crate::forward_auth::verify(&app, &[("Cookie", &both)]).await;
+    assert_eq!(verify.status(), 200);
+    assert_eq!(verify.headers()["x-user"], ADMIN);
+}
+
+#[tokio::test]
 async fn force_sessions_logout_ends_the_users_other_sessions() {
     let app = spawn_app().await;
     let laptop = app.new_client();
