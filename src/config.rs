@@ -161,6 +161,28 @@ pub struct LimitSettings {
     pub password_hashes_at_once: u32,
     /// Reports of leaked tokens (`POST /api/tokens/revoke`) one client address may send a minute.
     pub revoke_per_minute: u32,
+    /// The IPv6 prefix one client holds: its addresses share one budget (0 to 128).
+    pub ipv6_prefix: Ipv6Prefix,
+}
+
+/// How many leading bits of an IPv6 address name one client: a home or an office is given a
+/// whole /64 and may send from any address in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Ipv6Prefix(pub u8);
+
+impl<'de> Deserialize<'de> for Ipv6Prefix {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bits = u32::deserialize(deserializer)?;
+        u8::try_from(bits)
+            .ok()
+            .filter(|b| *b <= 128)
+            .map(Self)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{bits} is not an IPv6 prefix length: 0 to 128 (64: a home's or an office's network)"
+                ))
+            })
+    }
 }
 
 impl Default for LimitSettings {
@@ -173,6 +195,7 @@ impl Default for LimitSettings {
             address_refill: Duration(SignedDuration::from_secs(2)),
             password_hashes_at_once: 1,
             revoke_per_minute: 10,
+            ipv6_prefix: Ipv6Prefix(64),
         }
     }
 }

@@ -216,6 +216,24 @@ pub struct Attempt {
     settled: bool,
 }
 
+/// The address an attempt from `ip` counts under: an IPv4 address written as IPv6 (`::ffff:`) as
+/// the IPv4 one, an IPv6 address as its network of `prefix` bits (`limits.ipv6_prefix`), since
+/// a client given a /64 may send from any of its addresses.
+pub fn address_key(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(prefix.min(128)))
+                    .unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        },
+    }
+}
+
 fn account_key(name: &str) -> AccountKey {
     let digest = blake3::hash(name.trim().to_lowercase().as_bytes());
     let mut key = [0; 16];
@@ -224,6 +242,11 @@ fn account_key(name: &str) -> AccountKey {
 }
 
 impl Limits {
+    /// [`address_key`] with this server's `limits.ipv6_prefix`.
+    pub fn address_key(&self, ip: IpAddr) -> IpAddr {
+        address_key(ip, self.inner.rules.ipv6_prefix.0)
+    }
+
     pub fn new(rules: LimitSettings) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -243,6 +266,7 @@ impl Limits {
         account: Option<&str>,
     ) -> Result<Attempt, Throttled> {
         let rules = &self.inner.rules;
+        let address = address.map(|ip| self.address_key(ip));
         let refill = rules.address_refill.0;
         let burst = f64::from(rules.address_burst);
         let limit = rules.account_failures.max(1);
@@ -504,6 +528,17 @@ fn forgotten(account: &Account, now: Timestamp) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_count_by_ipv6_network_and_mapped_ipv4_as_ipv4() {
+        let key = |ip: &str, prefix| address_key(ip.parse().unwrap(), prefix).to_string();
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 48), "2001:db8:1::");
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 128), "2001:db8:1:2:aaaa::1");
+        assert_eq!(key("2001:db8::1", 0), "::");
+        assert_eq!(key("::ffff:192.0.2.7", 64), "192.0.2.7");
+        assert_eq!(key("192.0.2.7", 64), "192.0.2.7");
+    }
     use crate::config::Duration;
 
     fn limits() -> Limits {

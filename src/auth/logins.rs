@@ -254,6 +254,8 @@ impl Auth {
         account: Option<&str>,
         budget: Option<&str>,
     ) -> Result<Attempt> {
+        // One budget for a client's whole IPv6 network, and for an IPv4 address however written.
+        let address = address.map(|ip| self.limits().address_key(ip));
         if self.shares_limits() {
             self.merge_shared_limits(address, budget.map(Limits::account_key))
                 .await?;

@@ -501,7 +501,7 @@ impl Auth {
     /// answer is the same either way; gives how many were revoked.
     pub async fn revoke_leaked(&self, texts: &[String], address: Option<IpAddr>) -> Result<usize> {
         self.revoke_limit
-            .admit(address, self.now())
+            .admit(address.map(|ip| self.limits().address_key(ip)), self.now())
             .map_err(Error::TooManyRequests)?;
         let mut digests: Vec<_> = texts
             .iter()

@@ -351,3 +351,93 @@ async fn a_page_from_a_rebinding_name_is_refused_and_its_host_not_trusted() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_ipv6_network_shares_one_budget_and_an_ipv4_address_counts_however_written() {
+    let app = spawn_app_with(|s| {
+        s.server.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
+        s.limits.address_burst = 5;
+    })
+    .await;
+    app.login_admin().await;
+    let token = app.new_token("valid").await;
+    let login = |token: String, ip: String| {
+        let client = app.new_client();
+        async move {
+            let answer = client
+                .gql_with(
+                    "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
+                    json!({ "c": { "token": token } }),
+                    &[("X-Forwarded-For", ip.as_str())],
+                )
+                .await;
+            error_code_or_none(&answer)
+        }
+    };
+    // Five wrong tokens, each from another address of one /64.
+    for i in 1..=5 {
+        let from = format!("2001:db8:1:2::{i:x}");
+        assert_eq!(
+            login("lodge_wrong".into(), from).await.as_deref(),
+            Some("authFailed")
+        );
+    }
+    let held = login(token.clone(), "2001:db8:1:2:ffff::9".into()).await;
+    assert_eq!(held.as_deref(), Some("tooManyRequests"), "the /64 waits");
+    let other = login(token.clone(), "2001:db8:1:3::1".into()).await;
+    assert_eq!(other, None, "the next /64 does not");
+
+    for i in 0..5 {
+        let from = if i % 2 == 0 {
+            "192.0.2.7"
+        } else {
+            "::ffff:192.0.2.7"
+        };
+        assert_eq!(
+            login("lodge_wrong".into(), from.into()).await.as_deref(),
+            Some("authFailed")
+        );
+    }
+    for from in ["192.0.2.7", "::ffff:192.0.2.7"] {
+        let held = login(token.clone(), from.into()).await;
+        assert_eq!(held.as_deref(), Some("tooManyRequests"), "{from}");
+    }
+
+    // limits.ipv6_prefix = 128: each address on its own.
+    let exact = spawn_app_with(|s| {
+        s.server.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
+        s.limits.address_burst = 5;
+        s.limits.ipv6_prefix = lodge::config::Ipv6Prefix(128);
+    })
+    .await;
+    exact.login_admin().await;
+    let token = exact.new_token("valid").await;
+    for i in 1..=5 {
+        exact
+            .new_client()
+            .gql_with(
+                "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
+                json!({ "c": { "token": "lodge_wrong" } }),
+                &[("X-Forwarded-For", format!("2001:db8:1:2::{i:x}").as_str())],
+            )
+            .await;
+    }
+    let answer = exact
+        .new_client()
+        .gql_with(
+            "query($c: Object) { authLogin(provider: \"token\", credentials: $c) { authStatus } }",
+            json!({ "c": { "token": token } }),
+            &[("X-Forwarded-For", "2001:db8:1:2::9")],
+        )
+        .await;
+    assert_eq!(
+        answer["data"]["authLogin"]["authStatus"], "SUCCESS",
+        "{answer}"
+    );
+}
+
+fn error_code_or_none(answer: &serde_json::Value) -> Option<String> {
+    answer["errors"][0]["extensions"]["webErrorCode"]
+        .as_str()
+        .map(str::to_owned)
+}
