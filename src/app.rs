@@ -72,7 +72,12 @@ impl App {
         let tls = certificates.is_some();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let max_connections = settings.server.max_connections.max(1) as usize;
-        let connections = http::Connections::new(max_connections);
+        let connections = http::Connections::new(
+            max_connections,
+            settings.server.max_connections_per_address as usize,
+            settings.server.trusted_proxies.clone(),
+            settings.limits.ipv6_prefix.0,
+        );
         let server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(state.clone())
@@ -91,8 +96,8 @@ impl App {
         .workers(workers)
         // actix counts per worker; each takes its share of the cap.
         .max_connections(max_connections.div_ceil(workers))
-        .on_connect(move |_, extensions| {
-            extensions.insert(connections.opened());
+        .on_connect(move |io, extensions| {
+            extensions.insert(connections.opened(io));
         });
         let server = match &certificates {
             Some(certificates) => {

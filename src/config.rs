@@ -76,6 +76,9 @@ pub struct ServerSettings {
     pub body_timeout: Duration,
     /// Connections open at once; beyond, new ones wait to be accepted.
     pub max_connections: u32,
+    /// Connections one client address may hold open; beyond, a new one is closed at once. 0:
+    /// no limit. `trusted_proxies` are not limited.
+    pub max_connections_per_address: u32,
     /// Host names (and `host:port`) browsers may reach the API at besides loopback and IP
     /// addresses, when `public_url` is not set.
     pub allowed_hosts: Vec<String>,
@@ -326,6 +329,7 @@ impl Default for ServerSettings {
             shutdown_timeout: Duration(SignedDuration::from_secs(10)),
             body_timeout: Duration(SignedDuration::from_secs(10)),
             max_connections: 512,
+            max_connections_per_address: 64,
             allowed_hosts: Vec::new(),
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),

@@ -9,14 +9,19 @@ mod metrics;
 mod pages;
 mod revoke;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Instant,
 };
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 
-use crate::{auth::Auth, graphql::OperationCache};
+use crate::{auth::Auth, config::IpNet, graphql::OperationCache};
 
 /// Shared by every worker.
 pub struct AppState {
@@ -149,8 +154,10 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Counts the open connections, and says in the log when `server.max_connections` is reached
-/// (new connections then wait to be accepted) and when there is room again.
+/// The connections open at once, counted to say when `server.max_connections` is reached, and
+/// per client address: beyond `server.max_connections_per_address` a new connection from the
+/// same address is closed at once, so that one client cannot hold every place
+/// (`server.trusted_proxies` are exempt: every one of their clients comes through them).
 #[derive(Clone)]
 pub struct Connections(Arc<ConnectionCount>);
 
@@ -158,21 +165,39 @@ struct ConnectionCount {
     open: AtomicUsize,
     max: usize,
     full: AtomicBool,
+    per_address: usize,
+    exempt: Vec<IpNet>,
+    ipv6_prefix: u8,
+    by_address: Mutex<HashMap<IpAddr, usize>>,
+    /// When a closed connection was last logged, and how many were closed since.
+    refused: Mutex<(Option<Instant>, u64)>,
 }
 
 /// One open connection, counted until it closes (actix drops it with the connection's data).
-pub struct OpenConnection(Arc<ConnectionCount>);
+pub struct OpenConnection {
+    count: Arc<ConnectionCount>,
+    address: Option<IpAddr>,
+}
 
 impl Connections {
-    pub fn new(max: usize) -> Self {
+    /// `per_address` 0: no limit for an address; an IPv6 client is its network of
+    /// `ipv6_prefix` bits, as in the login limits.
+    pub fn new(max: usize, per_address: usize, exempt: Vec<IpNet>, ipv6_prefix: u8) -> Self {
         Self(Arc::new(ConnectionCount {
             open: AtomicUsize::new(0),
             max,
             full: AtomicBool::new(false),
+            per_address,
+            exempt,
+            ipv6_prefix,
+            by_address: Mutex::default(),
+            refused: Mutex::default(),
         }))
     }
 
-    pub fn opened(&self) -> OpenConnection {
+    /// Counts the connection `io` (actix's `on_connect`); closes it at once when its address
+    /// holds `per_address` already.
+    pub fn opened(&self, io: &dyn std::any::Any) -> OpenConnection {
         let count = &self.0;
         let open = count.open.fetch_add(1, Ordering::Relaxed) + 1;
         if open >= count.max && !count.full.swap(true, Ordering::Relaxed) {
@@ -182,16 +207,84 @@ impl Connections {
                 count.max
             );
         }
-        OpenConnection(self.0.clone())
+        let socket = tcp_of(io);
+        let address = socket
+            .and_then(|s| s.peer_addr().ok())
+            .map(|a| a.ip())
+            .filter(|ip| count.per_address > 0 && !count.exempt.iter().any(|n| n.contains(*ip)))
+            .map(|ip| crate::auth::limits::address_key(ip, count.ipv6_prefix));
+        let Some(ip) = address else {
+            return OpenConnection {
+                count: self.0.clone(),
+                address: None,
+            };
+        };
+        let held = {
+            let mut by_address = count.by_address.lock().unwrap_or_else(|p| p.into_inner());
+            let held = by_address.entry(ip).or_insert(0);
+            *held += 1;
+            *held
+        };
+        if held > count.per_address
+            && let Some(socket) = socket
+        {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: shutdown of the connection's own open socket; actix then reads its end
+            // and drops the connection, which closes the descriptor.
+            unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR) };
+            self.refused(ip);
+        }
+        OpenConnection {
+            count: self.0.clone(),
+            address: Some(ip),
+        }
     }
+
+    /// Logs a closed connection at most once a minute, with how many came since.
+    fn refused(&self, ip: IpAddr) {
+        let count = &self.0;
+        let mut refused = count.refused.lock().unwrap_or_else(|p| p.into_inner());
+        refused.1 += 1;
+        if refused
+            .0
+            .is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60))
+        {
+            tracing::warn!(
+                address = %ip,
+                closed = refused.1,
+                "a connection beyond server.max_connections_per_address = {} closed at once \
+                 ({} closed since the last such line)",
+                count.per_address,
+                refused.1
+            );
+            *refused = (Some(Instant::now()), 0);
+        }
+    }
+}
+
+/// The TCP socket under actix's connection `io`: plain, or under rustls.
+fn tcp_of(io: &dyn std::any::Any) -> Option<&actix_web::rt::net::TcpStream> {
+    io.downcast_ref::<actix_web::rt::net::TcpStream>().or_else(|| {
+        io.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>>()
+            .map(|tls| tls.get_ref().0)
+    })
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        let count = &self.0;
+        let count = &self.count;
         let open = count.open.fetch_sub(1, Ordering::Relaxed) - 1;
         if open < count.max - count.max / 10 && count.full.swap(false, Ordering::Relaxed) {
             tracing::info!("{open} connections open: below server.max_connections again");
+        }
+        if let Some(ip) = self.address {
+            let mut by_address = count.by_address.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(held) = by_address.get_mut(&ip) {
+                *held -= 1;
+                if *held == 0 {
+                    by_address.remove(&ip);
+                }
+            }
         }
     }
 }

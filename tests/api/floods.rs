@@ -173,3 +173,68 @@ fn slow_bodies_are_cut_off_and_the_connection_cap_holds_then_frees() {
     assert!(log.contains("below server.max_connections again"), "{log}");
     drop(server);
 }
+
+/// Beyond `server.max_connections_per_address`, a new connection from the same address is
+/// closed at once, while another address is served, and one closed gives its place back.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_holds_at_most_its_connections_and_others_are_served() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let app = crate::helpers::spawn_app_with(|s| s.server.max_connections_per_address = 3).await;
+    let address: std::net::SocketAddr = app.url.trim_start_matches("http://").parse().unwrap();
+    // A connection that asked once and keeps its place (keep-alive); whether it was answered.
+    let keep = move || {
+        let mut socket = TcpStream::connect(address).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        let mut status = String::new();
+        let answered = BufReader::new(&socket).read_line(&mut status).is_ok()
+            && status.starts_with("HTTP/1.1 200");
+        (socket, answered)
+    };
+    let held = tokio::task::spawn_blocking(move || (0..3).map(|_| keep()).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(
+        held.iter().all(|(_, answered)| *answered),
+        "three are served"
+    );
+
+    let (closed, took) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut socket = TcpStream::connect(address).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        let mut answer = Vec::new();
+        let read = socket.read_to_end(&mut answer);
+        (read.is_err() || answer.is_empty(), started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(closed, "the fourth connection is closed without an answer");
+    assert!(
+        took < Duration::from_secs(3),
+        "at once, not at a timeout: {took:?}"
+    );
+
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let served = elsewhere
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200, "another address is served meanwhile");
+
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = tokio::task::spawn_blocking(move || keep().1).await.unwrap();
+    assert!(again, "a closed connection gives its place back");
+}
