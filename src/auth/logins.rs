@@ -12,7 +12,7 @@ use super::{
     limits::{Attempt, Check, Limits, SharedAccount, SharedAddress},
     password::{self, ClientHash},
     secret::ApiTokenSecret,
-    sessions::{BAD_TOKEN, LoginOptions, LoginOutcome},
+    sessions::{LoginOptions, LoginOutcome, TokenMiss},
     users::UserId,
 };
 use crate::store::{
@@ -192,12 +192,19 @@ impl Auth {
         let attempt = self
             .begin_attempt(Check::Token, login.address, None)
             .await?;
+        let mut missed = None;
         let outcome = async {
-            let secret = ApiTokenSecret::parse(text).map_err(|_| Error::AuthFailed)?;
-            let used = self
-                .token_owner(&secret, login.address)
-                .await?
-                .ok_or(Error::AuthFailed)?;
+            let Ok(secret) = ApiTokenSecret::parse(text) else {
+                missed = Some(TokenMiss::MALFORMED);
+                return Err(Error::AuthFailed);
+            };
+            let used = match self.token_owner(&secret, login.address).await? {
+                Ok(used) => used,
+                Err(miss) => {
+                    missed = Some(miss);
+                    return Err(Error::AuthFailed);
+                }
+            };
             if let Some(grants) = &used.token.grants {
                 let refused = match grants.api() {
                     ApiAccess::None => Err(format!(
@@ -225,11 +232,41 @@ impl Auth {
         let succeeded = outcome.is_ok() || matches!(outcome, Err(Error::TokenDenied(_)));
         self.settle(attempt, succeeded).await;
         self.metrics().login("token", login_result(&outcome));
-        if let Err(Error::AuthFailed) = outcome {
-            self.login_failed("token", None, login.address, BAD_TOKEN)
-                .await;
+        if let (Err(Error::AuthFailed), Some(miss)) = (&outcome, &missed) {
+            self.token_failed("token", miss, login.address).await;
         }
         outcome
+    }
+
+    /// Records a token that logged nobody in, naming the token its secret matched (expired,
+    /// suspended, rotated away, its owner disabled) when one did; never the secret.
+    pub(super) async fn token_failed(
+        &self,
+        provider: &'static str,
+        miss: &TokenMiss,
+        address: Option<IpAddr>,
+    ) {
+        let mut event = AuditEvent::new(kind::LOGIN, false)
+            .provider(provider)
+            .address(address)
+            .detail(miss.why);
+        if let Some((user, token)) = &miss.matched {
+            event = event.user(user.clone()).token(token.clone());
+        }
+        let matched = miss.matched.as_ref();
+        tracing::info!(
+            user = matched
+                .map(|(u, _)| crate::text::bounded(u, audit::MAX_TEXT))
+                .as_deref(),
+            token = matched
+                .map(|(_, t)| crate::text::bounded(t, audit::MAX_TEXT))
+                .as_deref(),
+            provider,
+            address = address.map(tracing::field::display),
+            "login failed: {}",
+            miss.why
+        );
+        self.audit(event).await;
     }
 
     /// Counts a check in the limits before it starts. A locked account whose lock was lifted

@@ -31,7 +31,23 @@ fn parent_gone(e: &Error) -> bool {
 }
 
 /// What the audit log says of a token that does not log in.
-pub(super) const BAD_TOKEN: &str = "unknown, expired, malformed or suspended token";
+/// A secret that opened no token: why, and the token whose row it matched when one did (its
+/// owner's id and its name; never the secret).
+pub(super) struct TokenMiss {
+    pub(super) matched: Option<(String, String)>,
+    pub(super) why: &'static str,
+}
+
+impl TokenMiss {
+    pub(super) const MALFORMED: Self = Self {
+        matched: None,
+        why: "a malformed token",
+    };
+    pub(super) const UNKNOWN: Self = Self {
+        matched: None,
+        why: "no token has this secret (unknown or deleted)",
+    };
+}
 
 /// The characters of a `User-Agent` a session keeps at most.
 const MAX_USER_AGENT: usize = 200;
@@ -130,7 +146,11 @@ impl Auth {
                 }
                 Err(e) => return Err(e),
             };
-            let caller = self.bearer(bearer, address).await;
+            let (caller, miss) = match self.bearer(bearer, address).await {
+                Ok(Err(miss)) => (Ok(Caller::BadBearer), Some(miss)),
+                Ok(Ok(caller)) => (Ok(caller), None),
+                Err(e) => (Err(e), None),
+            };
             // A token used from outside its allowFrom was right: not a failure to count.
             let right = matches!(caller, Ok(Caller::Bearer { .. } | Caller::Denied(_)));
             self.settle(attempt, right).await;
@@ -142,8 +162,8 @@ impl Auth {
                     _ => "failure",
                 },
             );
-            if matches!(caller, Ok(Caller::BadBearer)) {
-                self.login_failed("bearer", None, address, BAD_TOKEN).await;
+            if let Some(miss) = miss {
+                self.token_failed("bearer", &miss, address).await;
             }
             return caller;
         }
@@ -267,25 +287,31 @@ impl Auth {
         }))
     }
 
-    async fn bearer(&self, text: &str, address: Option<IpAddr>) -> Result<Caller> {
+    /// The caller a bearer token makes, or why it opens nothing.
+    async fn bearer(
+        &self,
+        text: &str,
+        address: Option<IpAddr>,
+    ) -> Result<std::result::Result<Caller, TokenMiss>> {
         let Ok(secret) = ApiTokenSecret::parse(text) else {
-            return Ok(Caller::BadBearer);
+            return Ok(Err(TokenMiss::MALFORMED));
         };
-        let Some(used) = self.token_owner(&secret, address).await? else {
-            return Ok(Caller::BadBearer);
+        let used = match self.token_owner(&secret, address).await? {
+            Ok(used) => used,
+            Err(miss) => return Ok(Err(miss)),
         };
         if let Some(grants) = &used.token.grants
             && let Err(denied) = grants.check_address(address)
         {
             self.token_denied(&used.user.user_id, &used.token.name, address, &denied.0)
                 .await;
-            return Ok(Caller::Denied(denied.0));
+            return Ok(Ok(Caller::Denied(denied.0)));
         }
-        Ok(Caller::Bearer {
+        Ok(Ok(Caller::Bearer {
             user: used.user,
             token_name: used.token.name,
             grants: used.token.grants,
-        })
+        }))
     }
 
     /// Records a right token used beyond its scopes or bounds (`token.denied`): not a failed
@@ -317,12 +343,12 @@ impl Auth {
         self.audit(event).await;
     }
 
-    /// The enabled owner of a live token, recording its use.
+    /// The enabled owner of a live token, recording its use; or why the secret opens nothing.
     pub(super) async fn token_owner(
         &self,
         secret: &ApiTokenSecret,
         address: Option<IpAddr>,
-    ) -> Result<Option<TokenUse>> {
+    ) -> Result<std::result::Result<TokenUse, TokenMiss>> {
         let digest = secret.digest();
         let now = self.now();
         let Some(TokenEntry {
@@ -331,17 +357,29 @@ impl Auth {
             grants,
         }) = self.token_entry(&digest).await?
         else {
-            return Ok(None);
+            return Ok(Err(TokenMiss::UNKNOWN));
         };
-        let expired = token.expires_at.is_some_and(|t| t <= now.as_microsecond());
-        let suspended = token.needs_admin && !self.admin_held(&user.role);
-        // A previous secret works only within its grace.
-        let graceless = token.previous
+        let why = if token.expires_at.is_some_and(|t| t <= now.as_microsecond()) {
+            Some("the token has expired")
+        } else if token.needs_admin && !self.admin_held(&user.role) {
+            Some("the token is suspended: its owner is no longer an administrator")
+        } else if token.previous
             && token
                 .grace_until
-                .is_none_or(|until| until <= now.as_microsecond());
-        if expired || suspended || graceless || !user.enabled {
-            return Ok(None);
+                .is_none_or(|until| until <= now.as_microsecond())
+        {
+            // A previous secret works only within its grace.
+            Some("a secret the token was rotated away from, past its grace")
+        } else if !user.enabled {
+            Some("the token's owner is disabled")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Ok(Err(TokenMiss {
+                matched: Some((user.user_id, token.name)),
+                why,
+            }));
         }
         let mut pending = self.pending_last_used();
         let known = token.last_used_at.max(pending.get(&token.id).map(|u| u.at));
@@ -350,7 +388,7 @@ impl Auth {
             pending.insert(token.id, super::LastUse { at, address });
         }
         drop(pending);
-        Ok(Some(TokenUse {
+        Ok(Ok(TokenUse {
             user: User::from(user),
             token: UsedToken {
                 id: token.id,

@@ -225,3 +225,73 @@ fn every_audit_kind_is_offered_by_the_schema_and_the_page() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_failed_token_names_the_token_it_matched_and_never_its_secret() {
+    let app = spawn_app_with(|s| s.tokens.admins_only = false).await;
+    app.login_admin().await;
+    app.add_user("olga", "olga's password", "user").await;
+    let olga = app.new_client();
+    olga.login("olga", "olga's password").await;
+    let brief = olga.create_token("brief", "DAY").await["data"]["tokenApiCreate"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let owned = olga.new_token("owned").await;
+    let deleted = olga.new_token("gone").await;
+    assert_ok(
+        &olga
+            .gql(
+                "mutation { tokenApiDelete(tokenName: \"gone\") }",
+                json!({}),
+            )
+            .await,
+    );
+    app.advance(SignedDuration::from_hours(25));
+    app.login_admin().await;
+
+    // Expired: by login and by Bearer.
+    app.new_client().login_with_token(&brief).await;
+    app.new_client()
+        .gql_bearer(&brief, "{ tokenApiList { tokenName } }", json!({}))
+        .await;
+    // Deleted, and a malformed one: no row to name.
+    app.new_client().login_with_token(&deleted).await;
+    app.new_client().login_with_token("lodge_nonsense").await;
+    // Its owner disabled.
+    assert_ok(
+        &app.gql(
+            "{ enableUser(userId: \"olga\", enabled: false) }",
+            json!({}),
+        )
+        .await,
+    );
+    app.new_client().login_with_token(&owned).await;
+
+    let failed: Vec<Value> = events(&app, json!({ "kind": "login" }))
+        .await
+        .into_iter()
+        .filter(|e| e["success"] == false)
+        .collect();
+    let with = |token: Option<&str>, detail: &str| {
+        failed
+            .iter()
+            .filter(|e| {
+                e["tokenName"].as_str() == token && e["detail"].as_str().unwrap().contains(detail)
+            })
+            .count()
+    };
+    assert_eq!(with(Some("brief"), "expired"), 2, "{failed:#?}");
+    assert!(
+        failed.iter().any(|e| e["tokenName"] == "brief"
+            && e["userId"] == "olga"
+            && e["provider"] == "bearer")
+    );
+    assert_eq!(with(None, "unknown or deleted"), 1, "{failed:#?}");
+    assert_eq!(with(None, "malformed"), 1, "{failed:#?}");
+    assert_eq!(with(Some("owned"), "owner is disabled"), 1, "{failed:#?}");
+    let text = serde_json::to_string(&failed).unwrap();
+    for secret in [&brief, &owned, &deleted] {
+        assert!(!text.contains(&secret[..20]), "never a secret: {text}");
+    }
+}
