@@ -205,8 +205,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Scan { paths } => {
-            let found = scan::scan(&paths)?;
-            for hit in &found {
+            let scanned = scan::scan(&paths);
+            let found = &scanned.found;
+            for hit in found {
                 println!("{}:{}: a Lodge API token", hit.path.display(), hit.line);
             }
             // Exit code 1, through the usual error path.
@@ -214,6 +215,13 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 bail!(
                     "{} Lodge API token(s) found: revoke them (POST /api/tokens/revoke) and remove them",
                     found.len()
+                );
+            }
+            if !scanned.unreadable.is_empty() {
+                bail!(
+                    "no Lodge API token found, but {} file(s) or folder(s) could not be read \
+                     (named above): scan them as a user who may read them",
+                    scanned.unreadable.len()
                 );
             }
             Ok(())

@@ -331,3 +331,107 @@ fn lodge_token_rotate_prints_a_new_secret_and_keeps_the_old_for_its_grace() {
     assert!(String::from_utf8_lossy(&too_long.stderr).contains("tokens.max_rotation_grace"));
     drop(server);
 }
+
+/// `lodge scan` of a 3 GB file finds the token at its end in bounded memory, and a folder it
+/// cannot read is named on standard error while the scan goes on (run as `nobody`, as root
+/// reads everything).
+#[test]
+fn lodge_scan_streams_a_large_file_and_goes_on_past_a_folder_it_cannot_read() {
+    use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: acting as another user needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let made = run_command(
+        lodge(dir.path()),
+        &["token", "create", "--user", "admin", "--name", "ci"],
+        "",
+    );
+    let token = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+
+    let repo = tempfile::tempdir().unwrap();
+    let open = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    open(repo.path(), 0o755);
+    let big = repo.path().join("big.log");
+    {
+        use std::io::{Seek as _, Write as _};
+        let mut file = std::fs::File::create(&big).unwrap();
+        let size = 3 * 1024 * 1024 * 1024_u64;
+        // Sparse: three gigabytes of zeros on no disk, then the token on the next line.
+        file.set_len(size).unwrap();
+        file.seek(std::io::SeekFrom::Start(size - 100)).unwrap();
+        write!(file, "\n{token}\n").unwrap();
+    }
+    open(&big, 0o644);
+    std::fs::create_dir(repo.path().join("locked")).unwrap();
+    std::fs::write(repo.path().join("locked/env"), format!("{token}\n")).unwrap();
+    open(&repo.path().join("locked"), 0o000);
+    std::fs::create_dir(repo.path().join("open")).unwrap();
+    std::fs::write(repo.path().join("open/env"), format!("T={token}\n")).unwrap();
+    open(&repo.path().join("open"), 0o755);
+    open(&repo.path().join("open/env"), 0o644);
+
+    let empty = tempfile::tempdir().unwrap();
+    open(empty.path(), 0o755);
+    let child = lodge(empty.path())
+        .arg("scan")
+        .arg(repo.path())
+        .uid(65534)
+        .gid(65534)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    let (stdout, stderr) = {
+        use std::io::Read as _;
+        let (mut out, mut err) = (String::new(), String::new());
+        let mut child = child;
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        std::mem::forget(child);
+        (out, err)
+    };
+    let mut status = 0;
+    // SAFETY: waits for this test's own child; `usage` is filled in by the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    assert_eq!(libc::WEXITSTATUS(status), 1, "{stderr}");
+    open(&repo.path().join("locked"), 0o755);
+    assert_eq!(
+        stdout,
+        format!(
+            "{}:2: a Lodge API token\n{}:1: a Lodge API token\n",
+            big.display(),
+            repo.path().join("open/env").display()
+        )
+    );
+    assert!(
+        stderr.contains(&format!(
+            "cannot read {}",
+            repo.path().join("locked").display()
+        )),
+        "{stderr}"
+    );
+    let peak_mib = usage.ru_maxrss / 1024;
+    assert!(
+        peak_mib < 200,
+        "bounded memory: {peak_mib} MiB for a 3 GB file"
+    );
+}
