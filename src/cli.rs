@@ -267,6 +267,15 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 let shown = std::path::absolute(&from).unwrap_or_else(|_| from.clone());
                 return Err(NoDatabase(shown).into());
             }
+            // A server still writing to it would add rows the copy does not have.
+            if crate::store::sqlite_in_use(&from) {
+                return Err(Refused(format!(
+                    "{} is open in a running Lodge (or another program): stop the server, then \
+                     migrate; nothing was copied",
+                    from.display()
+                ))
+                .into());
+            }
             let source = Store::open(&from)?;
             let ca_file =
                 Some(settings.database.ca_file.as_path()).filter(|p| !p.as_os_str().is_empty());
@@ -370,6 +379,18 @@ fn announce_first_admin(created: Option<&(String, Option<String>)>) {
         ),
     }
 }
+
+/// A command that must not run now, and why. Exit code 2.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// A command other than `serve` or `init` found no database where the settings say: it
 /// creates none (an empty one would answer every question with nothing). Exit code 2.

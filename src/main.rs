@@ -30,9 +30,11 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lodge: {e:#}");
-            match e.downcast_ref::<lodge::cli::NoDatabase>() {
-                Some(_) => ExitCode::from(2),
-                None => ExitCode::FAILURE,
+            let refused = e.downcast_ref::<lodge::cli::NoDatabase>().is_some()
+                || e.downcast_ref::<lodge::cli::Refused>().is_some();
+            match refused {
+                true => ExitCode::from(2),
+                false => ExitCode::FAILURE,
             }
         }
     }

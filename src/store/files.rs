@@ -70,6 +70,32 @@ pub(super) fn open_log_index(path: &Path) -> Option<Arc<std::fs::File>> {
     std::fs::File::open(index_path).ok().map(Arc::new)
 }
 
+/// Whether another connection, of this process or another (a running server), has the SQLite
+/// database at `path` open: every connection in WAL mode holds a shared lock on the "dead man
+/// switch" byte of the shared index (offset 128 on Unix) while it is open. Asked with an open
+/// file description's lock, which conflicts with any process's.
+#[cfg(unix)]
+pub fn in_use(path: &Path) -> bool {
+    use std::os::fd::AsRawFd as _;
+    let Some(index) = open_log_index(path) else {
+        return false;
+    };
+    // SAFETY: a zeroed `flock` is a valid value for the call to fill in.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as _;
+    lock.l_whence = libc::SEEK_SET as _;
+    lock.l_start = 128;
+    lock.l_len = 1;
+    // SAFETY: a valid descriptor and a `flock` the call fills in.
+    let asked = unsafe { libc::fcntl(index.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
+    asked == 0 && i32::from(lock.l_type) != libc::F_UNLCK
+}
+
+#[cfg(not(unix))]
+pub fn in_use(_path: &Path) -> bool {
+    false
+}
+
 /// Creates `path` as an empty file only its owner may read and write (0600), unless it exists.
 /// SQLite creates the -wal and -shm files with the database file's permissions, so they follow.
 /// An existing symbolic link is not followed (`O_EXCL`).

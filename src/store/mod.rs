@@ -8,6 +8,7 @@ mod copy;
 pub mod db;
 pub mod failures;
 mod files;
+pub use files::in_use as sqlite_in_use;
 pub mod leases;
 pub mod outbox;
 mod pg;

@@ -435,3 +435,31 @@ fn lodge_scan_streams_a_large_file_and_goes_on_past_a_folder_it_cannot_read() {
         "bounded memory: {peak_mib} MiB for a 3 GB file"
     );
 }
+
+/// `lodge migrate` refuses a SQLite file a running server has open (it would go on writing rows
+/// the copy lacks), exit code 2, before it reaches for the target; stopped, it is not refused.
+#[test]
+fn lodge_migrate_refuses_a_database_a_running_server_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, _) = crate::binary::start_with(dir.path(), &[]);
+    let port = crate::helpers::free_port();
+    let to = format!("postgres://lodge@127.0.0.1:{port}/lodge?connect_timeout=2");
+    let migrate = || {
+        lodge(dir.path())
+            .args(["migrate", "--from", "lodge.db", "--to", &to])
+            .output()
+            .unwrap()
+    };
+    let refused = migrate();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("open in a running Lodge"), "{said}");
+    assert!(said.contains("lodge.db"), "{said}");
+    drop(server);
+    let after = migrate();
+    let said = String::from_utf8_lossy(&after.stderr);
+    assert!(
+        !said.contains("running Lodge"),
+        "stopped, it is not refused: {said}"
+    );
+}
