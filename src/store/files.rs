@@ -3,7 +3,7 @@
 
 use std::{
     os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
-    path::Path,
+    path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
 };
@@ -43,11 +43,20 @@ pub(super) fn read_log_header(_: &std::fs::File) -> Option<LogHeader> {
     None
 }
 
-/// Why the database file (or, before it exists, its folder) cannot be written, if it cannot.
-/// SQLite would open such a file read-only and fail later with a vaguer error.
-pub(super) fn not_writable(path: &Path) -> Option<std::io::Error> {
-    if path.exists() {
-        return std::fs::OpenOptions::new().append(true).open(path).err();
+/// What cannot be written of the database: the file, or the folder SQLite makes its -wal and
+/// -shm files in.
+pub(super) enum NotWritable {
+    File(std::io::Error),
+    Folder(PathBuf, std::io::Error),
+}
+
+/// Why the database file or its folder cannot be written, if it cannot. SQLite would open such
+/// a file read-only, or fail to make its log beside it, and say something vaguer later.
+pub(super) fn not_writable(path: &Path) -> Option<NotWritable> {
+    if path.exists()
+        && let Err(e) = std::fs::OpenOptions::new().append(true).open(path)
+    {
+        return Some(NotWritable::File(e));
     }
     let dir = path
         .parent()
@@ -59,7 +68,7 @@ pub(super) fn not_writable(path: &Path) -> Option<std::io::Error> {
             let _ = std::fs::remove_file(&probe);
             None
         }
-        Err(e) => Some(e),
+        Err(e) => Some(NotWritable::Folder(dir.to_owned(), e)),
     }
 }
 

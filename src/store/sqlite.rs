@@ -16,7 +16,7 @@ use rusqlite_migration::{M, Migrations};
 use super::{
     Result, StoreError, change_counter,
     db::Tx,
-    files::{create_private, not_writable, open_log_index, read_log_header},
+    files::{NotWritable, create_private, not_writable, open_log_index, read_log_header},
     writer,
 };
 
@@ -101,13 +101,19 @@ impl Sqlite {
                 .create(dir)
                 .with_context(|| format!("cannot create the folder {}", dir.display()))?;
         }
-        if let Some(why) = not_writable(path) {
-            anyhow::bail!(
-                "the database at {} cannot be written ({why}): Lodge writes the file and its -wal \
-                 and -shm files beside it; make the folder and the file writable, or set \
-                 database.path to a writable place",
+        match not_writable(path) {
+            Some(NotWritable::File(why)) => anyhow::bail!(
+                "the database at {} cannot be written ({why}): check its owner and mode, and that \
+                 its file system is not mounted read-only",
                 path.display()
-            );
+            ),
+            Some(NotWritable::Folder(dir, why)) => anyhow::bail!(
+                "cannot write in {} ({why}): check its owner and mode; Lodge writes the database \
+                 {} and its -wal and -shm files there",
+                std::path::absolute(&dir).unwrap_or(dir).display(),
+                path.display()
+            ),
+            None => {}
         }
         create_private(path)
             .with_context(|| format!("cannot create the database file {}", path.display()))?;

@@ -560,10 +560,7 @@ fn a_read_only_database_is_refused_at_start_saying_so_and_starts_once_writable()
         message.contains("lodge.db cannot be written") && message.contains("Read-only"),
         "{message}"
     );
-    assert!(
-        message.contains("make the folder and the file writable"),
-        "{message}"
-    );
+    assert!(message.contains("check its owner and mode"), "{message}");
 
     disk.remount("rw");
     let (mut server, url, _) = start(disk.path());
@@ -746,4 +743,43 @@ fn a_log_level_that_is_no_level_stops_start_up_naming_the_key() {
         let output = lodge(dir.path()).args(["user", "list"]).output().unwrap();
         assert!(output.status.success(), "{level}: {output:?}");
     }
+}
+
+/// A database whose folder cannot be written (SQLite makes its -wal and -shm files there) is
+/// refused naming the folder, not with advice to move the database away.
+#[test]
+fn a_database_in_a_folder_that_cannot_be_written_names_the_folder() {
+    use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: acting as another user needs root");
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = top.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    init(&dir);
+    for file in ["lodge.db-wal", "lodge.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+    // Owned by `nobody`, the file writable, the folder not.
+    let chown = |path: &std::path::Path| std::os::unix::fs::chown(path, Some(65534), Some(65534));
+    chown(&dir).unwrap();
+    chown(&dir.join("lodge.db")).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let refused = lodge(&dir)
+        .args(["user", "list"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains(&format!("cannot write in {}", dir.display()))
+            && message.contains("check its owner and mode"),
+        "{message}"
+    );
+    assert!(!message.contains("Move it away"), "{message}");
 }
