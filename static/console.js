@@ -62,16 +62,26 @@ async function fetcher(params, options) {
   }
 }
 
-// GraphiQL keeps every run in its history with the headers it was sent with, even when told
-// not to keep headers: a Bearer token typed in Headers would stay in the browser's storage. So
-// its storage is this one, which drops the headers of history entries on the way in.
+// GraphiQL keeps every run in its history with the headers and variables it was sent with,
+// and each tab's variables, even when told not to keep headers: a Bearer token typed in Headers,
+// a password or a token typed in Variables would stay in the browser's storage. So its storage
+// is this one, which keeps queries only: it drops headers and variables on the way in.
 const storage = {
   getItem: (key) => localStorage.getItem(key),
   setItem(key, value) {
-    if (key.endsWith(":queries") || key.endsWith(":favorites")) {
+    if (key.endsWith(":variables") || key.endsWith(":headers")) {
+      localStorage.removeItem(key);
+      return;
+    }
+    const lists = { ":queries": "queries", ":favorites": "queries", ":tabState": "tabs" };
+    const list = Object.entries(lists).find(([suffix]) => key.endsWith(suffix));
+    if (list) {
       try {
         const kept = JSON.parse(value);
-        for (const entry of kept.queries ?? []) delete entry.headers;
+        for (const entry of kept[list[1]] ?? []) {
+          delete entry.headers;
+          delete entry.variables;
+        }
         value = JSON.stringify(kept);
       } catch {
         return;

@@ -811,11 +811,39 @@ async fn the_console_is_graphiql_on_the_page_session(app: &TestApp, client: &Cli
         "{listed}"
     );
 
+    // A secret typed in Variables (a password, a token): run, and not kept either.
+    js(
+        client,
+        &format!("{query}.setValue('query($secret: String) {{ activeUser {{ userId }} }}')"),
+    )
+    .await;
+    click(
+        client,
+        ".graphiql-editor-tools button[data-name='variables']",
+    )
+    .await;
+    js(
+        client,
+        &format!(
+            "{}.setValue({:?})",
+            editor(".graphiql-editor-tool .graphiql-editor:not(.hidden)"),
+            "{\"secret\": \"typed-variable-secret-5d2e\"}"
+        ),
+    )
+    .await;
+    run_in_console(client, "secret").await;
+
     let stored = js(client, "JSON.stringify(localStorage)").await;
+    let stored = stored.as_str().unwrap();
     assert!(
-        !stored.as_str().unwrap().contains(&cora_token[10..]),
+        !stored.contains(&cora_token[10..]),
         "the Bearer token is not kept in the browser's storage"
     );
+    assert!(
+        !stored.contains("typed-variable-secret-5d2e"),
+        "nothing typed in Variables is kept in the browser's storage: {stored}"
+    );
+    assert!(stored.contains("activeUser"), "the queries are: {stored}");
 
     // The Explorer plugin lists the schema's fields to build a query by clicking.
     click(client, "[aria-label='Show GraphiQL Explorer']").await;
