@@ -674,9 +674,7 @@ fn the_database_and_its_backups_are_private_and_a_missing_folder_is_named() {
 #[test]
 fn another_user_cannot_open_a_backup_while_it_is_written() {
     use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: acting as another user needs root");
+    if !crate::helpers::root_or_skip("acting as another user") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -750,9 +748,7 @@ fn a_log_level_that_is_no_level_stops_start_up_naming_the_key() {
 #[test]
 fn a_database_in_a_folder_that_cannot_be_written_names_the_folder() {
     use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: acting as another user needs root");
+    if !crate::helpers::root_or_skip("acting as another user") {
         return;
     }
     let top = tempfile::tempdir().unwrap();

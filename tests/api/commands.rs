@@ -338,9 +338,7 @@ fn lodge_token_rotate_prints_a_new_secret_and_keeps_the_old_for_its_grace() {
 #[test]
 fn lodge_scan_streams_a_large_file_and_goes_on_past_a_folder_it_cannot_read() {
     use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: acting as another user needs root");
+    if !crate::helpers::root_or_skip("acting as another user") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

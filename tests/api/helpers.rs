@@ -643,3 +643,14 @@ pub fn https(
         body: answer.body_mut().read_to_string().unwrap_or_default(),
     }
 }
+
+/// Whether this test runs as root, which acting as another local user (`nobody`) needs; says the
+/// test is skipped when not.
+pub fn root_or_skip(what: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipped: {what} needs root");
+    }
+    root
+}
