@@ -73,29 +73,29 @@ impl Auth {
                 .await;
             return Err(Error::AuthFailed);
         };
-        // The budget is the account's, however it was spelled: the database's collation may
-        // take two spellings for one id (PostgreSQL's ICU takes `νικοσ` for `νικος`), and
-        // each must not bring failures of its own.
+        // Counted first in the budget of the name as typed, before any database work...
+        let attempt = self.begin_password_attempt(&user_id, login).await?;
         let key = user_id.clone();
         let row = self
             .store()
             .read(move |tx| store_users::by_user_id(tx, &key))
             .await?;
         let exists = row.is_some();
-        let user_id = row.as_ref().map_or(user_id, |r| r.user_id.clone());
+        // ...and, when the database's collation took it for an account spelled otherwise
+        // (PostgreSQL's ICU takes `νικοσ` for `νικος`), in that account's own budget instead:
+        // no spelling brings a budget of its own.
+        let (user_id, attempt) = match &row {
+            Some(found) if Limits::account_key(&found.user_id) != Limits::account_key(&user_id) => {
+                drop(attempt);
+                let attempt = self.begin_password_attempt(&found.user_id, login).await?;
+                (found.user_id.clone(), attempt)
+            }
+            _ => (user_id, attempt),
+        };
         // A browser that logged in to this account before checks in a budget of its own.
         let device = login
             .device
             .and_then(|cookie| self.trusted_device(cookie, &user_id));
-        let budget = device.as_deref().map(devices::budget_name);
-        let attempt = self
-            .begin_attempt_in(
-                Check::Password,
-                login.address,
-                Some(&user_id),
-                Some(budget.as_deref().unwrap_or(&user_id)),
-            )
-            .await?;
         let mut outcome = self.check_password(row, credential, login).await;
         let locked = self.settle(attempt, outcome.is_ok()).await;
         self.metrics().login("local", login_result(&outcome));
@@ -112,6 +112,26 @@ impl Auth {
             outcome.device_cookie = self.device_cookie(&user_id);
         }
         outcome
+    }
+
+    /// A password check for `user_id` counted in the limits: in its own budget, or, from a
+    /// browser that logged in to the account before, in that browser's.
+    async fn begin_password_attempt(
+        &self,
+        user_id: &str,
+        login: LoginOptions<'_>,
+    ) -> Result<Attempt> {
+        let device = login
+            .device
+            .and_then(|cookie| self.trusted_device(cookie, user_id));
+        let budget = device.as_deref().map(devices::budget_name);
+        self.begin_attempt_in(
+            Check::Password,
+            login.address,
+            Some(user_id),
+            Some(budget.as_deref().unwrap_or(user_id)),
+        )
+        .await
     }
 
     /// Records a failed login in the audit log and the server's log, the user id as given
