@@ -245,10 +245,16 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             announce_first_admin(created.as_ref());
             Ok(())
         }
-        Command::User(command) => user(command, open(settings)?).await,
-        Command::Token(command) => token(command, open(settings)?).await,
+        Command::User(command) => {
+            let reads = Access::of(matches!(command, UserCommand::List));
+            user(command, open(settings, reads)?).await
+        }
+        Command::Token(command) => {
+            let reads = Access::of(matches!(command, TokenCommand::List { .. }));
+            token(command, open(settings, reads)?).await
+        }
         Command::Backup { path } => {
-            let store = open_existing(&settings.database)?;
+            let store = open_existing(&settings.database, Access::Read)?;
             tokio::task::spawn_blocking(move || {
                 store.backup_to(&path)?;
                 println!("backed up to {}", path.display());
@@ -300,7 +306,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             limit,
         } => {
             let since = Duration::parse(&since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
-            let auth = open(settings)?;
+            let auth = open(settings, Access::Read)?;
             let events = auth
                 .audit_log(AuditFilter {
                     user_id: user,
@@ -410,19 +416,42 @@ impl std::fmt::Display for NoDatabase {
 
 impl std::error::Error for NoDatabase {}
 
+/// What a command does with the database.
+#[derive(Clone, Copy, PartialEq)]
+enum Access {
+    /// Only reads: it works on a SQLite file it may not write.
+    Read,
+    Write,
+}
+
+impl Access {
+    fn of(reads_only: bool) -> Self {
+        if reads_only { Self::Read } else { Self::Write }
+    }
+}
+
 /// Opens the database a command works on: a SQLite file must exist; PostgreSQL's database is
-/// the server's to create.
-fn open_existing(settings: &crate::config::DatabaseSettings) -> anyhow::Result<Store> {
+/// the server's to create. A command that only reads opens a SQLite file it may not write (or
+/// whose folder it may not write) read-only.
+fn open_existing(
+    settings: &crate::config::DatabaseSettings,
+    access: Access,
+) -> anyhow::Result<Store> {
     let path = &settings.path;
-    if settings.url.0.is_none() && !path.exists() {
-        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        return Err(NoDatabase(shown).into());
+    if settings.url.0.is_none() {
+        if !path.exists() {
+            let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+            return Err(NoDatabase(shown).into());
+        }
+        if access == Access::Read && Store::sqlite_not_writable(path) {
+            return Store::open_read_only(path);
+        }
     }
     Store::from_settings(settings)
 }
 
-fn open(settings: Settings) -> anyhow::Result<Auth> {
-    let store = open_existing(&settings.database)?;
+fn open(settings: Settings, access: Access) -> anyhow::Result<Auth> {
+    let store = open_existing(&settings.database, access)?;
     Ok(Auth::new(store, Clock::system(), Arc::new(settings)))
 }
 

@@ -248,6 +248,19 @@ impl Store {
         })
     }
 
+    /// Opens the existing SQLite database at `path` to read it only, unmigrated: for the
+    /// commands that only read, where the file or its folder cannot be written.
+    pub fn open_read_only(path: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            engine: Engine::Sqlite(sqlite::Sqlite::open_read_only(path)?),
+        })
+    }
+
+    /// Whether the SQLite database at `path` (or its folder) cannot be written.
+    pub fn sqlite_not_writable(path: &Path) -> bool {
+        files::not_writable(path).is_some()
+    }
+
     /// Connects to the PostgreSQL database at `url` and migrates it. The synchronous client
     /// blocks on a runtime of its own, which it may not do on a thread that drives asynchronous
     /// tasks (the server's start): it connects on a thread of its own.

@@ -67,6 +67,24 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
+/// `path` as an SQLite `file:` URI with `query`, its bytes outside the unreserved set and `/`
+/// escaped (a `?` or `#` in a folder's name would otherwise end the path).
+fn file_uri(path: &Path, query: &str) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut uri = String::from("file:");
+    for &b in absolute.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push('?');
+    uri.push_str(query);
+    uri
+}
+
 /// The counter kept in `pair` when it was kept with this log header.
 fn paired(pair: &Mutex<Option<(LogHeader, i64)>>, header: &LogHeader) -> Option<i64> {
     match &*pair.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -172,6 +190,99 @@ impl Sqlite {
             // A broken connection shows itself on use; a check on every checkout costs a
             // statement per request.
             .test_on_check_out(false)
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .with_context(|| format!("cannot open the database at {}", path.display()))?;
+        Ok(Self {
+            pool,
+            writer,
+            log_index: index_file,
+            own_commit,
+            last_read: Arc::default(),
+            writer_metrics,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Opens the existing database at `path` for reading only, without migrating it, for the
+    /// commands that only read (`lodge user list`) where its folder or file cannot be written.
+    /// With no write-ahead log index beside it none can be made, and SQLite opens such a file
+    /// only as immutable: nobody can be writing it then, for nobody could make the index.
+    pub fn open_read_only(path: &Path) -> anyhow::Result<Self> {
+        use rusqlite::OpenFlags;
+        let with_suffix = |suffix: &str| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        };
+        let has_index = with_suffix("-shm").exists();
+        let log_len = std::fs::metadata(with_suffix("-wal")).map_or(0, |m| m.len());
+        if !has_index && log_len > 0 {
+            anyhow::bail!(
+                "the database at {} has changes in its write-ahead log that only a process that \
+                 may write in its folder can apply: run the command as the database's owner",
+                path.display()
+            );
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let uri = file_uri(path, if has_index { "mode=ro" } else { "immutable=1" });
+        let init = |conn: &mut Connection| {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.execute_batch("PRAGMA query_only = ON;")
+        };
+        let conn = Connection::open_with_flags(&uri, flags)
+            .and_then(|mut c| init(&mut c).map(|()| c))
+            .with_context(|| {
+                format!("cannot open the database at {} to read it", path.display())
+            })?;
+        let pending = migrations().pending_migrations(&conn).with_context(|| {
+            format!(
+                "cannot read the database at {} (is it a Lodge database?)",
+                path.display()
+            )
+        })?;
+        match pending {
+            0 => {}
+            ..0 => anyhow::bail!(
+                "the database at {} was written by a newer version of Lodge; run that version \
+                 or restore a backup",
+                path.display()
+            ),
+            1.. => anyhow::bail!(
+                "the database at {} needs changes for this version of Lodge, which only a \
+                 process that may write it can make: start the server or run this command as \
+                 the database's owner first",
+                path.display()
+            ),
+        }
+        let index_file = open_log_index(path);
+        let writer_metrics = crate::metrics::WriterMetrics::default();
+        let own_commit = Arc::new(Mutex::new(None));
+        // Writes reach SQLite and fail there as read-only; the commands that open the store
+        // this way make none.
+        let writer = writer::Writer::start(
+            conn,
+            path,
+            writer::Published {
+                log_index: index_file.clone(),
+                own_commit: own_commit.clone(),
+                metrics: writer_metrics.clone(),
+            },
+            index_file.clone(),
+        )
+        .context("cannot start the database writer thread")?;
+        let keep_open = index_file.clone();
+        let manager = SqliteConnectionManager::file(&uri)
+            .with_flags(flags)
+            .with_init(move |conn| {
+                let _ = &keep_open;
+                init(conn)
+            });
+        let pool = r2d2::Pool::builder()
+            .max_size(2)
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .with_context(|| format!("cannot open the database at {}", path.display()))?;

@@ -744,7 +744,8 @@ fn a_log_level_that_is_no_level_stops_start_up_naming_the_key() {
 }
 
 /// A database whose folder cannot be written (SQLite makes its -wal and -shm files there) is
-/// refused naming the folder, not with advice to move the database away.
+/// refused naming the folder, not with advice to move the database away, by every command that
+/// writes; the commands that only read work on it and leave the folder as it was.
 #[test]
 fn a_database_in_a_folder_that_cannot_be_written_names_the_folder() {
     use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
@@ -756,6 +757,11 @@ fn a_database_in_a_folder_that_cannot_be_written_names_the_folder() {
     let dir = top.path().join("data");
     std::fs::create_dir(&dir).unwrap();
     init(&dir);
+    let created = lodge(&dir)
+        .args(["token", "create", "--user", "admin", "--name", "nightly"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
     for file in ["lodge.db-wal", "lodge.db-shm"] {
         let _ = std::fs::remove_file(dir.join(file));
     }
@@ -764,18 +770,59 @@ fn a_database_in_a_folder_that_cannot_be_written_names_the_folder() {
     chown(&dir).unwrap();
     chown(&dir.join("lodge.db")).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let refused = lodge(&dir)
-        .args(["user", "list"])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let message = String::from_utf8_lossy(&refused.stderr);
+    let as_nobody = |args: &[&str]| {
+        lodge(&dir)
+            .args(args)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    let delete = ["token", "delete", "--user", "admin", "--name", "nightly"];
+    for writes in [&["user", "disable", "admin"][..], &delete] {
+        let refused = as_nobody(writes);
+        assert!(!refused.status.success(), "{writes:?}");
+        let message = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            message.contains(&format!("cannot write in {}", dir.display()))
+                && message.contains("check its owner and mode"),
+            "{writes:?}: {message}"
+        );
+        assert!(!message.contains("Move it away"), "{message}");
+    }
+    let files = || {
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files();
+    let listed = as_nobody(&["user", "list"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(
-        message.contains(&format!("cannot write in {}", dir.display()))
-            && message.contains("check its owner and mode"),
-        "{message}"
+        listed
+            .lines()
+            .any(|l| l.starts_with("admin ") && l.contains(" yes ")),
+        "{listed}"
     );
-    assert!(!message.contains("Move it away"), "{message}");
+    let tokens = as_nobody(&["token", "list", "--user", "admin"]);
+    assert!(tokens.status.success(), "{tokens:?}");
+    assert!(
+        String::from_utf8_lossy(&tokens.stdout).contains("nightly"),
+        "{tokens:?}"
+    );
+    let audit = as_nobody(&["audit", "--since", "1h"]);
+    assert!(audit.status.success(), "{audit:?}");
+    assert!(
+        String::from_utf8_lossy(&audit.stdout).contains("token.create"),
+        "{audit:?}"
+    );
+    assert_eq!(
+        files(),
+        before,
+        "a command that only reads wrote in the folder"
+    );
 }
