@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::binary::{login, post, start_with};
+use crate::binary::{lodge, login, post, run_command, start_with, token_login};
 
 fn lines_of(dir: &std::path::Path) -> String {
     std::fs::read_to_string(dir.join("lodge.log")).unwrap()
@@ -155,4 +155,57 @@ fn at_debug_no_statement_parameter_reaches_the_log() {
         "the client's debug lines are there: {text}"
     );
     assert!(!text.contains("parameters"), "{text}");
+}
+
+/// A token login that fails on a token whose secret matched a row names that token and its
+/// owner in the log, and why it failed; the secret itself never appears.
+#[test]
+fn a_failed_token_login_names_the_matched_token_in_the_log_and_never_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url, _) = start_with(dir.path(), &[("LODGE_LOG__FORMAT", "json")]);
+    run_command(
+        lodge(dir.path()),
+        &["user", "add", "ned"],
+        "ned's password\n",
+    );
+    let created = run_command(
+        lodge(dir.path()),
+        &["token", "create", "--user", "ned", "--name", "nightly"],
+        "",
+    );
+    let secret = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    run_command(lodge(dir.path()), &["user", "disable", "ned"], "");
+    let (refused, _) = token_login(&url, &secret);
+    assert!(refused["errors"].is_array(), "{refused}");
+    let (refused, _) = token_login(&url, "lodge_nonsense");
+    assert!(refused["errors"].is_array(), "{refused}");
+    drop(server);
+
+    let text = lines_of(dir.path());
+    assert!(!text.contains(&secret[..20]), "a secret in the log: {text}");
+    let failed: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("login failed"))
+        })
+        .collect();
+    assert_eq!(failed.len(), 2, "{text}");
+    assert_eq!(failed[0]["token"], "nightly", "{text}");
+    assert_eq!(failed[0]["user"], "ned", "{text}");
+    assert_eq!(failed[0]["provider"], "token", "{text}");
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("owner is disabled"),
+        "{text}"
+    );
+    assert!(failed[1].get("token").is_none(), "no row, no name: {text}");
+    assert!(
+        failed[1]["message"].as_str().unwrap().contains("malformed"),
+        "{text}"
+    );
 }
