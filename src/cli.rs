@@ -277,7 +277,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if crate::store::sqlite_in_use(&from) {
                 return Err(Refused(format!(
                     "{} is open in a running Lodge (or another program): stop the server, then \
-                     migrate; nothing was copied",
+                     migrate, or migrate from a `lodge backup` of it; nothing was copied",
                     from.display()
                 ))
                 .into());

@@ -451,8 +451,13 @@ async fn lodge_migrate_copies_a_sqlite_installation_that_then_serves_from_postgr
     app.auth.flush_last_used().await.unwrap();
 
     let url = crate::postgres::cluster().unwrap().fresh_url();
-    let from = app.db_path.display().to_string();
+    // `lodge migrate` refuses a file a running server holds (this test's server keeps it open):
+    // the copy is made from an online backup of it, as an operator who cannot stop it would.
     let dir = tempfile::tempdir().unwrap();
+    let from = dir.path().join("stopped.db").display().to_string();
+    let mut backup = crate::binary::lodge(dir.path());
+    backup.env("LODGE_DATABASE__PATH", &app.db_path);
+    crate::binary::run_command(backup, &["backup", &from], "");
     let copied = crate::binary::run_command(
         crate::binary::lodge(dir.path()),
         &["migrate", "--from", &from, "--to", &url],
