@@ -2,7 +2,11 @@
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
-use actix_web::{App as ActixApp, HttpServer, dev::Server, web};
+use actix_web::{
+    App as ActixApp, HttpServer,
+    dev::{Server, Service as _},
+    web,
+};
 use anyhow::Context as _;
 
 use crate::{auth::Auth, clock::Clock, config::Settings, graphql, http, store::Store, tls};
@@ -20,6 +24,8 @@ pub struct App {
     port: u16,
     server: Server,
     auth: Auth,
+    /// The database, folded into one file at shutdown.
+    store: Store,
     stop_signals: StopSignals,
     /// Where events are delivered, when `notify.webhook_url` is set.
     webhook: Option<crate::notify::Webhook>,
@@ -37,7 +43,7 @@ impl App {
         let certificates = certificates(&settings.server)?;
         let webhook = crate::notify::Webhook::from_settings(&settings.notify)?;
         let store = Store::from_settings(&settings.database)?;
-        let auth = Auth::new(store, clock, settings.clone());
+        let auth = Auth::new(store.clone(), clock, settings.clone());
         auth.load_device_key()
             .await
             .context("cannot read or make the key of device cookies")?;
@@ -91,6 +97,9 @@ impl App {
                     actix_web::middleware::DefaultHeaders::new()
                         .add(("Strict-Transport-Security", "max-age=31536000")),
                 ))
+                // Each request reads the database's change counter once at most (PostgreSQL),
+                // and sees the database as of its start.
+                .wrap_fn(|req, service| crate::store::per_request(service.call(req)))
                 .configure(http::routes)
         })
         .workers(workers)
@@ -122,6 +131,7 @@ impl App {
             port,
             server,
             auth,
+            store,
             stop_signals: StopSignals::register()?,
             tls: certificates.map(|c| (c, tls::Hangups::register())),
             webhook,
@@ -206,7 +216,7 @@ impl App {
         self.auth.give_up(HOUSEKEEPING).await;
         self.auth.give_up(crate::notify::TASK).await;
         // Fold the write-ahead log into the database file, so a stopped server leaves one file.
-        let store = self.auth.store().clone();
+        let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.checkpoint()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("cannot checkpoint the database at shutdown: {e:#}"),

@@ -230,14 +230,14 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let path = settings.database.path.clone();
             let existed = path.exists();
             let store = Store::from_settings(&settings.database)?;
-            let postgres = store.backend() == crate::store::Backend::Postgres;
+            let on_server = store.file().is_none();
             let described = store.describe();
             let auth = Auth::new(store, Clock::system(), Arc::new(settings));
             // Made now, so that the server's first start has nothing to write.
             auth.load_device_key().await?;
             let created = auth.ensure_first_admin().await?;
             let path = std::path::absolute(&path).unwrap_or(path);
-            match (postgres, existed) {
+            match (on_server, existed) {
                 (true, _) => println!("the {described} is ready"),
                 (false, true) => println!("the database at {} exists", path.display()),
                 (false, false) => println!("created the database at {}", path.display()),

@@ -16,7 +16,6 @@ use super::{
     users::UserId,
 };
 use crate::store::{
-    Backend,
     failures::{self as store_failures, AccountRow, AddressRow},
     users::{self as store_users, UserRow},
 };
@@ -454,7 +453,7 @@ impl Auth {
 
     /// Whether the failed-login limits are shared with other nodes through the database.
     pub(super) fn shares_limits(&self) -> bool {
-        self.store().backend() == Backend::Postgres
+        self.store().shares_with_other_nodes()
     }
 
     /// Takes the database's count of the address's and the account's failures for this node's.

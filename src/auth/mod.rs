@@ -278,7 +278,7 @@ impl Auth {
     /// run out, renewed at each call, for `lease`). A node that stops without giving it up is
     /// replaced once its lease runs out.
     pub async fn runs(&self, task: &'static str, lease: std::time::Duration) -> bool {
-        if self.store.backend() != crate::store::Backend::Postgres {
+        if !self.store.shares_with_other_nodes() {
             return true;
         }
         let now = self.now();
@@ -297,7 +297,7 @@ impl Auth {
 
     /// Gives up the lease of `task` if this node holds it (at a clean shutdown).
     pub async fn give_up(&self, task: &'static str) {
-        if self.store.backend() != crate::store::Backend::Postgres {
+        if !self.store.shares_with_other_nodes() {
             return;
         }
         let holder = self.node.clone();
@@ -490,6 +490,12 @@ impl Auth {
             sessions_live,
             database_bytes: i64::try_from(database_bytes).unwrap_or(i64::MAX),
         }))
+    }
+
+    /// Whether the database takes writes now (readiness): an empty write committed within
+    /// `patience`.
+    pub async fn check_writable(&self, patience: std::time::Duration) -> Result<()> {
+        Ok(self.store.check_writable(patience).await?)
     }
 
     pub fn store(&self) -> &Store {

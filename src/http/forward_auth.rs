@@ -20,10 +20,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// 200 with the user in headers, or 401. Looks the token or session up every time, so a
 /// delete or a disable takes effect on the next request.
 async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    crate::store::per_request(check(req, state)).await
-}
-
-async fn check(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let rules = &state.auth.settings().forward_auth;
     let bearer = bearer_token(&req);
     if bearer.is_some() && !rules.allow_tokens {

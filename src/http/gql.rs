@@ -47,14 +47,6 @@ pub async fn handle(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    crate::store::per_request(handle_request(req, payload, state)).await
-}
-
-async fn handle_request(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
     let started = std::time::Instant::now();
     let server = &state.auth.settings().server;
     let seen = forwarded::seen(&req, &server.trusted_proxies, state.tls);

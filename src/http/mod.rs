@@ -139,7 +139,7 @@ async fn healthz() -> HttpResponse {
 /// Readiness: 200 when the database answers and takes writes, 503 when it does not.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let patience = std::time::Duration::from_secs(1);
-    match state.auth.store().check_writable(patience).await {
+    match state.auth.check_writable(patience).await {
         Ok(()) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .content_type("text/plain; charset=utf-8")

@@ -288,6 +288,20 @@ impl Store {
         }
     }
 
+    /// Whether other nodes may work on this database at the same time (PostgreSQL): then the
+    /// tasks one node runs for all take a lease, and failed logins are counted in the database.
+    pub fn shares_with_other_nodes(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
+    }
+
+    /// The SQLite database's file, when the database is one.
+    pub fn file(&self) -> Option<&Path> {
+        match &self.engine {
+            Engine::Sqlite(s) => Some(s.path()),
+            Engine::Postgres(_) => None,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match &self.engine {
             Engine::Sqlite(_) => Backend::Sqlite,
