@@ -26,6 +26,7 @@ macro_rules! deserialize_by_parse {
         }
     )+};
 }
+pub(crate) use deserialize_by_parse;
 
 deserialize_by_parse!(IpNet, HeaderName, Duration, PublicUrl);
 
@@ -33,13 +34,12 @@ mod database;
 mod forward_auth;
 mod log;
 mod metrics;
-mod notify;
 mod password;
+pub use crate::notify::config::{NotifyEvent, NotifyFormat, NotifySettings, WebhookUrl};
 pub use database::{DatabaseSettings, DatabaseUrl};
 pub use forward_auth::{ForwardAuthSettings, RequestHeaders};
 pub use log::{LogFormat, LogLevel, LogSettings};
 pub use metrics::MetricsSettings;
-pub use notify::{NotifyEvent, NotifyFormat, NotifySettings, WebhookUrl};
 pub use password::PasswordSettings;
 
 /// The file read when no `--config` is given; it may be absent.

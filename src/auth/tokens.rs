@@ -11,13 +11,13 @@ use super::{
     audit::{self, Actor, AuditEvent, kind},
     from_micros,
     grants::Grants,
-    notify::{self, Notice},
     secret::ApiTokenSecret,
 };
 pub use lifetime::LifetimeRule;
 
 use crate::{
     config::{Lifetime, NotifyEvent},
+    notify::outbox::{self as notify, Notice},
     store::{
         sessions as store_sessions,
         tokens::{self as store_tokens, TokenRow},
