@@ -49,13 +49,35 @@ def db_size(folder):
     return sum(f.stat().st_size for f in Path(folder).glob("lodge.db*"))
 
 
+def known_settings(settings):
+    """Those of `settings` (LODGE_ variables) that the binary knows: a binary from before a
+    setting refuses to start with it, and the bench compares binaries of several releases."""
+    known = {}
+    for key, value in settings.items():
+        out = subprocess.run([BINARY, "--config", os.devnull, "user", "list"],
+                             env=lodge_env(Path(os.devnull) / "absent.db", **{key: value}),
+                             capture_output=True, text=True)
+        if "unknown key" not in out.stderr:
+            known[key] = value
+    return known
+
+
+# What every server of the load runs with: the scoped scenarios send the original request as
+# Traefik and Caddy do, in X-Forwarded-*; wrk's connections all come from 127.0.0.1, beyond the
+# per-address cap.
+LOAD_SETTINGS = known_settings({
+    "LODGE_FORWARD_AUTH__REQUEST_HEADERS": "forwarded",
+    "LODGE_SERVER__MAX_CONNECTIONS_PER_ADDRESS": "0",
+})
+
+
 class Server:
     """A release lodge serving on port 0 with the database at `db` (or at a PostgreSQL URL in
     `settings`)."""
 
     def __init__(self, db, cwd, **settings):
         env = lodge_env(db, LODGE_SERVER__PORT="0", LODGE_ADMIN__PASSWORD="bench-admin-password",
-                        **settings)
+                        **LOAD_SETTINGS, **settings)
         self.started = time.perf_counter()
         self.process = subprocess.Popen([BINARY, "--config", os.devnull, "serve"], cwd=cwd, env=env,
                                         stdout=subprocess.PIPE, text=True)
