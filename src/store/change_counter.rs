@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn every_change_a_kept_row_depends_on_moves_the_counter() {
         let dir = tempfile::tempdir().unwrap();
-        let store = super::super::sqlite::Sqlite::open(&dir.path().join("lodge.db")).unwrap();
+        let store = crate::store::sqlite::Sqlite::open(&dir.path().join("lodge.db")).unwrap();
         store
             .read(|tx| {
                 let conn = tx.sqlite();

@@ -1,218 +1,31 @@
 //! The database, behind one boundary: SQLite in one file (the default) or PostgreSQL
-//! (`database.url`), each with its connections, writer and migrations, and one module per table
-//! family whose statements run on either ([`db`]).
+//! (`database.url`), each engine in a folder of its own with its connections, writer and
+//! migrations ([`sqlite`], [`postgres`]), both writers on one group-commit protocol
+//! ([`batch`]); one module per table family whose statements run on either ([`db`]).
+
+mod error;
+mod postgres;
+mod sqlite;
 
 pub mod audit;
 pub mod change_counter;
 mod copy;
 pub mod db;
 pub mod failures;
-mod files;
-pub use files::in_use as sqlite_in_use;
 pub mod leases;
 pub mod outbox;
-mod pg;
 pub mod secrets;
 pub mod sessions;
-mod sqlite;
 pub mod tokens;
 pub mod users;
-mod writer;
+
+pub use error::{Cause, Constraint, Result, StoreError};
+pub use sqlite::in_use as sqlite_in_use;
 
 use std::{path::Path, time::Duration};
 
 pub use copy::Counts;
 pub use db::{Backend, Tx};
-
-/// A failure of the database, classified here so that no caller needs SQLite's or PostgreSQL's
-/// error codes; never shown to clients, logged with its cause.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Another process held the database beyond the busy timeout.
-    #[error("the database is locked by another process: {0}")]
-    Locked(#[source] Cause),
-    #[error("the disk holding the database is full: {0}")]
-    DiskFull(#[source] Cause),
-    #[error("the database is read-only: {0}")]
-    ReadOnly(#[source] Cause),
-    #[error("the database file cannot be opened: {0}")]
-    CannotOpen(#[source] Cause),
-    /// The database server cannot be reached, or closed the connection.
-    #[error("the database server cannot be reached: {0}")]
-    Unreachable(#[source] Cause),
-    #[error("the database file is damaged: {0}")]
-    Corrupt(#[source] Cause),
-    /// A constraint refused the change: a row named by a foreign key is gone, or a unique
-    /// value is taken.
-    #[error("{0:?} constraint: {1}")]
-    Constraint(Constraint, #[source] Cause),
-    /// Any other failure the database reports (a bug of ours, usually).
-    #[error("database: {0}")]
-    Sqlite(#[source] Cause),
-    /// What was read is not what the store expects.
-    #[error("unexpected data: {0}")]
-    Invalid(String),
-    #[error("database connection pool: {0}")]
-    Pool(#[from] r2d2::Error),
-    #[error("the database took no write in time")]
-    WriteTimedOut,
-    #[error("the database writer has stopped")]
-    WriterStopped,
-    #[error("the database writer dropped a write")]
-    WriteDropped,
-    #[error("a write was not run")]
-    WriteNotRun,
-    #[error("a database write panicked")]
-    WritePanicked,
-    /// A blocking read's thread could not be joined (it panicked).
-    #[error("a database read did not finish: {0}")]
-    ReadFailed(String),
-}
-
-/// The driver's own error behind a [`StoreError`].
-#[derive(Debug, thiserror::Error)]
-pub enum Cause {
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
-    #[error(transparent)]
-    Postgres(#[from] postgres::Error),
-    /// A failure told again: to each write of a batch that failed as a whole.
-    #[error("{0}")]
-    Again(String),
-}
-
-/// Which constraint refused a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Constraint {
-    ForeignKey,
-    Unique,
-    Other,
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::{ErrorCode, ffi};
-        let rusqlite::Error::SqliteFailure(failure, _) = &e else {
-            return StoreError::Sqlite(e.into());
-        };
-        let code = failure.code;
-        let extended = failure.extended_code;
-        let e = Cause::from(e);
-        match code {
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreError::Locked(e),
-            ErrorCode::DiskFull => StoreError::DiskFull(e),
-            ErrorCode::ReadOnly => StoreError::ReadOnly(e),
-            ErrorCode::CannotOpen => StoreError::CannotOpen(e),
-            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(e),
-            ErrorCode::ConstraintViolation => {
-                let kind = match extended {
-                    ffi::SQLITE_CONSTRAINT_FOREIGNKEY => Constraint::ForeignKey,
-                    ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
-                        Constraint::Unique
-                    }
-                    _ => Constraint::Other,
-                };
-                StoreError::Constraint(kind, e)
-            }
-            _ => StoreError::Sqlite(e),
-        }
-    }
-}
-
-impl From<postgres::Error> for StoreError {
-    fn from(e: postgres::Error) -> Self {
-        use postgres::error::SqlState;
-        let Some(code) = e.code().cloned() else {
-            // No answer from the server: the connection failed or closed. Anything else without
-            // a code is the client's (a value of the wrong type): a bug of ours.
-            let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-            return match e.is_closed() || io {
-                true => StoreError::Unreachable(e.into()),
-                false => StoreError::Sqlite(e.into()),
-            };
-        };
-        let e = Cause::from(e);
-        match code {
-            c if c == SqlState::UNIQUE_VIOLATION => StoreError::Constraint(Constraint::Unique, e),
-            c if c == SqlState::FOREIGN_KEY_VIOLATION => {
-                StoreError::Constraint(Constraint::ForeignKey, e)
-            }
-            c if c.code().starts_with("23") => StoreError::Constraint(Constraint::Other, e),
-            c if c == SqlState::DISK_FULL => StoreError::DiskFull(e),
-            c if c == SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly(e),
-            c if c == SqlState::LOCK_NOT_AVAILABLE
-                || c == SqlState::T_R_SERIALIZATION_FAILURE
-                || c == SqlState::T_R_DEADLOCK_DETECTED =>
-            {
-                StoreError::Locked(e)
-            }
-            // Connection failures, a server shutting down or starting, too many connections.
-            c if c.code().starts_with("08")
-                || c.code().starts_with("57P")
-                || c == SqlState::TOO_MANY_CONNECTIONS =>
-            {
-                StoreError::Unreachable(e)
-            }
-            _ => StoreError::Sqlite(e),
-        }
-    }
-}
-
-impl StoreError {
-    /// The same failure, for another write of the batch it ended.
-    pub fn again(&self) -> StoreError {
-        let cause = |c: &Cause| Cause::Again(c.to_string());
-        match self {
-            StoreError::Locked(c) => StoreError::Locked(cause(c)),
-            StoreError::DiskFull(c) => StoreError::DiskFull(cause(c)),
-            StoreError::ReadOnly(c) => StoreError::ReadOnly(cause(c)),
-            StoreError::CannotOpen(c) => StoreError::CannotOpen(cause(c)),
-            StoreError::Unreachable(c) => StoreError::Unreachable(cause(c)),
-            StoreError::Corrupt(c) => StoreError::Corrupt(cause(c)),
-            StoreError::Constraint(k, c) => StoreError::Constraint(*k, cause(c)),
-            StoreError::Sqlite(c) => StoreError::Sqlite(cause(c)),
-            StoreError::Invalid(why) => StoreError::Invalid(why.clone()),
-            StoreError::ReadFailed(why) => StoreError::ReadFailed(why.clone()),
-            StoreError::Pool(e) => StoreError::Invalid(e.to_string()),
-            StoreError::WriteTimedOut => StoreError::WriteTimedOut,
-            StoreError::WriterStopped => StoreError::WriterStopped,
-            StoreError::WriteDropped => StoreError::WriteDropped,
-            StoreError::WriteNotRun => StoreError::WriteNotRun,
-            StoreError::WritePanicked => StoreError::WritePanicked,
-        }
-    }
-
-    /// What keeps the database from taking a change now, when the fault is the machine's (a
-    /// lock, a full disk, a read-only or missing file) and may pass: said to the client, who
-    /// may try again.
-    pub fn unavailable(&self) -> Option<&'static str> {
-        match self {
-            StoreError::Locked(_) => Some("the database is locked by another process"),
-            StoreError::DiskFull(_) => Some("the disk holding the database is full"),
-            StoreError::ReadOnly(_) => Some("the database file is read-only"),
-            StoreError::CannotOpen(_) => Some("the database file cannot be opened"),
-            StoreError::Unreachable(_) => Some("the database server cannot be reached"),
-            _ => None,
-        }
-    }
-
-    /// A unique value found taken without a failed statement.
-    pub fn taken(what: &str) -> StoreError {
-        StoreError::Constraint(Constraint::Unique, Cause::Again(format!("{what} is taken")))
-    }
-
-    /// Whether a unique value (a user id, a token name) is taken.
-    pub fn is_taken(&self) -> bool {
-        matches!(self, StoreError::Constraint(Constraint::Unique, _))
-    }
-
-    /// Whether a row the change names (a session's user or token) is gone.
-    pub fn is_parent_gone(&self) -> bool {
-        matches!(self, StoreError::Constraint(Constraint::ForeignKey, _))
-    }
-}
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 tokio::task_local! {
     /// In a request on PostgreSQL: the change counter as the request read it, until it writes.
@@ -236,7 +49,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Engine {
     Sqlite(sqlite::Sqlite),
-    Postgres(pg::Postgres),
+    Postgres(postgres::Postgres),
 }
 
 impl Store {
@@ -258,7 +71,7 @@ impl Store {
 
     /// Whether the SQLite database at `path` (or its folder) cannot be written.
     pub fn sqlite_not_writable(path: &Path) -> bool {
-        files::not_writable(path).is_some()
+        sqlite::not_writable(path).is_some()
     }
 
     /// Connects to the PostgreSQL database at `url` and migrates it. The synchronous client
@@ -268,7 +81,7 @@ impl Store {
         let postgres = std::thread::scope(|scope| {
             std::thread::Builder::new()
                 .name("lodge-pg-connect".into())
-                .spawn_scoped(scope, || pg::Postgres::connect(url, ca_file))
+                .spawn_scoped(scope, || postgres::Postgres::connect(url, ca_file))
                 .map_err(anyhow::Error::from)?
                 .join()
                 .map_err(|_| anyhow::anyhow!("connecting to PostgreSQL panicked"))?

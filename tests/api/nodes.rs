@@ -628,7 +628,7 @@ async fn tls_to_postgres_checks_the_servers_certificate_against_database_ca_file
     assert!(said.contains("certificate"), "{said}");
 }
 
-/// Requests in flight share their first read (`store::pg::Looks`), but a request that begins
+/// Requests in flight share their first read (`store::postgres::Looks`), but a request that begins
 /// after another node acknowledged a delete never takes a read from before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_on_one_node_holds_for_the_next_request_on_another_under_load() {

@@ -230,7 +230,7 @@ pub fn batch(url: &str, sql: &str) {
 }
 
 /// Takes the advisory lock every node's writer holds for its batch (`WRITE_LOCK` in
-/// src/store/pg.rs).
+/// src/store/postgres/mod.rs).
 pub const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(1282368615, hashtext(current_schema()))";
 
 /// A connection of another process's holding the writers' lock, on a thread of its own.

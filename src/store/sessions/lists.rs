@@ -8,7 +8,7 @@ use crate::store::{
     Result,
     change_counter::{self, Counters},
     db::{Tx, args},
-    writer,
+    sqlite::stretch,
 };
 
 /// Sessions read from the table at most at once while the lists are read: about a millisecond.
@@ -51,7 +51,7 @@ pub struct UserSessions {
     by_table: bool,
 }
 
-/// A place in the writer's batch: its stretch ([`writer::stretch`]) and the connection's
+/// A place in the writer's batch: its stretch ([`stretch`]) and the connection's
 /// `total_changes` (which counts the rows triggers change too).
 type Place = (u64, u64);
 
@@ -60,7 +60,7 @@ fn place(tx: &Tx) -> Option<Place> {
     let Tx::Sqlite(conn) = tx else {
         return None;
     };
-    let stretch = writer::stretch();
+    let stretch = stretch();
     (stretch != 0 && !conn.is_autocommit()).then(|| (stretch, conn.total_changes()))
 }
 
@@ -380,12 +380,14 @@ mod tests {
     use rusqlite::{Connection, OptionalExtension as _};
 
     use super::*;
-    use crate::store::sqlite::Sqlite;
     use crate::store::{
         Tx, change_counter,
         sessions::{delete_for_user, touch},
+        sqlite::{
+            Sqlite,
+            testing::{Write, in_one_batch},
+        },
         users,
-        writer::testing::{Write, in_one_batch},
     };
 
     /// No limit in these tests but where one is given.

@@ -11,14 +11,23 @@ use std::{
 use anyhow::Context as _;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
-use rusqlite_migration::{M, Migrations};
 
-use super::{
-    Result, StoreError, change_counter,
-    db::Tx,
-    files::{NotWritable, create_private, not_writable, open_log_index, read_log_header},
-    writer,
+mod backup;
+mod connection;
+mod files;
+mod writer;
+
+pub use files::in_use;
+pub(super) use files::not_writable;
+pub(super) use writer::stretch;
+#[cfg(test)]
+pub(super) use writer::testing;
+
+use self::{
+    connection::{BUSY_TIMEOUT, file_uri, init_connection, migrations},
+    files::{LogHeader, NotWritable, create_private, open_log_index, read_log_header},
 };
+use crate::store::{Result, StoreError, change_counter, db::Tx};
 
 /// The database: one file, read through a pool of connections and written by one writer thread
 /// that commits in batches.
@@ -40,71 +49,12 @@ pub struct Sqlite {
     pub(super) path: std::path::PathBuf,
 }
 
-/// The two copies of the write-ahead log index's header, as SQLite's file format documents them
-/// (walformat.html): every commit of any process changes them (a counter, the last frame, the
-/// checksums), and each process that uses the file reads them before every transaction.
-pub type LogHeader = [u8; 96];
-
-pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Migrations are only ever appended: a released one never changes.
-fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("migrations/001_initial.sql")),
-        M::up(include_str!("migrations/002_audit.sql")),
-        M::up(include_str!("migrations/003_sessions_by_id.sql")),
-        M::up(include_str!("migrations/004_sessions_unindexed.sql")),
-        M::up(include_str!("migrations/005_tokens_need_admin.sql")),
-        M::up(include_str!("migrations/006_change_counter_named.sql")),
-        M::up(include_str!("migrations/007_token_last_used_address.sql")),
-        M::up(include_str!("migrations/008_sessions_seen_from.sql")),
-        M::up(include_str!("migrations/009_token_grants.sql")),
-        M::up(include_str!("migrations/010_token_rotation.sql")),
-        M::up(include_str!("migrations/011_notify_outbox.sql")),
-        M::up(include_str!("migrations/012_server_secrets.sql")),
-        M::up(include_str!("migrations/013_shared_limits_and_leases.sql")),
-        M::up(include_str!("migrations/014_token_lifetime.sql")),
-    ])
-}
-
-/// `path` as an SQLite `file:` URI with `query`, its bytes outside the unreserved set and `/`
-/// escaped (a `?` or `#` in a folder's name would otherwise end the path).
-fn file_uri(path: &Path, query: &str) -> String {
-    use std::os::unix::ffi::OsStrExt as _;
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let mut uri = String::from("file:");
-    for &b in absolute.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
-            uri.push(char::from(b));
-        } else {
-            uri.push_str(&format!("%{b:02X}"));
-        }
-    }
-    uri.push('?');
-    uri.push_str(query);
-    uri
-}
-
 /// The counter kept in `pair` when it was kept with this log header.
 fn paired(pair: &Mutex<Option<(LogHeader, i64)>>, header: &LogHeader) -> Option<i64> {
     match &*pair.lock().unwrap_or_else(|p| p.into_inner()) {
         Some((seen, counter)) if seen == header => Some(*counter),
         _ => None,
     }
-}
-
-/// Applied to every connection the pool opens.
-fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    // Every statement the server runs stays prepared (the default keeps 16).
-    conn.set_prepared_statement_cache_capacity(64);
-    // WAL lets the CLI and readers work beside the server; FULL makes every commit survive a
-    // power cut, which the users, tokens and sessions written here need.
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
-    )
 }
 
 impl Sqlite {

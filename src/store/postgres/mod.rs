@@ -22,8 +22,8 @@ use std::{
 use anyhow::Context as _;
 use tokio::sync::oneshot;
 
-use super::{
-    Cause, Result, StoreError,
+use crate::store::{
+    Cause, Constraint, Result, StoreError,
     db::{PgConnection, Tx, args},
 };
 
@@ -48,12 +48,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// migrations are, so that a version means the same tables on both: PostgreSQL starts at 12,
 /// the SQLite schema it was first written for, in one step.
 const MIGRATIONS: &[(i64, &str)] = &[
-    (12, include_str!("migrations_pg/012_schema.sql")),
+    (12, include_str!("migrations/012_schema.sql")),
     (
         13,
-        include_str!("migrations_pg/013_shared_limits_and_leases.sql"),
+        include_str!("migrations/013_shared_limits_and_leases.sql"),
     ),
-    (14, include_str!("migrations_pg/014_token_lifetime.sql")),
+    (14, include_str!("migrations/014_token_lifetime.sql")),
 ];
 
 #[derive(Clone)]
@@ -86,7 +86,8 @@ struct Look {
 }
 
 type LookKey = (Option<[u8; 16]>, Option<String>);
-type LookCell = tokio::sync::OnceCell<std::result::Result<super::failures::Both, Arc<StoreError>>>;
+type LookCell =
+    tokio::sync::OnceCell<std::result::Result<crate::store::failures::Both, Arc<StoreError>>>;
 
 /// Keys kept at most; beyond, the map starts afresh (a read in flight is not lost: its waiters
 /// hold it).
@@ -269,6 +270,45 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        let Some(code) = e.code().cloned() else {
+            // No answer from the server: the connection failed or closed. Anything else without
+            // a code is the client's (a value of the wrong type): a bug of ours.
+            let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+            return match e.is_closed() || io {
+                true => StoreError::Unreachable(e.into()),
+                false => StoreError::Sqlite(e.into()),
+            };
+        };
+        let e = Cause::from(e);
+        match code {
+            c if c == SqlState::UNIQUE_VIOLATION => StoreError::Constraint(Constraint::Unique, e),
+            c if c == SqlState::FOREIGN_KEY_VIOLATION => {
+                StoreError::Constraint(Constraint::ForeignKey, e)
+            }
+            c if c.code().starts_with("23") => StoreError::Constraint(Constraint::Other, e),
+            c if c == SqlState::DISK_FULL => StoreError::DiskFull(e),
+            c if c == SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly(e),
+            c if c == SqlState::LOCK_NOT_AVAILABLE
+                || c == SqlState::T_R_SERIALIZATION_FAILURE
+                || c == SqlState::T_R_DEADLOCK_DETECTED =>
+            {
+                StoreError::Locked(e)
+            }
+            // Connection failures, a server shutting down or starting, too many connections.
+            c if c.code().starts_with("08")
+                || c.code().starts_with("57P")
+                || c == SqlState::TOO_MANY_CONNECTIONS =>
+            {
+                StoreError::Unreachable(e)
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
 impl Postgres {
     pub fn connect(url: &str, ca_file: Option<&Path>) -> anyhow::Result<Self> {
         let connector = Arc::new(Connector::new(url, ca_file)?);
@@ -344,8 +384,8 @@ impl Postgres {
     pub async fn read_one<T: Send + 'static>(
         &self,
         sql: &'static str,
-        args: &[&dyn super::db::Value],
-        f: fn(&super::db::Row<'_>) -> Result<T>,
+        args: &[&dyn crate::store::db::Value],
+        f: fn(&crate::store::db::Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
         let started = std::time::Instant::now();
         let quick = self.quick().await?;
@@ -365,15 +405,15 @@ impl Postgres {
         &self,
         quick: &Quick,
         sql: &'static str,
-        args: &[&dyn super::db::Value],
-        f: fn(&super::db::Row<'_>) -> Result<T>,
+        args: &[&dyn crate::store::db::Value],
+        f: fn(&crate::store::db::Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
         let statement = quick.statement(sql).await;
         let outcome = match statement {
             Ok(statement) => {
                 let args: Vec<_> = args.iter().map(|a| a.postgres()).collect();
                 match quick.client.query_opt(&statement, &args).await {
-                    Ok(Some(row)) => f(&super::db::Row::Postgres(&row)).map(Some),
+                    Ok(Some(row)) => f(&crate::store::db::Row::Postgres(&row)).map(Some),
                     Ok(None) => Ok(None),
                     Err(e) => Err(StoreError::from(e)),
                 }
@@ -393,7 +433,7 @@ impl Postgres {
         &self,
         account: Option<[u8; 16]>,
         address: Option<String>,
-    ) -> Result<super::failures::Both> {
+    ) -> Result<crate::store::failures::Both> {
         let key = (account, address);
         let (cell, turn) = {
             let mut by_key = self.looks.by_key.lock().unwrap_or_else(|p| p.into_inner());
@@ -424,9 +464,9 @@ impl Postgres {
                     look.next = None;
                 }
                 self.read_one(
-                    super::failures::BOTH,
+                    crate::store::failures::BOTH,
                     args![account.as_ref().map(|k| &k[..]), address.as_deref()],
-                    super::failures::both_from_row,
+                    crate::store::failures::both_from_row,
                 )
                 .await
                 .and_then(|found| {
@@ -499,7 +539,10 @@ impl Quick {
         if let Some(statement) = known {
             return Ok(statement);
         }
-        let statement = self.client.prepare(&super::db::numbered(sql)).await?;
+        let statement = self
+            .client
+            .prepare(&crate::store::db::numbered(sql))
+            .await?;
         self.prepared
             .lock()
             .unwrap_or_else(|p| p.into_inner())

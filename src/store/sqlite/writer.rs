@@ -18,9 +18,8 @@ use std::{
 use rusqlite::{Connection, Statement};
 use tokio::sync::oneshot;
 
-use super::{
-    Result, StoreError, change_counter, db::Tx, files::read_log_header, sqlite::LogHeader,
-};
+use super::files::{LogHeader, read_log_header};
+use crate::store::{Result, StoreError, change_counter, db::Tx};
 
 /// Writes committed together at most; a longer queue waits for the next commit.
 const MAX_BATCH: usize = 256;
@@ -39,7 +38,7 @@ thread_local! {
 /// and what a write undoes itself (to a savepoint of its own) it changed after that savepoint,
 /// which `total_changes` counted: so what a write read at its end still holds for a later write
 /// of the stretch while the connection's `total_changes` has not moved.
-pub(super) fn stretch() -> u64 {
+pub(in crate::store) fn stretch() -> u64 {
     STRETCH.get()
 }
 
@@ -94,7 +93,7 @@ impl<'c> Savepoints<'c> {
 /// `PRAGMA data_version`, which moves when another connection has committed, in the batch's
 /// transaction (no other can commit then) and again after reading the header, and leaves the
 /// pair only when it has not moved.
-pub(super) struct Published {
+pub(in crate::store) struct Published {
     pub log_index: Option<Arc<std::fs::File>>,
     pub own_commit: Arc<Mutex<Option<(LogHeader, i64)>>>,
     /// Where each batch's size and commit time are counted.
@@ -108,7 +107,7 @@ impl Published {
 }
 
 #[derive(Clone)]
-pub(super) struct Writer {
+pub(in crate::store) struct Writer {
     thread: Arc<Thread>,
 }
 
@@ -135,7 +134,7 @@ impl Drop for Thread {
 impl Writer {
     /// Starts the writer thread on `conn`; it stops when the last `Writer` is dropped, and
     /// drops `keep` after closing `conn`.
-    pub(super) fn start<K: Send + 'static>(
+    pub(in crate::store) fn start<K: Send + 'static>(
         conn: Connection,
         path: &Path,
         published: Published,
@@ -162,7 +161,7 @@ impl Writer {
     /// on the writer thread when the batch has ended, with `f`'s value if it was committed:
     /// before the answer and before any later batch, so what it does follows the order of the
     /// commits.
-    pub(super) async fn write<T, F, C>(&self, f: F, settled: C) -> Result<T>
+    pub(in crate::store) async fn write<T, F, C>(&self, f: F, settled: C) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -376,7 +375,7 @@ fn copy_sqlite(e: &rusqlite::Error) -> rusqlite::Error {
 
 /// Helpers for tests that need writes in one batch.
 #[cfg(test)]
-pub(super) mod testing {
+pub(in crate::store) mod testing {
     use std::{sync::mpsc, time::Duration};
 
     use crate::{
