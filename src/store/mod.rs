@@ -3,6 +3,7 @@
 //! migrations ([`sqlite`], [`postgres`]), both writers on one group-commit protocol
 //! ([`batch`]); one module per table family whose statements run on either ([`db`]).
 
+mod batch;
 mod error;
 mod postgres;
 mod sqlite;

@@ -13,9 +13,7 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
-        mpsc,
     },
-    thread,
     time::Duration,
 };
 
@@ -24,6 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::store::{
     Cause, Constraint, Result, StoreError,
+    batch::{self, Finish},
     db::{PgConnection, Tx, args},
 };
 
@@ -34,9 +33,6 @@ const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(1282368615, hashtext(curr
 /// Takes the advisory lock held while the schema is migrated, so that nodes starting together
 /// migrate once.
 const MIGRATE_LOCK: &str = "SELECT pg_advisory_xact_lock(1282368616, hashtext(current_schema()))";
-
-/// Writes committed together at most.
-const MAX_BATCH: usize = 256;
 
 /// Connections each node's pool keeps at most, besides its writer's.
 const POOL_SIZE: u32 = 16;
@@ -595,28 +591,11 @@ fn migrate(conn: &PgConnection) -> anyhow::Result<()> {
 
 /// A queued write: runs inside the batch's transaction (or, given no connection, does not run)
 /// and returns how to answer its caller once the batch has ended.
-type Job = Box<dyn FnOnce(Option<&PgConnection>) -> Finish + Send>;
+type Job = Box<dyn FnOnce(Option<&PgConnection>) -> Finish<StoreError> + Send>;
 
-/// Settles a write given the batch's failure, if any; gives the answer to send.
-type Finish = Box<dyn FnOnce(Option<&StoreError>) -> Answer + Send>;
-
-type Answer = Box<dyn FnOnce() + Send>;
-
-/// The writer thread, stopped when the last `Postgres` is dropped.
+/// PostgreSQL's writer: the batch protocol's thread, with this engine's side of it.
 struct Writer {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    handle: Mutex<Option<thread::JoinHandle<()>>>,
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take()
-            && handle.thread().id() != thread::current().id()
-        {
-            let _ = handle.join();
-        }
-    }
+    thread: batch::Writer<Job>,
 }
 
 impl Writer {
@@ -625,21 +604,14 @@ impl Writer {
         connector: Arc<Connector>,
         metrics: crate::metrics::WriterMetrics,
     ) -> std::io::Result<Self> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let handle = thread::Builder::new()
-            .name("lodge-writer".into())
-            .spawn(move || {
-                let mut conn = Some(conn);
-                while let Ok(first) = queue.recv() {
-                    let mut batch = vec![first];
-                    take_queued(&queue, &mut batch, MAX_BATCH);
-                    commit_batch(&mut conn, &connector, &queue, batch, &metrics);
-                }
-            })?;
-        Ok(Self {
-            jobs: Mutex::new(Some(jobs)),
-            handle: Mutex::new(Some(handle)),
-        })
+        let thread = batch::Writer::start(move |queue| {
+            let mut engine = PgBatch {
+                conn: Some(conn),
+                connector,
+            };
+            batch::run(&mut engine, &queue, &metrics);
+        })?;
+        Ok(Self { thread })
     }
 
     async fn write<T, F, C>(&self, f: F, settled: C) -> Result<T>
@@ -651,36 +623,69 @@ impl Writer {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let outcome = conn.map(|conn| in_savepoint(conn, f));
-            Box::new(move |batch_failed| {
-                let result = match (outcome, batch_failed) {
-                    (Some(Err(e)), _) => Err(e),
-                    (_, Some(e)) => Err(e.again()),
-                    (Some(Ok(value)), None) => Ok(value),
-                    (None, None) => Err(StoreError::WriteNotRun),
-                };
-                settled(result.as_ref().ok());
-                Box::new(move || {
-                    let _ = answer.send(result);
-                })
-            })
+            batch::finish(outcome, settled, answer)
         });
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .ok_or(StoreError::WriterStopped)?
-            .send(job)
-            .map_err(|_| StoreError::WriterStopped)?;
-        answered.await.map_err(|_| StoreError::WriteDropped)?
+        self.thread.write(job, answered).await
     }
 }
 
-fn take_queued(queue: &mpsc::Receiver<Job>, batch: &mut Vec<Job>, up_to: usize) {
-    while batch.len() < up_to {
-        match queue.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
+impl batch::BatchFailure for StoreError {
+    fn for_each_write(&self) -> StoreError {
+        self.again()
+    }
+}
+
+/// PostgreSQL's side of a batch: the writer's connection, opened again when it broke.
+struct PgBatch {
+    conn: Option<PgConnection>,
+    connector: Arc<Connector>,
+}
+
+impl PgBatch {
+    fn conn(&self) -> &PgConnection {
+        self.conn.as_ref().expect("begun")
+    }
+}
+
+impl batch::Batch for PgBatch {
+    type Job = Job;
+    type Failure = StoreError;
+
+    fn begin(&mut self) -> Result<()> {
+        self.connector.saw(begin(&mut self.conn, &self.connector))
+    }
+
+    fn run(&mut self, job: Job) -> Finish<StoreError> {
+        job(Some(self.conn()))
+    }
+
+    fn not_run(job: Job, why: &StoreError) {
+        job(None)(Some(why))();
+    }
+
+    fn broken(&self) -> Option<StoreError> {
+        let lost = || unreachable("the connection closed during a write".into());
+        self.conn()
+            .is_closed()
+            .then(|| self.connector.saw::<()>(Err(lost())).unwrap_err())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        let c = self.conn();
+        let committed = c.batch("COMMIT");
+        c.in_transaction.set(false);
+        self.connector.saw(committed)
+    }
+
+    fn roll_back(&mut self) {
+        if let Some(c) = self.conn.as_ref() {
+            let _ = c.batch("ROLLBACK");
+            c.in_transaction.set(false);
         }
+    }
+
+    fn describe(&self) -> String {
+        format!("the {}", self.connector.describe())
     }
 }
 
@@ -711,69 +716,6 @@ fn begin(conn: &mut Option<PgConnection>, connector: &Connector) -> Result<()> {
             }
             outcome => return outcome,
         }
-    }
-}
-
-fn commit_batch(
-    conn: &mut Option<PgConnection>,
-    connector: &Connector,
-    queue: &mpsc::Receiver<Job>,
-    mut batch: Vec<Job>,
-    metrics: &crate::metrics::WriterMetrics,
-) {
-    if let Err(e) = connector.saw(begin(conn, connector)) {
-        tracing::warn!("cannot start a write on the {}: {e}", connector.describe());
-        if let Some(c) = conn.as_ref() {
-            let _ = c.batch("ROLLBACK");
-            c.in_transaction.set(false);
-        }
-        for job in batch {
-            job(None)(Some(&e))();
-        }
-        return;
-    }
-    let c = conn.as_ref().expect("begun above");
-    let mut finishes = Vec::with_capacity(batch.len());
-    let mut broken: Option<StoreError> = None;
-    let mut taken = 0;
-    while !batch.is_empty() {
-        taken += batch.len();
-        for job in batch.drain(..) {
-            if let Some(e) = &broken {
-                job(None)(Some(e))();
-                continue;
-            }
-            finishes.push(job(Some(c)));
-            if c.is_closed() {
-                broken = Some(unreachable("the connection closed during a write".into()));
-            }
-        }
-        if broken.is_none() && taken < MAX_BATCH {
-            take_queued(queue, &mut batch, MAX_BATCH - taken);
-        }
-    }
-    let committed = match broken {
-        Some(e) => Err(e),
-        None => {
-            let started = std::time::Instant::now();
-            let committed = c.batch("COMMIT");
-            metrics
-                .commit_seconds
-                .observe(started.elapsed().as_secs_f64());
-            metrics.batch_size.observe(taken as f64);
-            committed
-        }
-    };
-    c.in_transaction.set(false);
-    let committed = connector.saw(committed);
-    if let Err(e) = &committed {
-        tracing::warn!("cannot commit writes to the {}: {e}", connector.describe());
-        let _ = c.batch("ROLLBACK");
-    }
-    let failed = committed.as_ref().err();
-    let answers: Vec<Answer> = finishes.into_iter().map(|f| f(failed)).collect();
-    for answer in answers {
-        answer();
     }
 }
 

@@ -12,17 +12,18 @@ use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     path::Path,
     sync::{Arc, Mutex, mpsc},
-    thread,
 };
 
 use rusqlite::{Connection, Statement};
 use tokio::sync::oneshot;
 
 use super::files::{LogHeader, read_log_header};
-use crate::store::{Result, StoreError, change_counter, db::Tx};
-
-/// Writes committed together at most; a longer queue waits for the next commit.
-const MAX_BATCH: usize = 256;
+use crate::store::{
+    Result, StoreError,
+    batch::{self, Batch as _, Finish},
+    change_counter,
+    db::Tx,
+};
 
 thread_local! {
     /// On the writer thread, inside a batch: which stretch of the batch's transaction this is;
@@ -51,16 +52,9 @@ fn next_stretch(inside: bool) {
     STRETCH.set(next);
 }
 
-/// How one write ended, told once its batch's commit has (or has not) reached the disk: settles
-/// it and gives the answer to send its caller.
-type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) -> Answer + Send>;
-
-/// Sends a write's caller its answer.
-type Answer = Box<dyn FnOnce() + Send>;
-
 /// A queued write: runs inside the batch's transaction (or, given no connection, does not run)
 /// and returns how to answer its caller.
-type Job = Box<dyn FnOnce(Option<Run<'_, '_>>) -> Finish + Send>;
+type Job = Box<dyn FnOnce(Option<Run<'_, '_>>) -> Finish<rusqlite::Error> + Send>;
 
 /// What a write runs with: the writer's connection and its savepoint statements.
 type Run<'a, 'c> = (&'a Connection, &'a mut Savepoints<'c>);
@@ -106,29 +100,10 @@ impl Published {
     }
 }
 
+/// SQLite's writer: the batch protocol's thread, with SQLite's side of it.
 #[derive(Clone)]
 pub(in crate::store) struct Writer {
-    thread: Arc<Thread>,
-}
-
-/// The writer thread, stopped and waited for when the last `Writer` is dropped: its connection
-/// is then closed, so the last process to close the file folds the write-ahead log into it and
-/// removes it (a command-line run left `lodge.db-wal` behind before).
-struct Thread {
-    jobs: Option<mpsc::Sender<Job>>,
-    handle: Option<thread::JoinHandle<()>>,
-}
-
-impl Drop for Thread {
-    fn drop(&mut self) {
-        // Closing the queue ends the thread once it has committed what was queued.
-        self.jobs.take();
-        if let Some(handle) = self.handle.take()
-            && handle.thread().id() != thread::current().id()
-        {
-            let _ = handle.join();
-        }
-    }
+    thread: batch::Writer<Job>,
 }
 
 impl Writer {
@@ -140,21 +115,13 @@ impl Writer {
         published: Published,
         keep: K,
     ) -> std::io::Result<Self> {
-        let (jobs, queue) = mpsc::channel::<Job>();
         let path = path.display().to_string();
-        let handle = thread::Builder::new()
-            .name("lodge-writer".into())
-            .spawn(move || {
-                run(&conn, &queue, &path, &published);
-                drop(conn);
-                drop(keep);
-            })?;
-        Ok(Self {
-            thread: Arc::new(Thread {
-                jobs: Some(jobs),
-                handle: Some(handle),
-            }),
-        })
+        let thread = batch::Writer::start(move |queue| {
+            run(&conn, &queue, &path, &published);
+            drop(conn);
+            drop(keep);
+        })?;
+        Ok(Self { thread })
     }
 
     /// Runs `f` in the next batch and answers once that batch is committed. `settled` runs once
@@ -170,147 +137,126 @@ impl Writer {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let outcome = conn.map(|(conn, savepoints)| in_savepoint(conn, savepoints, f));
-            Box::new(move |batch_failed| {
-                let result = match (outcome, batch_failed) {
-                    (Some(Err(e)), _) => Err(e),
-                    (_, Some(e)) => Err(copy(e)),
-                    (Some(Ok(value)), None) => Ok(value),
-                    (None, None) => Err(StoreError::WriteNotRun),
-                };
-                settled(result.as_ref().ok());
-                Box::new(move || {
-                    // The caller may have gone away (a dropped request); the write stands.
-                    let _ = answer.send(result);
-                })
-            })
+            batch::finish(outcome, settled, answer)
         });
-        self.thread
-            .jobs
-            .as_ref()
-            .expect("the queue is open while a Writer exists")
-            .send(job)
-            .map_err(|_| StoreError::WriterStopped)?;
-        answered.await.map_err(|_| StoreError::WriteDropped)?
+        self.thread.write(job, answered).await
     }
 }
 
 fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, path: &str, published: &Published) {
-    let mut savepoints = match Savepoints::prepare(conn) {
+    let savepoints = match Savepoints::prepare(conn) {
         Ok(savepoints) => savepoints,
         Err(e) => {
             tracing::error!("cannot prepare the writes' savepoints on {path}: {e}");
             while let Ok(job) = queue.recv() {
-                fail(job, &e);
+                SqliteBatch::not_run(job, &e);
             }
             return;
         }
     };
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        take_queued(queue, &mut batch, MAX_BATCH);
-        commit_batch(conn, &mut savepoints, queue, batch, path, published);
+    let mut engine = SqliteBatch {
+        conn,
+        savepoints,
+        path,
+        published,
+        version: None,
+        counter: None,
+    };
+    batch::run(&mut engine, queue, &published.metrics);
+}
+
+/// SQLite's side of a batch.
+struct SqliteBatch<'c> {
+    conn: &'c Connection,
+    savepoints: Savepoints<'c>,
+    path: &'c str,
+    published: &'c Published,
+    /// `PRAGMA data_version` as the batch's transaction began.
+    version: Option<i64>,
+    /// The change counter the batch leaves, read just before its commit.
+    counter: Option<i64>,
+}
+
+impl batch::BatchFailure for rusqlite::Error {
+    fn for_each_write(&self) -> StoreError {
+        copy(self)
     }
 }
 
-/// Moves the writes queued by now into `batch`, until it holds `up_to`.
-fn take_queued(queue: &mpsc::Receiver<Job>, batch: &mut Vec<Job>, up_to: usize) {
-    while batch.len() < up_to {
-        match queue.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
-}
+impl batch::Batch for SqliteBatch<'_> {
+    type Job = Job;
+    type Failure = rusqlite::Error;
 
-fn commit_batch(
-    conn: &Connection,
-    savepoints: &mut Savepoints<'_>,
-    queue: &mpsc::Receiver<Job>,
-    mut batch: Vec<Job>,
-    path: &str,
-    published: &Published,
-) {
-    if let Err(e) = conn
-        .prepare_cached("BEGIN IMMEDIATE")
-        .and_then(|mut s| s.execute([]))
-    {
-        tracing::warn!("cannot start a write on {path}: {e}");
-        for job in batch {
-            // Not run: each caller is told why, and nothing was changed.
-            fail(job, &e);
-        }
-        return;
+    fn begin(&mut self) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))?;
+        next_stretch(true);
+        // Until this commit is published, the last one's pair stays right: nothing can commit
+        // before this batch's COMMIT, and the header changes with it.
+        self.version = data_version(self.conn);
+        self.counter = None;
+        Ok(())
     }
-    next_stretch(true);
-    // Until this commit is published, the last one's pair stays right: nothing can commit
-    // before this batch's COMMIT, and the header changes with it.
-    let version = data_version(conn);
-    let mut finishes = Vec::with_capacity(batch.len());
-    let mut broken = None;
-    let mut taken = 0;
-    // Writes queued while the batch ran join it, until none are left (or the batch is full):
-    // they would otherwise wait for this commit's flush and then for one of their own.
-    while !batch.is_empty() {
-        taken += batch.len();
-        for job in batch.drain(..) {
-            if let Some(e) = &broken {
-                fail(job, e);
-                continue;
+
+    fn run(&mut self, job: Job) -> Finish<rusqlite::Error> {
+        job(Some((self.conn, &mut self.savepoints)))
+    }
+
+    fn not_run(job: Job, why: &rusqlite::Error) {
+        job(None)(Some(why))();
+    }
+
+    fn broken(&self) -> Option<rusqlite::Error> {
+        // SQLite rolls the whole transaction back by itself on some faults (a full disk, an I/O
+        // error).
+        self.conn.is_autocommit().then(|| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the batch's transaction was rolled back by a fault".into()),
+            )
+        })
+    }
+
+    fn before_commit(&mut self) {
+        // The counter is read in the batch's transaction, then the commit.
+        self.counter = change_counter::current(&Tx::Sqlite(self.conn)).ok();
+    }
+
+    fn commit(&mut self) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+    }
+
+    fn roll_back(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    fn ended(&mut self) {
+        next_stretch(false);
+    }
+
+    fn settled(&mut self, committed: bool) {
+        let header = self
+            .published
+            .log_index
+            .as_deref()
+            .and_then(read_log_header);
+        let pair = match (header, self.counter, self.version) {
+            (Some(header), Some(counter), Some(before)) if committed => {
+                (data_version(self.conn) == Some(before)).then_some((header, counter))
             }
-            finishes.push(job(Some((conn, &mut *savepoints))));
-            // SQLite rolls the whole transaction back by itself on some faults (a full disk, an
-            // I/O error): the writes before this one are gone too, and none after may run
-            // outside it.
-            if conn.is_autocommit() {
-                broken = Some(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                    Some("the batch's transaction was rolled back by a fault".into()),
-                ));
-            }
-        }
-        if broken.is_none() && taken < MAX_BATCH {
-            take_queued(queue, &mut batch, MAX_BATCH - taken);
-        }
+            _ => None,
+        };
+        self.published.set(pair);
     }
-    // The counter is read first, in the batch's transaction; then the commit.
-    let (counter, committed) = match &broken {
-        Some(e) => (None, Err(copy_sqlite(e))),
-        None => {
-            let counter = change_counter::current(&Tx::Sqlite(conn)).ok();
-            let started = std::time::Instant::now();
-            let committed = conn
-                .prepare_cached("COMMIT")
-                .and_then(|mut s| s.execute([]))
-                .map(drop);
-            published
-                .metrics
-                .commit_seconds
-                .observe(started.elapsed().as_secs_f64());
-            published.metrics.batch_size.observe(taken as f64);
-            (counter, committed)
-        }
-    };
-    if let Err(e) = &committed {
-        tracing::warn!("cannot commit writes to {path}: {e}");
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-    }
-    next_stretch(false);
-    let failed = committed.as_ref().err();
-    let answers: Vec<Answer> = finishes.into_iter().map(|f| f(failed)).collect();
-    // Once every write is settled (what they changed applied to what readers keep), before the
-    // answers: the callers' next requests find the pair.
-    let header = published.log_index.as_deref().and_then(read_log_header);
-    let pair = match (header, counter, version) {
-        (Some(header), Some(counter), Some(before)) if committed.is_ok() => {
-            (data_version(conn) == Some(before)).then_some((header, counter))
-        }
-        _ => None,
-    };
-    published.set(pair);
-    for answer in answers {
-        answer();
+
+    fn describe(&self) -> String {
+        self.path.to_owned()
     }
 }
 
@@ -319,11 +265,6 @@ fn data_version(conn: &Connection) -> Option<i64> {
     conn.prepare_cached("PRAGMA data_version")
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .ok()
-}
-
-/// Answers a job that never ran, without running it.
-fn fail(job: Job, e: &rusqlite::Error) {
-    job(None)(Some(e))();
 }
 
 /// Runs `f` in a savepoint: kept when it succeeds, rolled back when it fails or panics.
