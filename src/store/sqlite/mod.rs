@@ -110,6 +110,30 @@ impl Sqlite {
             )),
         })?;
         // The writer's connection made the shared index when it read the file in WAL mode.
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(2))
+            // A broken connection shows itself on use; a check on every checkout costs a
+            // statement per request.
+            .test_on_check_out(false);
+        Self::around(
+            path,
+            conn,
+            SqliteConnectionManager::file(path),
+            init_connection,
+            pool,
+        )
+    }
+
+    /// The store around `conn`, the writer's connection: its writer thread, and a pool of
+    /// `manager`'s connections, each made with `init`.
+    fn around(
+        path: &Path,
+        conn: Connection,
+        manager: SqliteConnectionManager,
+        init: fn(&mut Connection) -> rusqlite::Result<()>,
+        pool: r2d2::Builder<SqliteConnectionManager>,
+    ) -> anyhow::Result<Self> {
         let index_file = open_log_index(path);
         // POSIX drops every lock a process holds on a file when it closes any descriptor of it:
         // closing this one while a connection is open would drop SQLite's locks on the index,
@@ -130,16 +154,11 @@ impl Sqlite {
         )
         .context("cannot start the database writer thread")?;
         let keep_open = index_file.clone();
-        let manager = SqliteConnectionManager::file(path).with_init(move |conn| {
+        let manager = manager.with_init(move |conn| {
             let _ = &keep_open;
-            init_connection(conn)
+            init(conn)
         });
-        let pool = r2d2::Pool::builder()
-            .max_size(8)
-            .min_idle(Some(2))
-            // A broken connection shows itself on use; a check on every checkout costs a
-            // statement per request.
-            .test_on_check_out(false)
+        let pool = pool
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
@@ -178,7 +197,7 @@ impl Sqlite {
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let uri = file_uri(path, if has_index { "mode=ro" } else { "immutable=1" });
-        let init = |conn: &mut Connection| {
+        let init: fn(&mut Connection) -> rusqlite::Result<()> = |conn| {
             conn.busy_timeout(BUSY_TIMEOUT)?;
             conn.execute_batch("PRAGMA query_only = ON;")
         };
@@ -207,44 +226,11 @@ impl Sqlite {
                 path.display()
             ),
         }
-        let index_file = open_log_index(path);
-        let writer_metrics = crate::metrics::WriterMetrics::default();
-        let own_commit = Arc::new(Mutex::new(None));
         // Writes reach SQLite and fail there as read-only; the commands that open the store
         // this way make none.
-        let writer = writer::Writer::start(
-            conn,
-            path,
-            writer::Published {
-                log_index: index_file.clone(),
-                own_commit: own_commit.clone(),
-                metrics: writer_metrics.clone(),
-            },
-            index_file.clone(),
-        )
-        .context("cannot start the database writer thread")?;
-        let keep_open = index_file.clone();
-        let manager = SqliteConnectionManager::file(&uri)
-            .with_flags(flags)
-            .with_init(move |conn| {
-                let _ = &keep_open;
-                init(conn)
-            });
-        let pool = r2d2::Pool::builder()
-            .max_size(2)
-            .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(10))
-            .build(manager)
-            .with_context(|| format!("cannot open the database at {}", path.display()))?;
-        Ok(Self {
-            pool,
-            writer,
-            log_index: index_file,
-            own_commit,
-            last_read: Arc::default(),
-            writer_metrics,
-            path: path.to_owned(),
-        })
+        let pool = r2d2::Pool::builder().max_size(2).min_idle(Some(0));
+        let manager = SqliteConnectionManager::file(&uri).with_flags(flags);
+        Self::around(path, conn, manager, init, pool)
     }
 
     pub fn path(&self) -> &Path {
