@@ -44,7 +44,8 @@ impl App {
         let webhook = crate::notify::Webhook::from_settings(&settings.notify)?;
         let store = Store::from_settings(&settings.database)?;
         let auth = Auth::new(store.clone(), clock, settings.clone());
-        auth.load_device_key()
+        auth.devices()
+            .load_device_key()
             .await
             .context("cannot read or make the key of device cookies")?;
 
@@ -59,7 +60,7 @@ impl App {
         let port = listener.local_addr()?.port();
         // Only once the port is ours: a start that cannot listen leaves no administrator
         // behind with a password nobody saw.
-        let created_admin = auth.ensure_first_admin().await?;
+        let created_admin = auth.users().ensure_first_admin().await?;
 
         let state = web::Data::new(http::AppState {
             auth: auth.clone(),

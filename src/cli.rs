@@ -234,8 +234,8 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let described = store.describe();
             let auth = Auth::new(store, Clock::system(), Arc::new(settings));
             // Made now, so that the server's first start has nothing to write.
-            auth.load_device_key().await?;
-            let created = auth.ensure_first_admin().await?;
+            auth.devices().load_device_key().await?;
+            let created = auth.users().ensure_first_admin().await?;
             let path = std::path::absolute(&path).unwrap_or(path);
             match (on_server, existed) {
                 (true, _) => println!("the {described} is ready"),
@@ -308,7 +308,8 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let since = Duration::parse(&since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
             let auth = open(settings, Access::Read)?;
             let events = auth
-                .audit_log(AuditFilter {
+                .audit()
+                .log(AuditFilter {
                     user_id: user,
                     kind,
                     since: Some(auth.now() - since.0),
@@ -461,7 +462,8 @@ async fn user(command: UserCommand, auth: Auth) -> anyhow::Result<()> {
             let id = UserId::parse(&name)?;
             let (password, shown) = new_password()?;
             let role = if admin { Role::Admin } else { Role::User };
-            auth.create_user(&Actor::command_line(), &id, role, true, Some(password))
+            auth.users()
+                .create_user(&Actor::command_line(), &id, role, true, Some(password))
                 .await?;
             println!("added {} `{}`", role.as_str(), id.as_str());
             if let Some(shown) = shown {
@@ -470,7 +472,8 @@ async fn user(command: UserCommand, auth: Auth) -> anyhow::Result<()> {
         }
         UserCommand::Passwd { name } => {
             let (password, shown) = new_password()?;
-            auth.set_password(&Actor::command_line(), &name, password, None)
+            auth.users()
+                .set_password(&Actor::command_line(), &name, password, None)
                 .await?;
             println!(
                 "password of `{}` changed; their sessions ended",
@@ -481,7 +484,8 @@ async fn user(command: UserCommand, auth: Auth) -> anyhow::Result<()> {
             }
         }
         UserCommand::Disable { name } => {
-            auth.enable_user(&Actor::command_line(), &name, false)
+            auth.users()
+                .enable_user(&Actor::command_line(), &name, false)
                 .await?;
             println!(
                 "disabled `{}`; their sessions ended and their tokens stopped working",
@@ -489,28 +493,36 @@ async fn user(command: UserCommand, auth: Auth) -> anyhow::Result<()> {
             );
         }
         UserCommand::Enable { name } => {
-            auth.enable_user(&Actor::command_line(), &name, true)
+            auth.users()
+                .enable_user(&Actor::command_line(), &name, true)
                 .await?;
             println!("enabled `{}`", name.trim());
         }
         UserCommand::Unlock { name } => {
-            auth.unlock_user(&Actor::command_line(), &name).await?;
+            auth.users()
+                .unlock_user(&Actor::command_line(), &name)
+                .await?;
             println!(
                 "lifted the failed-login lock on `{}`: they can log in at once",
                 name.trim()
             );
         }
         UserCommand::Delete { name } => {
-            auth.delete_user(&Actor::command_line(), &name).await?;
+            auth.users()
+                .delete_user(&Actor::command_line(), &name)
+                .await?;
             println!("deleted `{}` with their tokens and sessions", name.trim());
         }
         UserCommand::Role { name, role } => {
             let role = Role::parse(&role)?;
-            auth.set_role(&Actor::command_line(), &name, role).await?;
+            auth.users()
+                .set_role(&Actor::command_line(), &name, role)
+                .await?;
             println!("`{}` is now {}", name.trim(), role.as_str());
         }
         UserCommand::List => {
             let users = auth
+                .users()
                 .list_users(UserFilter {
                     limit: Some(i32::MAX),
                     ..UserFilter::default()
@@ -524,7 +536,7 @@ async fn user(command: UserCommand, auth: Auth) -> anyhow::Result<()> {
             for u in users {
                 // A running server writes last logins once a minute.
                 let last_login = auth.last_login(&u).await?.map_or("never".to_owned(), shown);
-                let sessions = auth.session_count(&u).await?;
+                let sessions = auth.session_list().session_count(&u).await?;
                 println!(
                     "{:<32} {:<6} {:<8} {:<21} {:<21} {sessions}",
                     u.user_id,
@@ -549,12 +561,13 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
             services,
             allow_from,
         } => {
-            let owner = auth.user(&user).await?;
+            let owner = auth.users().user(&user).await?;
             let name = TokenName::parse(&name)?;
             let expiry = lifetime.map_or(Expiry::Default, |l| Expiry::Lifetime(l.into()));
             let scopes = (!scopes.is_empty()).then_some(scopes.as_slice());
             let grants = Grants::from_request(scopes, Some(&services), Some(&allow_from))?;
             let created = auth
+                .tokens()
                 .create_token(&Actor::command_line(), &owner, &name, expiry, grants)
                 .await?;
             println!("{}", created.secret.expose());
@@ -563,7 +576,7 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
             user: None,
             expiring: true,
         } => {
-            let expiring = auth.expiring_tokens().await?;
+            let expiring = auth.tokens().expiring_tokens().await?;
             let within = auth.settings().tokens.warn_before.0;
             if expiring.is_empty() {
                 println!("no token expires within {within:#}");
@@ -580,13 +593,13 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
         }
         TokenCommand::List { user, .. } => {
             let user = user.context("--user or --expiring")?;
-            let owner = auth.user(&user).await?;
+            let owner = auth.users().user(&user).await?;
             let now = auth.now();
             println!(
                 "{:<32} {:<20} {:<28} {:<20} access",
                 "name", "created", "expires", "last used"
             );
-            for t in auth.list_tokens(&owner).await? {
+            for t in auth.tokens().list_tokens(&owner).await? {
                 let expires = match t.expires_at {
                     None => "never".to_owned(),
                     Some(at) if at <= now => format!("{} (expired)", day(at)),
@@ -625,7 +638,7 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
             lifetime,
             grace,
         } => {
-            let owner = auth.user(&user).await?;
+            let owner = auth.users().user(&user).await?;
             let grace = match grace {
                 Some(grace) => {
                     Duration::parse(&grace).map_err(|e| anyhow::anyhow!("--grace: {e}"))?
@@ -634,13 +647,15 @@ async fn token(command: TokenCommand, auth: Auth) -> anyhow::Result<()> {
             };
             let expiry = lifetime.map_or(Expiry::Default, |l| Expiry::Lifetime(l.into()));
             let rotated = auth
+                .tokens()
                 .rotate_token(&Actor::command_line(), &owner, &name, expiry, grace.0)
                 .await?;
             println!("{}", rotated.secret.expose());
         }
         TokenCommand::Delete { user, name } => {
-            let owner = auth.user(&user).await?;
-            auth.delete_token(&Actor::command_line(), &owner, &name)
+            let owner = auth.users().user(&user).await?;
+            auth.tokens()
+                .delete_token(&Actor::command_line(), &owner, &name)
                 .await?;
             println!("deleted token `{}` of `{}`", name.trim(), owner.user_id);
         }

@@ -719,6 +719,7 @@ async fn the_console_is_graphiql_on_the_page_session(app: &TestApp, client: &Cli
     let operator = Actor::command_line();
     let cora = app
         .auth
+        .users()
         .create_user(
             &operator,
             &UserId::parse("cora").unwrap(),
@@ -730,6 +731,7 @@ async fn the_console_is_graphiql_on_the_page_session(app: &TestApp, client: &Cli
         .unwrap();
     let cora_token = app
         .auth
+        .tokens()
         .create_token(
             &operator,
             &cora,
@@ -928,7 +930,11 @@ async fn the_console_is_graphiql_on_the_page_session(app: &TestApp, client: &Cli
     assert_eq!(js(client, "window.lodgeCspViolations").await, json!([]));
 
     // cora goes, so that the Users tab's steps find the users they expect.
-    app.auth.delete_user(&operator, "cora").await.unwrap();
+    app.auth
+        .users()
+        .delete_user(&operator, "cora")
+        .await
+        .unwrap();
     client.goto(&app.url).await.unwrap();
     log_in(client, ADMIN, ADMIN_PASSWORD).await;
     wait_for(
@@ -1015,11 +1021,12 @@ async fn an_administrator_adds_a_user_with_a_generated_password(
     );
     // Two tokens for uma from the command line's grant (tokens.admins_only keeps her from
     // making her own).
-    let uma = app.auth.user("uma").await.unwrap();
+    let uma = app.auth.users().user("uma").await.unwrap();
     let mut secret = String::new();
     for name in ["uma-ci", "uma-laptop"] {
         let created = app
             .auth
+            .tokens()
             .create_token(
                 &lodge::auth::Actor::command_line(),
                 &uma,

@@ -190,9 +190,14 @@ pub(crate) fn record(
 /// How many events a page holds at most.
 const MAX_PAGE: i64 = 1000;
 
-impl Auth {
+/// The audit log: what is recorded, and how it is read.
+pub struct Audit<'a>(pub(super) &'a Auth);
+
+super::facet!(Audit);
+
+impl Audit<'_> {
     /// Records an event on its own; a failure to write is logged, never shown to the caller.
-    pub async fn audit(&self, event: AuditEvent) {
+    pub async fn record(&self, event: AuditEvent) {
         let now = self.now();
         let kind = event.kind;
         let written = self
@@ -206,7 +211,7 @@ impl Auth {
 
     /// Events newest first, every text escaped again as it is shown (rows written by a version
     /// that stored them raw included).
-    pub async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>> {
+    pub async fn log(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>> {
         let limit = i64::from(filter.limit.unwrap_or(100)).clamp(0, MAX_PAGE);
         let offset = i64::from(filter.offset.unwrap_or(0)).max(0);
         let since = filter.since.map(|t| t.as_microsecond());

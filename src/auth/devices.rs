@@ -37,7 +37,12 @@ fn mac(key: &[u8; 32], account: &str, device: &str, expires: i64) -> blake3::Has
     hasher.finalize()
 }
 
-impl Auth {
+/// The cookies of browsers trusted for an account, and their key.
+pub struct Devices<'a>(pub(super) &'a Auth);
+
+super::facet!(Devices);
+
+impl Devices<'_> {
     /// Reads the devices' signing key, making it on the first start. Until it is loaded (the
     /// command line never loads it) no cookie is issued or trusted.
     pub async fn load_device_key(&self) -> Result<()> {

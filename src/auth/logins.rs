@@ -52,7 +52,12 @@ fn login_result<T>(outcome: &Result<T>) -> &'static str {
     }
 }
 
-impl Auth {
+/// Logins by password and by token, and the limits on failed ones.
+pub struct Logins<'a>(pub(super) &'a Auth);
+
+super::facet!(Logins);
+
+impl Logins<'_> {
     /// `authLogin` with the `local` provider: a user id and a password or its client hash.
     /// Throttled per client address and per account before any work; a user id no user can
     /// have is refused without a hash, and counts toward the address only.
@@ -94,7 +99,7 @@ impl Auth {
         // A browser that logged in to this account before checks in a budget of its own.
         let device = login
             .device
-            .and_then(|cookie| self.trusted_device(cookie, &user_id));
+            .and_then(|cookie| self.devices().trusted_device(cookie, &user_id));
         let mut outcome = self.check_password(row, credential, login).await;
         let locked = self.settle(attempt, outcome.is_ok()).await;
         self.metrics().login("local", login_result(&outcome));
@@ -104,11 +109,12 @@ impl Auth {
                 .await;
         }
         if let Some(until) = locked {
-            self.account_locked(&user_id, login.address, until, device.is_some(), exists)
+            self.notices()
+                .account_locked(&user_id, login.address, until, device.is_some(), exists)
                 .await;
         }
         if let Ok(outcome) = &mut outcome {
-            outcome.device_cookie = self.device_cookie(&user_id);
+            outcome.device_cookie = self.devices().device_cookie(&user_id);
         }
         outcome
     }
@@ -122,7 +128,7 @@ impl Auth {
     ) -> Result<Attempt> {
         let device = login
             .device
-            .and_then(|cookie| self.trusted_device(cookie, user_id));
+            .and_then(|cookie| self.devices().trusted_device(cookie, user_id));
         let budget = device.as_deref().map(devices::budget_name);
         self.begin_attempt_in(
             Check::Password,
@@ -156,7 +162,7 @@ impl Auth {
             address = address.map(tracing::field::display),
             "login failed: {detail}"
         );
-        self.audit(event).await;
+        self.audit().record(event).await;
     }
 
     async fn check_password(
@@ -167,7 +173,8 @@ impl Auth {
     ) -> Result<LoginOutcome> {
         match self.check_credential_of(row, credential).await? {
             (Some(row), true) if row.enabled => {
-                self.open_session(User::from(row), "local", None, login)
+                self.sessions()
+                    .open_session(User::from(row), "local", None, login)
                     .await
             }
             _ => Err(Error::AuthFailed),
@@ -190,7 +197,7 @@ impl Auth {
         self.check_credential_of(row, credential).await
     }
 
-    /// [`Auth::check_credential`] of a user already read (or `None`: no such user).
+    /// [`Logins::check_credential`] of a user already read (or `None`: no such user).
     async fn check_credential_of(
         &self,
         row: Option<UserRow>,
@@ -217,7 +224,7 @@ impl Auth {
                 missed = Some(TokenMiss::MALFORMED);
                 return Err(Error::AuthFailed);
             };
-            let used = match self.token_owner(&secret, login.address).await? {
+            let used = match self.sessions().token_owner(&secret, login.address).await? {
                 Ok(used) => used,
                 Err(miss) => {
                     missed = Some(miss);
@@ -239,11 +246,14 @@ impl Auth {
                 };
                 if let Err(reason) = refused {
                     let (user, token) = (&used.user.user_id, &used.token.name);
-                    self.token_denied(user, token, login.address, &reason).await;
+                    self.sessions()
+                        .token_denied(user, token, login.address, &reason)
+                        .await;
                     return Err(Error::TokenDenied(reason));
                 }
             }
-            self.open_session(used.user, "token", Some(used.token), login)
+            self.sessions()
+                .open_session(used.user, "token", Some(used.token), login)
                 .await
         }
         .await;
@@ -285,12 +295,12 @@ impl Auth {
             "login failed: {}",
             miss.why
         );
-        self.audit(event).await;
+        self.audit().record(event).await;
     }
 
     /// Counts a check in the limits before it starts. A locked account whose lock was lifted
     /// from outside this server since (`lodge user unlock`, a password change: see
-    /// [`Auth::lock_lifted`]) is unlocked here and checked.
+    /// [`Users::lock_lifted`]) is unlocked here and checked.
     pub(super) async fn begin_attempt(
         &self,
         check: Check,
@@ -301,7 +311,7 @@ impl Auth {
             .await
     }
 
-    /// [`Auth::begin_attempt`] counted in the budget named `budget` (an account's, or a trusted
+    /// [`Logins::begin_attempt`] counted in the budget named `budget` (an account's, or a trusted
     /// browser's: [`devices::budget_name`]) for `account`'s login.
     async fn begin_attempt_in(
         &self,
@@ -325,7 +335,7 @@ impl Auth {
         // is not the account's, which is what a command lifts.
         let lifted = match account {
             Some(account) if !throttled.in_flight && !own_budget => {
-                self.lock_lifted(account).await.unwrap_or_else(|e| {
+                self.users().lock_lifted(account).await.unwrap_or_else(|e| {
                     tracing::warn!("cannot read whether a lock was lifted: {e}");
                     false
                 })

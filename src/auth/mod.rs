@@ -41,6 +41,20 @@ pub use sessions::{LoginOptions, LoginOutcome, Session, SessionKey, SessionState
 pub use tokens::{Expiry, NewToken, Token, TokenName};
 pub use users::{UserFilter, UserId};
 
+/// The `Deref` of a facet of [`Auth`] to the state all facets share.
+macro_rules! facet {
+    ($facet:ident) => {
+        impl std::ops::Deref for $facet<'_> {
+            type Target = super::Auth;
+
+            fn deref(&self) -> &super::Auth {
+                self.0
+            }
+        }
+    };
+}
+use facet;
+
 /// Every failure a caller can see, each with CloudBeaver's `webErrorCode`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -249,6 +263,46 @@ fn lock_lists(lists: &Mutex<UserSessions>) -> MutexGuard<'_, UserSessions> {
 }
 
 impl Auth {
+    /// API tokens: created, listed, looked up, rotated, revoked and deleted.
+    pub fn tokens(&self) -> tokens::Tokens<'_> {
+        tokens::Tokens(self)
+    }
+
+    /// Accounts: the first administrator, created, listed, enabled, promoted, given a password, unlocked and deleted.
+    pub fn users(&self) -> users::Users<'_> {
+        users::Users(self)
+    }
+
+    /// Logins by password and by token, and the limits on failed ones.
+    pub fn logins(&self) -> logins::Logins<'_> {
+        logins::Logins(self)
+    }
+
+    /// The audit log: what is recorded, and how it is read.
+    pub fn audit(&self) -> audit::Audit<'_> {
+        audit::Audit(self)
+    }
+
+    /// A user's sessions as the page lists them, and ending them.
+    pub fn session_list(&self) -> session_list::SessionList<'_> {
+        session_list::SessionList(self)
+    }
+
+    /// Who calls (a session cookie or a Bearer token), the sessions logins open, logout.
+    pub fn sessions(&self) -> sessions::Sessions<'_> {
+        sessions::Sessions(self)
+    }
+
+    /// The cookies of browsers trusted for an account, and their key.
+    pub fn devices(&self) -> devices::Devices<'_> {
+        devices::Devices(self)
+    }
+
+    /// What Auth announces by webhook itself: locks of accounts, expiring tokens; and the sender's wake-up.
+    pub fn notices(&self) -> notify::Notices<'_> {
+        notify::Notices(self)
+    }
+
     pub fn new(store: Store, clock: Clock, settings: Arc<Settings>) -> Self {
         let metrics = Arc::new(crate::metrics::Metrics::new(store.writer_metrics()));
         Self {

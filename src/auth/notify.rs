@@ -33,7 +33,12 @@ fn how_soon(left: SignedDuration) -> String {
     }
 }
 
-impl Auth {
+/// What Auth announces by webhook itself: locks of accounts, expiring tokens; and the sender's wake-up.
+pub struct Notices<'a>(pub(super) &'a Auth);
+
+super::facet!(Notices);
+
+impl Notices<'_> {
     /// Whether `event` is delivered.
     pub(crate) fn sends(&self, event: NotifyEvent) -> bool {
         self.settings().notify.sends(event)

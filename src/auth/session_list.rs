@@ -72,7 +72,12 @@ pub enum Ender<'a> {
     Administrator,
 }
 
-impl Auth {
+/// A user's sessions as the page lists them, and ending them.
+pub struct SessionList<'a>(pub(super) &'a Auth);
+
+super::facet!(SessionList);
+
+impl SessionList<'_> {
     /// The user's live sessions, the newest first; `current` is the caller's own session.
     pub async fn sessions_of(
         &self,
@@ -137,7 +142,8 @@ impl Auth {
             ),
         };
         let user = (user.enabled, user.role.as_str());
-        self.session_ended(user, row.token_needs_admin, ages, self.now())
+        self.sessions()
+            .session_ended(user, row.token_needs_admin, ages, self.now())
             .is_none()
     }
 

@@ -129,7 +129,12 @@ pub struct SessionState {
     pub remaining: SignedDuration,
 }
 
-impl Auth {
+/// Who calls (a session cookie or a Bearer token), the sessions logins open, logout.
+pub struct Sessions<'a>(pub(super) &'a Auth);
+
+super::facet!(Sessions);
+
+impl Sessions<'_> {
     /// Identifies the caller by its bearer token (first) or its session cookie.
     /// Failed bearer tokens count toward the address's login limit.
     pub async fn caller(
@@ -139,7 +144,11 @@ impl Auth {
         address: Option<IpAddr>,
     ) -> Result<Caller> {
         if let Some(bearer) = bearer {
-            let attempt = match self.begin_attempt(Check::Token, address, None).await {
+            let attempt = match self
+                .logins()
+                .begin_attempt(Check::Token, address, None)
+                .await
+            {
                 Ok(attempt) => attempt,
                 Err(Error::TooManyRequests(wait) | Error::TooManyAtOnce(wait)) => {
                     return Ok(Caller::Throttled(wait));
@@ -153,7 +162,7 @@ impl Auth {
             };
             // A token used from outside its allowFrom was right: not a failure to count.
             let right = matches!(caller, Ok(Caller::Bearer { .. } | Caller::Denied(_)));
-            self.settle(attempt, right).await;
+            self.logins().settle(attempt, right).await;
             self.metrics().login(
                 "bearer",
                 match &caller {
@@ -163,7 +172,7 @@ impl Auth {
                 },
             );
             if let Some(miss) = miss {
-                self.token_failed("bearer", &miss, address).await;
+                self.logins().token_failed("bearer", &miss, address).await;
             }
             return caller;
         }
@@ -259,7 +268,7 @@ impl Auth {
     }
 
     /// The token with this digest and its owner, from the cache or read and kept, as
-    /// [`Auth::session_row`].
+    /// [`Sessions::session_row`].
     pub(super) async fn token_entry(&self, digest: &Digest) -> Result<Option<TokenEntry>> {
         if let Some(entry) = self.cache.token(self.change_counter().await?, digest) {
             return Ok(Some(entry));
@@ -340,7 +349,7 @@ impl Auth {
             .token(token)
             .address(address)
             .detail(detail);
-        self.audit(event).await;
+        self.audit().record(event).await;
     }
 
     /// The enabled owner of a live token, recording its use; or why the secret opens nothing.
@@ -551,6 +560,25 @@ impl Auth {
         let s = &self.settings().session;
         (s.idle_timeout.0, s.max_lifetime.0)
     }
+
+    /// Why a session of `user`'s has ended, if it has: its token's secret rotated away (with
+    /// `tokens.end_sessions_on_delete`), its user disabled, its token suspended, or its time up.
+    /// The one rule for a request's session and for the session lists.
+    pub(super) fn session_ended(
+        &self,
+        (user_enabled, role): (bool, &str),
+        token_needs_admin: bool,
+        ages: Ages,
+        now: Timestamp,
+    ) -> Option<&'static str> {
+        if self.settings().tokens.end_sessions_on_delete
+            && rotated_away(ages.generations, now.as_microsecond())
+        {
+            return Some("its API token was rotated and the previous secret's grace is over");
+        }
+        let suspended = token_needs_admin && !self.admin_held(role);
+        session_end(user_enabled, suspended, ages, now, self.session_limits())
+    }
 }
 
 fn provider_name(provider: &str) -> &'static str {
@@ -578,27 +606,6 @@ pub(super) struct Ages {
 /// The generation of the secret a session was opened with, its token's generation now, and until
 /// when the token's previous secret works (`store::tokens::rotate`).
 pub(super) type Generations = (Option<i64>, Option<i64>, Option<i64>);
-
-impl Auth {
-    /// Why a session of `user`'s has ended, if it has: its token's secret rotated away (with
-    /// `tokens.end_sessions_on_delete`), its user disabled, its token suspended, or its time up.
-    /// The one rule for a request's session and for the session lists.
-    pub(super) fn session_ended(
-        &self,
-        (user_enabled, role): (bool, &str),
-        token_needs_admin: bool,
-        ages: Ages,
-        now: Timestamp,
-    ) -> Option<&'static str> {
-        if self.settings().tokens.end_sessions_on_delete
-            && rotated_away(ages.generations, now.as_microsecond())
-        {
-            return Some("its API token was rotated and the previous secret's grace is over");
-        }
-        let suspended = token_needs_admin && !self.admin_held(role);
-        session_end(user_enabled, suspended, ages, now, self.session_limits())
-    }
-}
 
 /// Why a session has ended, if it has: its user disabled, its token suspended, or its time up.
 fn session_end(

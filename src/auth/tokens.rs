@@ -147,7 +147,12 @@ pub fn lifetime_end(now: Timestamp, lifetime: Lifetime) -> Option<Timestamp> {
     Some(end.timestamp())
 }
 
-impl Auth {
+/// API tokens: created, listed, looked up, rotated, revoked and deleted.
+pub struct Tokens<'a>(pub(super) &'a Auth);
+
+super::facet!(Tokens);
+
+impl Tokens<'_> {
     /// Creates a token for `user`; counting and inserting happen in one write transaction.
     pub async fn create_token(
         &self,
@@ -273,7 +278,7 @@ impl Auth {
         text: &str,
     ) -> Result<Option<(String, Token, bool)>> {
         let found = match ApiTokenSecret::parse(text.trim()) {
-            Ok(secret) => self.token_entry(&secret.digest()).await?,
+            Ok(secret) => self.sessions().token_entry(&secret.digest()).await?,
             Err(_) => None,
         };
         let now = self.now().as_microsecond();
@@ -290,7 +295,7 @@ impl Auth {
         } else {
             event = event.detail("no live token has this secret");
         }
-        self.audit(event).await;
+        self.audit().record(event).await;
         Ok(live.map(|entry| {
             let previous = entry.token.previous;
             let mut token = Token::from_row(entry.token, |g| self.grants_of(g));
@@ -341,7 +346,10 @@ impl Auth {
     pub async fn list_tokens(&self, user: &User) -> Result<Vec<Token>> {
         let shown_after = self.shown_after();
         let owner = user.id;
-        let all = match self.cache.token_list(self.change_counter().await?, owner) {
+        let all = match self
+            .cache
+            .token_list(self.sessions().change_counter().await?, owner)
+        {
             Some(all) => all,
             None => {
                 let (read_at, all) = self
@@ -429,7 +437,7 @@ impl Auth {
             })
             .by(actor);
         let missing = format!("`{}` has no token named `{name}`", user.user_id);
-        let sends = self.sends(NotifyEvent::TokenRotate);
+        let sends = self.notices().sends(NotifyEvent::TokenRotate);
         let micros = now.as_microsecond();
         let rotated = self
             .store()
@@ -486,7 +494,7 @@ impl Auth {
             })
             .await??;
         if sends {
-            self.wake_sender();
+            self.notices().wake_sender();
         }
         Ok(NewToken {
             secret,
@@ -515,7 +523,7 @@ impl Auth {
         }
         let now = self.now();
         let micros = now.as_microsecond();
-        let sends = self.sends(NotifyEvent::TokenLeaked);
+        let sends = self.notices().sends(NotifyEvent::TokenLeaked);
         let revoked = self
             .store()
             .write(move |tx| {
@@ -567,7 +575,7 @@ impl Auth {
             })
             .await?;
         if sends && revoked > 0 {
-            self.wake_sender();
+            self.notices().wake_sender();
         }
         self.metrics().tokens_deleted(revoked as u64);
         Ok(revoked)

@@ -85,7 +85,12 @@ pub struct UserFilter {
 /// How many users a page holds at most.
 const MAX_PAGE: i64 = 1000;
 
-impl Auth {
+/// Accounts: the first administrator, created, listed, enabled, promoted, given a password, unlocked and deleted.
+pub struct Users<'a>(pub(super) &'a Auth);
+
+super::facet!(Users);
+
+impl Users<'_> {
     /// Creates the first administrator when there is no user; gives the password it generated.
     pub async fn ensure_first_admin(&self) -> anyhow::Result<Option<(String, Option<String>)>> {
         let admin = self.settings().admin.clone();
@@ -329,9 +334,9 @@ impl Auth {
     /// Whether the failed-login limit holds the user's account locked now, and no one lifted
     /// the lock since from outside this server.
     pub async fn is_locked(&self, user: &User) -> Result<bool> {
-        if self.shares_limits() {
+        if self.logins().shares_limits() {
             let key = Limits::account_key(&user.user_id);
-            self.merge_shared_limits(None, Some(key)).await?;
+            self.logins().merge_shared_limits(None, Some(key)).await?;
         }
         Ok(self.limits().is_locked(&user.user_id, self.now())
             && !self.lock_lifted(&user.user_id).await?)
@@ -368,12 +373,14 @@ impl Auth {
         let user = actor.user.as_ref().ok_or(Error::AuthRequired)?;
         let new = NewPassword::parse_credential(new, self.settings().password.accept_client_hash)?;
         let attempt = self
+            .logins()
             .begin_attempt(Check::Password, actor.address, Some(&user.user_id))
             .await?;
-        let checked = self.check_credential(&user.user_id, old).await;
+        let checked = self.logins().check_credential(&user.user_id, old).await;
         let matches = checked.as_ref().is_ok_and(|(_, matches)| *matches);
-        if let Some(until) = self.settle(attempt, matches).await {
-            self.account_locked(&user.user_id, actor.address, until, false, true)
+        if let Some(until) = self.logins().settle(attempt, matches).await {
+            self.notices()
+                .account_locked(&user.user_id, actor.address, until, false, true)
                 .await;
         }
         checked?;
@@ -382,7 +389,7 @@ impl Auth {
                 .user(user.user_id.clone())
                 .detail("wrong old password")
                 .by(actor);
-            self.audit(event).await;
+            self.audit().record(event).await;
             return Err(Error::InvalidInput("the old password is wrong".into()));
         }
         self.set_password(actor, &user.user_id, new, session).await

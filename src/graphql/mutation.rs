@@ -39,6 +39,7 @@ impl Mutation {
         )?;
         let created = ctx
             .auth
+            .tokens()
             .create_token(&ctx.actor(), user, &name, expiry, grants)
             .await?;
         Ok(ApiFullTokenInfo {
@@ -66,6 +67,7 @@ impl Mutation {
         let grace = SignedDuration::from_secs(i64::from(grace_seconds.unwrap_or(0)));
         let rotated = ctx
             .auth
+            .tokens()
             .rotate_token(&ctx.actor(), user, &token_name, expiry, grace)
             .await?;
         Ok(ApiFullTokenInfo {
@@ -81,6 +83,7 @@ impl Mutation {
     async fn token_api_delete(ctx: &Context, token_name: String) -> Result<bool> {
         let user = ctx.caller.require_user_to_change()?;
         ctx.auth
+            .tokens()
             .delete_token(&ctx.actor(), user, &token_name)
             .await?;
         Ok(true)
@@ -91,8 +94,9 @@ impl Mutation {
     /// `tokens.end_sessions_on_delete` says so. Recorded with the administrator who did it.
     async fn admin_token_delete(ctx: &Context, user_id: ID, token_name: String) -> Result<bool> {
         ctx.caller.require_admin_to_change()?;
-        let user = ctx.auth.user(&user_id).await?;
+        let user = ctx.auth.users().user(&user_id).await?;
         ctx.auth
+            .tokens()
             .delete_token(&ctx.actor(), &user, &token_name)
             .await?;
         Ok(true)
@@ -104,6 +108,7 @@ impl Mutation {
     async fn session_end(ctx: &Context, id: ID) -> Result<bool> {
         let user = ctx.caller.require_user_to_change()?;
         ctx.auth
+            .session_list()
             .end_session(&ctx.actor(), Ender::Owner(user), &id)
             .await
     }
@@ -114,6 +119,7 @@ impl Mutation {
         let user = ctx.caller.require_user_to_change()?;
         let ended = ctx
             .auth
+            .session_list()
             .end_other_sessions(&ctx.actor(), user, ctx.session())
             .await?;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
@@ -124,6 +130,7 @@ impl Mutation {
     async fn admin_session_end(ctx: &Context, id: ID) -> Result<bool> {
         ctx.caller.require_admin_to_change()?;
         ctx.auth
+            .session_list()
             .end_session(&ctx.actor(), Ender::Administrator, &id)
             .await
     }

@@ -83,6 +83,7 @@ impl Query {
     ) -> Result<bool> {
         ctx.caller.require_user_to_change()?;
         ctx.auth
+            .users()
             .change_own_password(&ctx.actor(), ctx.session(), &old_password, &new_password)
             .await?;
         Ok(true)
@@ -91,7 +92,7 @@ impl Query {
     /// This request's session: when it was opened and last used, and how long it has left.
     /// Changes nothing.
     fn session_state(ctx: &Context) -> SessionInfo {
-        let state = ctx.auth.session_state(&ctx.caller);
+        let state = ctx.auth.sessions().session_state(&ctx.caller);
         SessionInfo {
             create_time: state.created_at.to_string(),
             last_access_time: state.last_seen_at.to_string(),
@@ -105,7 +106,7 @@ impl Query {
     /// The caller's API tokens, oldest first; never a secret.
     async fn token_api_list(ctx: &Context) -> Result<Vec<ApiTokenInfo>> {
         let user = ctx.require_user()?;
-        let tokens = ctx.auth.list_tokens(user).await?;
+        let tokens = ctx.auth.tokens().list_tokens(user).await?;
         Ok(tokens.into_iter().map(ApiTokenInfo::from).collect())
     }
 
@@ -164,7 +165,8 @@ impl Query {
         }
         let events = ctx
             .auth
-            .audit_log(AuditFilter {
+            .audit()
+            .log(AuditFilter {
                 user_id: filter.user_id,
                 kind: filter.kind,
                 since: filter.since,
@@ -178,7 +180,7 @@ impl Query {
     /// Administrators only.
     async fn admin_user_info(ctx: &Context, user_id: ID) -> Result<AdminUserInfo> {
         ctx.require_admin()?;
-        Ok(AdminUserInfo(ctx.auth.user(&user_id).await?))
+        Ok(AdminUserInfo(ctx.auth.users().user(&user_id).await?))
     }
 
     /// Administrators only. `page.limit` defaults to 100 and is at most 1,000.
@@ -190,6 +192,7 @@ impl Query {
         ctx.require_admin()?;
         let users = ctx
             .auth
+            .users()
             .list_users(UserFilter {
                 id_contains: filter.user_id_mask,
                 enabled: filter.enabled_state,
@@ -213,6 +216,7 @@ impl Query {
         let role = role_or_user(auth_role.as_deref())?;
         let user = ctx
             .auth
+            .users()
             .create_user(&ctx.actor(), &user_id, role, enabled, None)
             .await?;
         Ok(AdminUserInfo(user))
@@ -222,7 +226,7 @@ impl Query {
     /// good.
     async fn delete_user(ctx: &Context, user_id: ID) -> Result<Option<bool>> {
         ctx.caller.require_admin_to_change()?;
-        ctx.auth.delete_user(&ctx.actor(), &user_id).await?;
+        ctx.auth.users().delete_user(&ctx.actor(), &user_id).await?;
         Ok(Some(true))
     }
 
@@ -249,6 +253,7 @@ impl Query {
         let accept_hash = ctx.auth.settings().password.accept_client_hash;
         let password = NewPassword::parse_credential(&password, accept_hash)?;
         ctx.auth
+            .users()
             .set_password(&ctx.actor(), &user_id, password, None)
             .await?;
         Ok(Some(true))
@@ -259,6 +264,7 @@ impl Query {
     async fn enable_user(ctx: &Context, user_id: ID, enabled: bool) -> Result<Option<bool>> {
         ctx.caller.require_admin_to_change()?;
         ctx.auth
+            .users()
             .enable_user(&ctx.actor(), &user_id, enabled)
             .await?;
         Ok(Some(true))
@@ -271,14 +277,14 @@ impl Query {
         ctx.require_admin()?;
         let tokens = match user_id {
             Some(user_id) => {
-                let user = ctx.auth.user(&user_id).await?;
-                let tokens = ctx.auth.list_tokens(&user).await?;
+                let user = ctx.auth.users().user(&user_id).await?;
+                let tokens = ctx.auth.tokens().list_tokens(&user).await?;
                 tokens
                     .into_iter()
                     .map(|t| (user.user_id.clone(), t))
                     .collect()
             }
-            None => ctx.auth.list_all_tokens().await?,
+            None => ctx.auth.tokens().list_all_tokens().await?,
         };
         Ok(tokens.into_iter().map(AdminTokenInfo::from).collect())
     }
@@ -289,7 +295,7 @@ impl Query {
     /// (`token.lookup`), found or not.
     async fn admin_token_lookup(ctx: &Context, token: String) -> Result<Option<AdminTokenInfo>> {
         ctx.require_admin()?;
-        let found = ctx.auth.lookup_token(&ctx.actor(), &token).await?;
+        let found = ctx.auth.tokens().lookup_token(&ctx.actor(), &token).await?;
         Ok(found.map(|(owner, token, previous)| AdminTokenInfo {
             owner,
             token,
@@ -301,7 +307,11 @@ impl Query {
     /// this request came with.
     async fn session_list(ctx: &Context) -> Result<Vec<UserSessionInfo>> {
         let user = ctx.require_user()?;
-        let sessions = ctx.auth.sessions_of(user, ctx.session()).await?;
+        let sessions = ctx
+            .auth
+            .session_list()
+            .sessions_of(user, ctx.session())
+            .await?;
         Ok(sessions.into_iter().map(UserSessionInfo::from).collect())
     }
 
@@ -309,8 +319,12 @@ impl Query {
     /// first.
     async fn admin_session_list(ctx: &Context, user_id: ID) -> Result<Vec<UserSessionInfo>> {
         ctx.require_admin()?;
-        let user = ctx.auth.user(&user_id).await?;
-        let sessions = ctx.auth.sessions_of(&user, ctx.session()).await?;
+        let user = ctx.auth.users().user(&user_id).await?;
+        let sessions = ctx
+            .auth
+            .session_list()
+            .sessions_of(&user, ctx.session())
+            .await?;
         Ok(sessions.into_iter().map(UserSessionInfo::from).collect())
     }
 
@@ -319,7 +333,7 @@ impl Query {
     /// the audit log (`user.unlock`).
     async fn admin_unlock_user(ctx: &Context, user_id: ID) -> Result<bool> {
         ctx.caller.require_admin_to_change()?;
-        ctx.auth.unlock_user(&ctx.actor(), &user_id).await
+        ctx.auth.users().unlock_user(&ctx.actor(), &user_id).await
     }
 
     /// Administrators only. Changes: makes the user an administrator (`admin`) or not (`user`,
@@ -332,7 +346,10 @@ impl Query {
     ) -> Result<Option<bool>> {
         ctx.caller.require_admin_to_change()?;
         let role = role_or_user(auth_role.as_deref())?;
-        ctx.auth.set_role(&ctx.actor(), &user_id, role).await?;
+        ctx.auth
+            .users()
+            .set_role(&ctx.actor(), &user_id, role)
+            .await?;
         Ok(Some(true))
     }
 }
@@ -361,7 +378,10 @@ pub(super) async fn login(
                     "provider `local` needs credentials {user, password}".into(),
                 ));
             };
-            ctx.auth.login_local(&user, &password, login).await?
+            ctx.auth
+                .logins()
+                .login_local(&user, &password, login)
+                .await?
         }
         "token" => {
             let Some(token) = credentials.token else {
@@ -369,7 +389,7 @@ pub(super) async fn login(
                     "provider `token` needs credentials {token}".into(),
                 ));
             };
-            ctx.auth.login_token(&token, login).await?
+            ctx.auth.logins().login_token(&token, login).await?
         }
         other => {
             return Err(Error::InvalidInput(format!(
@@ -395,7 +415,10 @@ fn role_or_user(role: Option<&str>) -> Result<Role> {
 
 async fn logout(ctx: &Context) -> Result<()> {
     if let Caller::Session(session) = &ctx.caller {
-        ctx.auth.logout(session, ctx.request.address).await?;
+        ctx.auth
+            .sessions()
+            .logout(session, ctx.request.address)
+            .await?;
     }
     ctx.set_cookie(CookieChange::Clear);
     Ok(())

@@ -466,7 +466,7 @@ impl AdminUserInfo {
     /// Whether the failed-login limit holds the account locked now (Lodge's own); an
     /// administrator's `adminUnlockUser` or a password reset lifts it.
     async fn locked(&self, ctx: &Context) -> crate::auth::Result<bool> {
-        ctx.auth.is_locked(&self.0).await
+        ctx.auth.users().is_locked(&self.0).await
     }
 
     /// The user's last login, by password or token (Lodge's own); recorded at most once a
@@ -477,13 +477,13 @@ impl AdminUserInfo {
 
     /// The user's live sessions (Lodge's own).
     async fn session_count(&self, ctx: &Context) -> crate::auth::Result<i32> {
-        let count = ctx.auth.session_count(&self.0).await?;
+        let count = ctx.auth.session_list().session_count(&self.0).await?;
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
 
     /// API tokens that can log in now: what counts toward `tokens.max_per_user` (Lodge's own).
     async fn token_count(&self, ctx: &Context) -> crate::auth::Result<i32> {
-        let count = ctx.auth.live_token_count(&self.0).await?;
+        let count = ctx.auth.tokens().live_token_count(&self.0).await?;
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
 }

@@ -31,7 +31,11 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     };
     let cookie = cookie.filter(|_| rules.allow_sessions && bearer.is_none());
     let address = client_address(&req, &state.auth.settings().server.trusted_proxies);
-    let caller = state.auth.caller(cookie, bearer.as_deref(), address).await;
+    let caller = state
+        .auth
+        .sessions()
+        .caller(cookie, bearer.as_deref(), address)
+        .await;
     let user = match &caller {
         // 401, not 429: nginx's auth_request turns anything but 2xx, 401 and 403 into a 500.
         Ok(Caller::Throttled(wait)) => {
@@ -63,6 +67,7 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             let token = caller.token_name().unwrap_or_default();
             state
                 .auth
+                .sessions()
                 .token_denied(&user.user_id, token, address, &refused.0)
                 .await;
             return forbidden();

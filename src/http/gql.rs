@@ -102,6 +102,7 @@ pub async fn handle(
     };
     let caller = match state
         .auth
+        .sessions()
         .caller(cookie, bearer.as_deref(), request_info.address)
         .await
     {
@@ -209,7 +210,9 @@ async fn api_refusal(auth: &Auth, caller: &Caller, address: Option<IpAddr>) -> O
         .user()
         .map(|u| u.user_id.as_str())
         .unwrap_or_default();
-    auth.token_denied(user, token, address, &reason).await;
+    auth.sessions()
+        .token_denied(user, token, address, &reason)
+        .await;
     Some(reason)
 }
 

@@ -59,7 +59,12 @@ async fn revoke(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) 
         );
     }
     let address = client_address(&req, &state.auth.settings().server.trusted_proxies);
-    match state.auth.revoke_leaked(&report.tokens, address).await {
+    match state
+        .auth
+        .tokens()
+        .revoke_leaked(&report.tokens, address)
+        .await
+    {
         Ok(_) => HttpResponse::Accepted()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(serde_json::json!({ "received": report.tokens.len() })),

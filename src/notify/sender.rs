@@ -142,7 +142,7 @@ pub async fn deliver(auth: Auth, webhook: Webhook) {
         }
         if expiry_looked.is_none_or(|at| at.elapsed() >= EXPIRY_LOOK_EVERY) {
             expiry_looked = Some(std::time::Instant::now());
-            if let Err(e) = auth.warn_of_expiring_tokens().await {
+            if let Err(e) = auth.notices().warn_of_expiring_tokens().await {
                 tracing::warn!("cannot look for expiring tokens: {e}");
             }
         }
@@ -220,9 +220,10 @@ pub async fn deliver(auth: Auth, webhook: Webhook) {
             EXPIRY_LOOK_EVERY
                 .saturating_sub(expiry_looked.map_or(Duration::ZERO, |at| at.elapsed())),
         );
+        let notices = auth.notices();
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = auth.delivery_queued() => {}
+            () = notices.delivery_queued() => {}
         }
     }
 }

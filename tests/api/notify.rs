@@ -313,8 +313,8 @@ async fn each_event_arrives_once_signed_and_without_a_secret() {
         .unwrap();
     let week_before = expires - SignedDuration::from_hours(7 * 24 - 1);
     app.advance(week_before.duration_since(app.clock.now()));
-    app.auth.warn_of_expiring_tokens().await.unwrap();
-    app.auth.warn_of_expiring_tokens().await.unwrap();
+    app.auth.notices().warn_of_expiring_tokens().await.unwrap();
+    app.auth.notices().warn_of_expiring_tokens().await.unwrap();
     let first = receiver.wait_for_event("token.expiring", 1).await;
     assert_eq!(first[0].json["tokenName"], "ci");
     assert!(
@@ -326,8 +326,8 @@ async fn each_event_arrives_once_signed_and_without_a_secret() {
         first[0].json
     );
     app.advance(SignedDuration::from_hours(6 * 24));
-    app.auth.warn_of_expiring_tokens().await.unwrap();
-    app.auth.warn_of_expiring_tokens().await.unwrap();
+    app.auth.notices().warn_of_expiring_tokens().await.unwrap();
+    app.auth.notices().warn_of_expiring_tokens().await.unwrap();
     let last = receiver.wait_for_event("token.expiring", 2).await;
     assert!(
         last[1].json["detail"]
@@ -338,7 +338,7 @@ async fn each_event_arrives_once_signed_and_without_a_secret() {
         last[1].json
     );
     app.advance(SignedDuration::from_hours(12));
-    app.auth.warn_of_expiring_tokens().await.unwrap();
+    app.auth.notices().warn_of_expiring_tokens().await.unwrap();
     // Deliveries go out in order: once this one is in, anything queued before it is too.
     app.login_admin().await;
     rotate(&app, "ci").await;

@@ -340,9 +340,10 @@ async fn a_demoted_administrators_own_tokens_are_suspended_until_promoted_again(
     let token_session = app.new_client();
     assert_ok(&token_session.login_with_token(&made).await);
     // The operator's grant on the command line is not suspended (made here as the CLI does).
-    let nora_user = app.auth.user("nora").await.unwrap();
+    let nora_user = app.auth.users().user("nora").await.unwrap();
     let granted = app
         .auth
+        .tokens()
         .create_token(
             &lodge::auth::Actor::command_line(),
             &nora_user,

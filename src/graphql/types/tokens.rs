@@ -139,7 +139,7 @@ impl ApiTokenInfo {
 
     /// Whether it expires within `tokens.warn_before` (Lodge's own); false once expired.
     fn expires_soon(&self, ctx: &Context) -> bool {
-        ctx.auth.expires_soon(&self.0)
+        ctx.auth.tokens().expires_soon(&self.0)
     }
 
     /// When the secret before its last rotation stops working (Lodge's own); null when there
