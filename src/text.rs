@@ -48,6 +48,11 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The most characters of one text the server records (in the audit log, the log, a webhook's
+/// notice): a user id, a token name, a detail. An event is a few hundred bytes whatever a client
+/// sends.
+pub const MAX_RECORDED: usize = 200;
+
 /// [`escape`]d and cut to at most `max` characters, the cut marked with `…`.
 pub fn bounded(text: &str, max: usize) -> String {
     // Almost every text: short enough in bytes, so in characters, and nothing to escape.

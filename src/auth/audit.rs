@@ -5,7 +5,11 @@ use std::net::IpAddr;
 use jiff::Timestamp;
 
 use super::{Auth, Result, User, from_micros};
-use crate::store::audit::{self as store_audit, AuditRow};
+use crate::{
+    config::NotifyEvent,
+    notify::outbox::Notice,
+    store::audit::{self as store_audit, AuditRow},
+};
 
 pub mod kind {
     pub const LOGIN: &str = "login";
@@ -102,6 +106,16 @@ pub struct AuditFilter {
 }
 
 impl AuditEvent {
+    /// The webhook's notice of this audited change: its user, token and detail.
+    pub(crate) fn notice(&self, event: NotifyEvent) -> Notice<'_> {
+        Notice {
+            event,
+            user_id: self.user_id.as_deref(),
+            token_name: self.token_name.as_deref(),
+            detail: self.detail.as_deref(),
+        }
+    }
+
     pub fn new(kind: &'static str, success: bool) -> Self {
         Self {
             kind,
@@ -147,9 +161,8 @@ impl AuditEvent {
     }
 }
 
-/// The most characters of one text in an event (a user id, a token name, a detail): an event
-/// is a few hundred bytes whatever a client sends.
-pub const MAX_TEXT: usize = 200;
+/// The most characters of one text in an event ([`crate::text::MAX_RECORDED`]).
+pub const MAX_TEXT: usize = crate::text::MAX_RECORDED;
 
 /// A client's text as the log keeps it: one line, nothing invisible, at most [`MAX_TEXT`].
 fn shown(text: &str) -> String {

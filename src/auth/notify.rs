@@ -141,7 +141,7 @@ impl Notices<'_> {
             .write(move |tx| {
                 audit::record(tx, now, &event)?;
                 if sends {
-                    queue(tx, now, &Notice::of(NotifyEvent::UserLocked, &event))?;
+                    queue(tx, now, &event.notice(NotifyEvent::UserLocked))?;
                 }
                 Ok(())
             })

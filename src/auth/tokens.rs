@@ -487,7 +487,7 @@ impl Tokens<'_> {
                 if rotated.is_some() {
                     audit::record(tx, now, &event)?;
                     if sends {
-                        notify::queue(tx, now, &Notice::of(NotifyEvent::TokenRotate, &event))?;
+                        notify::queue(tx, now, &event.notice(NotifyEvent::TokenRotate))?;
                     }
                 }
                 Ok(rotated.ok_or(Error::NotFound(missing)))
@@ -566,7 +566,7 @@ impl Tokens<'_> {
                         };
                         let notice = Notice {
                             detail: Some(&detail),
-                            ..Notice::of(NotifyEvent::TokenLeaked, &event)
+                            ..event.notice(NotifyEvent::TokenLeaked)
                         };
                         notify::queue(tx, now, &notice)?;
                     }

@@ -5,10 +5,7 @@
 use jiff::Timestamp;
 
 use super::config::NotifyEvent;
-use crate::{
-    auth::{AuditEvent, audit},
-    store::{self, outbox},
-};
+use crate::store::{self, outbox};
 
 /// What one delivery says, as the outbox keeps it.
 pub(crate) struct Notice<'a> {
@@ -18,22 +15,11 @@ pub(crate) struct Notice<'a> {
     pub detail: Option<&'a str>,
 }
 
-impl<'a> Notice<'a> {
-    /// The notice of an audited change: its user, token and detail.
-    pub fn of(event: NotifyEvent, audited: &'a AuditEvent) -> Self {
-        Self {
-            event,
-            user_id: audited.user_id.as_deref(),
-            token_name: audited.token_name.as_deref(),
-            detail: audited.detail.as_deref(),
-        }
-    }
-}
-
 /// Queues `notice` in the write's transaction, with a fresh unique id. Its texts are escaped
 /// and bounded as the audit log's are.
 pub(crate) fn queue(tx: &store::Tx, now: Timestamp, notice: &Notice<'_>) -> store::Result<()> {
-    let shown = |text: Option<&str>| text.map(|t| crate::text::bounded(t, audit::MAX_TEXT));
+    let shown =
+        |text: Option<&str>| text.map(|t| crate::text::bounded(t, crate::text::MAX_RECORDED));
     let (user_id, token_name, detail) = (
         shown(notice.user_id),
         shown(notice.token_name),
