@@ -55,7 +55,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
 #[derive(Clone)]
 pub(super) struct Postgres {
     pool: r2d2::Pool<Manager>,
-    writer: Arc<Writer>,
+    writer: Writer,
     connector: Arc<Connector>,
     writer_metrics: crate::metrics::WriterMetrics,
     /// Which of each thread's quick connections are this store's.
@@ -327,7 +327,7 @@ impl Postgres {
         static STORES: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
             pool,
-            writer: Arc::new(writer),
+            writer,
             connector,
             writer_metrics,
             id: STORES.fetch_add(1, Ordering::Relaxed),
@@ -594,6 +594,7 @@ fn migrate(conn: &PgConnection) -> anyhow::Result<()> {
 type Job = Box<dyn FnOnce(Option<&PgConnection>) -> Finish<StoreError> + Send>;
 
 /// PostgreSQL's writer: the batch protocol's thread, with this engine's side of it.
+#[derive(Clone)]
 struct Writer {
     thread: batch::Writer<Job>,
 }

@@ -84,10 +84,15 @@ pub(in crate::store) fn open_log_index(path: &Path) -> Option<Arc<std::fs::File>
 /// file description's lock, which conflicts with any process's.
 #[cfg(unix)]
 pub fn in_use(path: &Path) -> bool {
+    open_log_index(path).is_some_and(|index| dead_man_switch_held(&index).unwrap_or(false))
+}
+
+/// Whether any connection holds a lock on the "dead man switch" byte of the shared `index`:
+/// what a process opening the database asks first, whether it may lock that byte for itself
+/// alone. An open file description's lock conflicts with this process's own locks too.
+#[cfg(unix)]
+pub(in crate::store) fn dead_man_switch_held(index: &std::fs::File) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd as _;
-    let Some(index) = open_log_index(path) else {
-        return false;
-    };
     // SAFETY: a zeroed `flock` is a valid value for the call to fill in.
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
     lock.l_type = libc::F_WRLCK as _;
@@ -95,8 +100,10 @@ pub fn in_use(path: &Path) -> bool {
     lock.l_start = 128;
     lock.l_len = 1;
     // SAFETY: a valid descriptor and a `flock` the call fills in.
-    let asked = unsafe { libc::fcntl(index.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
-    asked == 0 && i32::from(lock.l_type) != libc::F_UNLCK
+    if unsafe { libc::fcntl(index.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(i32::from(lock.l_type) != libc::F_UNLCK)
 }
 
 #[cfg(not(unix))]

@@ -383,28 +383,13 @@ mod tests {
     /// header is read with `pread` now, but the descriptor is still held for the same reason.
     #[test]
     fn the_store_keeps_sqlites_lock_on_the_shared_index_for_its_whole_life() {
-        use std::os::fd::AsRawFd;
-
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.db");
         let store = Store::open(&path).unwrap();
         store.read(change_counter::current).unwrap();
         // Kept open until the store is gone, so that closing it drops nothing that matters.
         let probe = open_log_index(&path).expect("the shared index");
-        // What a process opening the database asks first: may it lock SQLite's "dead man
-        // switch" byte of the index (offset 128 on Unix) for itself alone? An open file
-        // description's lock conflicts with this process's own locks, so it can ask here.
-        let held_by_this_process = || {
-            let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-            lock.l_type = libc::F_WRLCK as _;
-            lock.l_whence = libc::SEEK_SET as _;
-            lock.l_start = 128;
-            lock.l_len = 1;
-            // SAFETY: a valid descriptor and a `flock` the call fills in.
-            let r = unsafe { libc::fcntl(probe.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
-            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-            i32::from(lock.l_type) != libc::F_UNLCK
-        };
+        let held_by_this_process = || files::dead_man_switch_held(&probe).unwrap();
         assert!(held_by_this_process(), "after opening");
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime
