@@ -97,9 +97,10 @@ async fn browser_with(driver: &Driver, chromium: &Path, profile: &Path, extra: &
         .expect("a Chromium session")
 }
 
-/// Polls a JavaScript condition until it holds.
+/// Polls a JavaScript condition until it holds, for 30 s: a first Chromium start on a loaded CI
+/// machine once took more than 15 s to show the first tab.
 async fn wait_for(client: &Client, condition: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let value = client
             .execute(&format!("return Boolean({condition});"), vec![])
