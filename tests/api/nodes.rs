@@ -294,8 +294,11 @@ async fn readyz_follows_the_database_and_nothing_acknowledged_is_lost_while_it_i
 
     // Tokens created one after another until told to stop; each acknowledged name is kept.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Creates answered `unavailable` so far: the database stays down until there is one (a
+    // create sent as it stops may wait out a short outage in the pool and succeed after it).
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let load = {
-        let (client, stop) = (app.new_client(), stop.clone());
+        let (client, stop, refused) = (app.new_client(), stop.clone(), refused.clone());
         client.set_cookie(app.cookie().as_deref());
         tokio::spawn(async move {
             let (mut acknowledged, mut unavailable) = (Vec::new(), 0);
@@ -309,6 +312,7 @@ async fn readyz_follows_the_database_and_nothing_acknowledged_is_lost_while_it_i
                     None => {
                         assert_eq!(error_code(&answer), "unavailable", "{answer}");
                         unavailable += 1;
+                        refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -339,6 +343,11 @@ async fn readyz_follows_the_database_and_nothing_acknowledged_is_lost_while_it_i
     assert_eq!(app.get("/healthz").await.status(), 200);
     let answer = app.gql("{ tokenApiList { tokenName } }", json!({})).await;
     assert_eq!(error_code(&answer), "unavailable", "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while refused.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no create was refused in 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let starting = cluster.clone();
     tokio::task::spawn_blocking(move || starting.start())
         .await
