@@ -3,14 +3,14 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use juniper::{GraphQLError, Variables};
 
 use super::{
     Context, Operation, Schema, ValidatorPanicked,
-    direct::{Outcome, Plan},
+    direct::{Answer, Inputs, Plan},
     document::RootFields,
     validate,
 };
@@ -51,16 +51,14 @@ pub struct Prepared(Arc<Validated>);
 impl Prepared {
     /// Runs the operation: directly when it has a plan and the variables suit it, else with
     /// juniper.
-    pub async fn execute(&self, variables: &Variables, ctx: &Context) -> Outcome {
+    pub async fn execute(&self, variables: &Variables, ctx: &Context) -> Answer {
         let compiled = self.0.borrow_dependent();
         if let Some(plan) = &compiled.direct
-            && let Some(outcome) = plan
-                .execute(&self.0.borrow_owner().schema, variables, ctx)
-                .await
+            && let Some(answer) = plan.execute(variables, ctx).await
         {
-            return outcome;
+            return Answer::Direct(answer);
         }
-        compiled.operation.execute(variables, ctx).await
+        compiled.operation.execute(variables, ctx).await.into()
     }
 
     /// The document's first root field, or `other`: the label of its requests' durations.
@@ -77,6 +75,8 @@ impl Prepared {
 pub struct OperationCache {
     schema: Arc<Schema>,
     root_fields: &'static RootFields,
+    /// The schema's input objects, read at the first plan.
+    inputs: OnceLock<Inputs>,
     entries: Mutex<HashMap<String, Prepared>>,
 }
 
@@ -84,6 +84,7 @@ impl OperationCache {
     pub fn new(schema: Arc<Schema>) -> Self {
         Self {
             root_fields: RootFields::of_schema(),
+            inputs: OnceLock::new(),
             schema,
             entries: Mutex::new(HashMap::new()),
         }
@@ -113,7 +114,7 @@ impl OperationCache {
                 Ok(Ok(operation)) => Ok(Compiled {
                     operation,
                     direct: plan
-                        .then(|| Plan::new(&doc.schema, &doc.text, name))
+                        .then(|| Plan::new(self.inputs(), &doc.text, name))
                         .flatten(),
                 }),
                 Ok(Err(error)) => Err(Ok(error)),
@@ -133,6 +134,10 @@ impl OperationCache {
             entries.insert(key, prepared.clone());
         }
         Ok(Ok(prepared))
+    }
+
+    fn inputs(&self) -> &Inputs {
+        self.inputs.get_or_init(|| Inputs::of(&self.schema))
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Prepared>> {

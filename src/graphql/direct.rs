@@ -2,60 +2,162 @@
 //!
 //! Login scripts send one document thousands of times: a single `authLogin` asking for a few
 //! plain fields (the reference page's `{ authId userTokens { userId } authStatus }`). juniper's
-//! asynchronous execution of it cost about a quarter of a token login's CPU (BENCHMARKS.md), most
-//! of it in boxed futures and maps for five fields. A document of that shape gets a [`Plan`] when
-//! it is first validated: the plan takes the arguments as juniper would, calls the resolver's own
-//! function ([`query::login`]) and builds the `Value` juniper would build. Anything else (other
-//! fields, fragments, directives, variables juniper refuses) runs through juniper as before.
+//! asynchronous execution of it cost a sixth to a quarter of a token login's CPU (BENCHMARKS.md),
+//! most of it in boxed futures and maps for five fields. A document of that shape gets a [`Plan`]
+//! when it is first validated: the plan takes the arguments as juniper would, calls the
+//! resolver's own function ([`query::login`]) and builds the answer juniper would build. Anything
+//! else (other fields, fragments, directives, variables of other kinds, variables it cannot
+//! tell juniper would take, escapes in strings) runs through juniper as before.
 //!
-//! Three items this module uses are public in juniper 0.18.0 but marked `#[doc(hidden)]`, so
-//! juniper does not promise to keep them:
-//! - `juniper::parser::parse_document_source`: the document parsed once, for the plan;
-//! - `juniper::validation::validate_input_values`: the variables checked as juniper checks them;
-//! - `juniper::ExecutionError::new`: a field error placed where juniper would place it.
-//!
-//! `Cargo.toml` pins juniper to `=0.18.0` for that reason, and the API test that sends each
-//! login document both ways and compares the answers byte for byte shows whether an upgrade
-//! changed what they do. Upgrade juniper on purpose, with that test.
+//! Only juniper's public API is used: the document is parsed again for the plan with
+//! `graphql-parser` (already in the build as juniper's schema printer), the input objects are
+//! read from the printed schema ([`RootNode::as_document`]), and a failed login's error is
+//! written here as juniper writes it. The API test that sends each login document both ways
+//! and compares the answers byte for byte shows whether a juniper upgrade changed any of that.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, collections::HashMap};
 
-use juniper::{
-    DefaultScalarValue, Definition, ExecutionError, FromInputValue, GraphQLError, ID, InputValue,
-    IntoFieldError as _, Object, OperationType, Selection, Spanning, ToInputValue, Value,
-    Variables,
-    meta::MetaType,
-    parser::{SourcePosition, parse_document_source},
-    validation::validate_input_values,
+use graphql_parser::{
+    Pos,
+    query::{self as ast, Definition, OperationDefinition, Selection},
+    schema::{self as sdl, TypeDefinition},
 };
+use juniper::{
+    DefaultScalarValue, FieldError, FromInputValue, GraphQLError, ID, InputValue,
+    IntoFieldError as _, Object, Spanning, ToInputValue, Value, Variables, http::GraphQLResponse,
+};
+use serde::{Serialize, Serializer, ser::SerializeMap as _};
 
 use super::{Context, Schema, query, scalars::Credentials, types::AuthInfo};
 
-type Operation<'a> = juniper::Operation<'a, DefaultScalarValue>;
+type Document<'a> = ast::Document<'a, &'a str>;
+type Field<'a> = ast::Field<'a, &'a str>;
+type AstValue<'a> = ast::Value<'a, &'a str>;
+type AstType<'a> = ast::Type<'a, &'a str>;
 
-/// What an execution gives, as juniper's `ValidatedOperation::execute` gives it.
-pub type Outcome = Result<(Value, Vec<ExecutionError<DefaultScalarValue>>), GraphQLError>;
+/// The answer to a request, serialized as juniper serializes its own.
+pub enum Answer {
+    Juniper(GraphQLResponse),
+    /// A login run by a [`Plan`].
+    Direct(Direct),
+}
+
+pub enum Direct {
+    /// `{"data": {key: ...}}`
+    Data(Value),
+    /// A failed login: `AuthInfo!` cannot be null, so its error leaves no data at all.
+    Failed {
+        error: FieldError,
+        key: String,
+        at: Location,
+    },
+}
+
+/// Where a field starts, as juniper says it: its line and column counted from 1, a column a
+/// character (a tab too), a line ending at each `\n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl From<Result<(Value, Vec<juniper::ExecutionError<DefaultScalarValue>>), GraphQLError>>
+    for Answer
+{
+    fn from(
+        result: Result<(Value, Vec<juniper::ExecutionError<DefaultScalarValue>>), GraphQLError>,
+    ) -> Self {
+        Answer::Juniper(GraphQLResponse::from_result(result))
+    }
+}
+
+impl Serialize for Answer {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Answer::Juniper(response) => response.serialize(ser),
+            Answer::Direct(Direct::Data(data)) => {
+                let mut map = ser.serialize_map(None)?;
+                map.serialize_entry("data", data)?;
+                map.end()
+            }
+            Answer::Direct(Direct::Failed { error, key, at }) => {
+                let mut map = ser.serialize_map(None)?;
+                map.serialize_entry("data", &Value::<DefaultScalarValue>::Null)?;
+                map.serialize_entry("errors", &[FieldErrorAt { error, key, at }])?;
+                map.end()
+            }
+        }
+    }
+}
+
+/// One error of juniper's `errors` list: message, locations, path, and extensions when it has
+/// any.
+struct FieldErrorAt<'e> {
+    error: &'e FieldError,
+    key: &'e str,
+    at: &'e Location,
+}
+
+impl Serialize for FieldErrorAt<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut map = ser.serialize_map(None)?;
+        map.serialize_entry("message", self.error.message())?;
+        map.serialize_entry("locations", &[self.at])?;
+        map.serialize_entry("path", &[self.key])?;
+        if !self.error.extensions().is_null() {
+            map.serialize_entry("extensions", self.error.extensions())?;
+        }
+        map.end()
+    }
+}
+
+/// The schema's input objects whose fields are all nullable `String`s, by name: the kinds of
+/// variable whose values a plan checks itself. Read once, from the schema juniper prints.
+pub struct Inputs(HashMap<String, Vec<String>>);
+
+impl Inputs {
+    pub fn of(schema: &Schema) -> Self {
+        let document = schema.as_document();
+        fn text<'a>(ty: &sdl::Type<'a, &'a str>) -> bool {
+            matches!(ty, sdl::Type::NamedType("String"))
+        }
+        Self(
+            document
+                .definitions
+                .iter()
+                .filter_map(|definition| match definition {
+                    sdl::Definition::TypeDefinition(TypeDefinition::InputObject(object))
+                        if object.directives.is_empty()
+                            && object.fields.iter().all(|f| text(&f.value_type)) =>
+                    {
+                        Some((
+                            object.name.to_owned(),
+                            object.fields.iter().map(|f| f.name.to_owned()).collect(),
+                        ))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+}
 
 /// How to run one validated `authLogin` document directly.
 pub struct Plan<'a> {
-    /// The operation, for its variables: their types and default values.
-    operation: Spanning<Operation<'a>>,
+    variables: Vec<VariableDefinition<'a>>,
     /// The field's name in the answer (its alias or `authLogin`) and where it starts, for errors.
     key: &'a str,
-    at: SourcePosition,
+    at: Location,
     arguments: Vec<(&'a str, InputValue)>,
     fields: Vec<(&'a str, AuthField<'a>)>,
-    /// The operation's variables, when each is of a kind whose values the plan can check
-    /// itself (see [`Plan::surely_valid`]).
-    quick: Option<Vec<QuickVariable<'a>>>,
 }
 
-/// A variable of a named type (not a list) that values can be checked against without juniper.
-struct QuickVariable<'a> {
+/// A variable of the operation: a named type (not a list) whose values can be checked without
+/// juniper.
+struct VariableDefinition<'a> {
     name: &'a str,
     non_null: bool,
-    /// Non-null and without a default value: it must be sent.
-    required: bool,
+    default: Option<InputValue>,
     kind: QuickKind,
 }
 
@@ -87,88 +189,84 @@ enum TokenField {
 
 impl<'a> Plan<'a> {
     /// A plan for operation `name` of `document`, which juniper has validated, when it is a single
-    /// `authLogin` whose answer holds only plain fields.
-    pub fn new(schema: &Schema, document: &'a str, name: Option<&str>) -> Option<Self> {
-        if !document.contains("authLogin") {
+    /// `authLogin` whose answer holds only plain fields and whose variables are of kinds
+    /// [`QuickKind`] covers.
+    pub fn new(inputs: &Inputs, document: &'a str, name: Option<&str>) -> Option<Self> {
+        // Escapes and block strings are left to juniper, whose reading of them the plan would
+        // have to match character for character.
+        if !document.contains("authLogin") || document.contains('\\') || document.contains("\"\"\"")
+        {
             return None;
         }
-        let parsed = parse_document_source(document, &schema.schema).ok()?;
-        let mut operations = parsed.into_iter().filter_map(|d| match d {
+        let parsed: Document<'a> = graphql_parser::parse_query(document).ok()?;
+        let mut operations = parsed.definitions.into_iter().filter_map(|d| match d {
             Definition::Operation(operation) => Some(operation),
             Definition::Fragment(_) => None,
         });
         let operation = match name {
-            Some(name) => operations.find(|o| o.item.name.is_some_and(|n| n.item == name))?,
+            Some(name) => operations.find(|o| operation_name(o) == Some(name))?,
             None => operations.next().filter(|_| operations.next().is_none())?,
         };
-        let op = &operation.item;
-        if op.operation_type != OperationType::Query || has_directives(&op.directives) {
-            return None;
-        }
-        let [Selection::Field(field)] = op.selection_set.as_slice() else {
+        let (variables, selection) = match operation {
+            OperationDefinition::SelectionSet(selection) => (Vec::new(), selection),
+            OperationDefinition::Query(query) if query.directives.is_empty() => {
+                (query.variable_definitions, query.selection_set)
+            }
+            _ => return None,
+        };
+        let [Selection::Field(field)] = selection.items.as_slice() else {
             return None;
         };
-        let f = &field.item;
-        if f.name.item != "authLogin" || has_directives(&f.directives) {
+        if field.name != "authLogin" || !field.directives.is_empty() {
             return None;
         }
-        let arguments = f.arguments.as_ref().map_or_else(Vec::new, |a| {
-            a.item
-                .items
-                .iter()
-                .map(|(name, value)| (name.item, value.item.clone()))
-                .collect()
-        });
-        let fields = plain_fields(f.selection_set.as_deref()?, |name, selection| {
+        let arguments = field
+            .arguments
+            .iter()
+            .map(|(name, value)| Some((*name, input_value(value)?)))
+            .collect::<Option<_>>()?;
+        let fields = plain_fields(&field.selection_set.items, |name, selection| {
             Some(match name {
                 "__typename" => AuthField::Typename,
                 "redirectLink" => AuthField::RedirectLink,
                 "authId" => AuthField::AuthId,
                 "authStatus" => AuthField::AuthStatus,
                 "userTokens" => {
-                    AuthField::UserTokens(plain_fields(selection?, |name, _| token_field(name))?)
+                    AuthField::UserTokens(plain_fields(selection, |name, _| token_field(name))?)
                 }
                 _ => return None,
             })
         })?;
-        let key = f.alias.as_ref().unwrap_or(&f.name).item;
-        let at = field.span.start;
-        let quick = quick_variables(schema, &operation.item);
+        let key = field.alias.unwrap_or(field.name);
+        let at = location(document, field)?;
+        let variables = variables
+            .iter()
+            .map(|definition| variable(inputs, definition))
+            .collect::<Option<_>>()?;
         Some(Self {
-            operation,
+            variables,
             key,
             at,
             arguments,
             fields,
-            quick,
         })
     }
 
-    /// Whether juniper's check of the variables against the operation (`validate_input_values`)
-    /// would surely find nothing wrong: each is of a kind [`QuickKind`] covers and its value (or
-    /// its absence) is one such a variable takes. `false` says nothing: juniper then checks.
-    /// That check took 2 % of a token login's CPU under load (BENCHMARKS.md).
+    /// Whether juniper's check of the variables against the operation would surely find nothing
+    /// wrong: each value (or its absence) is one its variable's kind takes. `false` says nothing:
+    /// juniper then runs the document and checks.
     fn surely_valid(&self, variables: &Variables) -> bool {
-        self.quick.as_ref().is_some_and(|quick| {
-            quick.iter().all(|v| match variables.get(v.name) {
-                None => !v.required,
-                Some(InputValue::Null) => !v.non_null,
-                Some(value) => v.kind.takes(value),
-            })
+        self.variables.iter().all(|v| match variables.get(v.name) {
+            None => !v.non_null || v.default.is_some(),
+            Some(InputValue::Null) => !v.non_null,
+            Some(value) => v.kind.takes(value),
         })
     }
 
     /// Runs the login, or gives `None` before doing anything when juniper must run the document:
-    /// variables it refuses, or arguments it would not convert.
-    pub async fn execute(
-        &self,
-        schema: &Schema,
-        variables: &Variables,
-        ctx: &Context,
-    ) -> Option<Outcome> {
-        if !self.surely_valid(variables)
-            && !validate_input_values(variables, &self.operation, &schema.schema).is_empty()
-        {
+    /// variables it may refuse, or arguments it would not convert.
+    pub async fn execute(&self, variables: &Variables, ctx: &Context) -> Option<Direct> {
+        if !self.surely_valid(variables) {
             return None;
         }
         let variables = self.with_default_values(variables);
@@ -194,38 +292,32 @@ impl<'a> Plan<'a> {
             }
         }
         let provider = provider?;
-        let outcome = match query::login(ctx, &provider, credentials, force_sessions_logout).await {
-            Ok(info) => {
-                let mut data = Object::with_capacity(1);
-                data.add_field(self.key, self.auth_info(&info));
-                (Value::Object(data), Vec::new())
-            }
-            // `AuthInfo!` cannot be null, so its error leaves no data at all.
-            Err(e) => (
-                Value::Null,
-                vec![ExecutionError::new(
-                    self.at,
-                    &[self.key],
-                    e.into_field_error(),
-                )],
-            ),
-        };
-        Some(Ok(outcome))
+        Some(
+            match query::login(ctx, &provider, credentials, force_sessions_logout).await {
+                Ok(info) => {
+                    let mut data = Object::with_capacity(1);
+                    data.add_field(self.key, self.auth_info(&info));
+                    Direct::Data(Value::Object(data))
+                }
+                Err(e) => Direct::Failed {
+                    error: e.into_field_error(),
+                    key: self.key.to_owned(),
+                    at: self.at,
+                },
+            },
+        )
     }
 
     /// The variables with the operation's default values for those not sent, as juniper does.
     fn with_default_values<'v>(&self, variables: &'v Variables) -> Cow<'v, Variables> {
         let mut variables = Cow::Borrowed(variables);
-        let Some(definitions) = &self.operation.item.variables_definition else {
-            return variables;
-        };
-        for (name, definition) in &definitions.item.items {
-            if let Some(default) = &definition.default_value
-                && !variables.contains_key(name.item)
+        for definition in &self.variables {
+            if let Some(default) = &definition.default
+                && !variables.contains_key(definition.name)
             {
                 variables
                     .to_mut()
-                    .insert(name.item.into(), default.item.clone());
+                    .insert(definition.name.into(), default.clone());
             }
         }
         variables
@@ -261,50 +353,114 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// The operation's variables as [`QuickVariable`]s, or `None` when one is of another kind.
-fn quick_variables<'a>(
-    schema: &Schema,
-    operation: &Operation<'a>,
-) -> Option<Vec<QuickVariable<'a>>> {
-    let Some(definitions) = &operation.variables_definition else {
-        return Some(Vec::new());
+fn operation_name<'a>(operation: &OperationDefinition<'a, &'a str>) -> Option<&'a str> {
+    match operation {
+        OperationDefinition::SelectionSet(_) => None,
+        OperationDefinition::Query(o) => o.name,
+        OperationDefinition::Mutation(o) => o.name,
+        OperationDefinition::Subscription(o) => o.name,
+    }
+}
+
+/// A variable's definition, when it is of a named type (not a list) of a kind [`QuickKind`]
+/// covers.
+fn variable<'a>(
+    inputs: &Inputs,
+    definition: &ast::VariableDefinition<'a, &'a str>,
+) -> Option<VariableDefinition<'a>> {
+    let (name, non_null) = match &definition.var_type {
+        AstType::NamedType(name) => (*name, false),
+        AstType::NonNullType(inner) => match inner.as_ref() {
+            AstType::NamedType(name) => (*name, true),
+            _ => return None,
+        },
+        AstType::ListType(_) => return None,
     };
-    definitions
-        .item
-        .iter()
-        .map(|(name, definition)| {
-            let ty = &definition.var_type.item;
-            let non_null = match ty.modifiers().len() {
-                0 => false,
-                1 if ty.is_non_null() => true,
-                _ => return None,
-            };
-            let kind = match ty.innermost_name() {
-                "String" | "ID" => QuickKind::Text,
-                "Boolean" => QuickKind::Boolean,
-                other => match schema.schema.concrete_type_by_name(other)? {
-                    MetaType::InputObject(object) if !object.is_one_of => QuickKind::TextFields(
-                        object
-                            .input_fields
-                            .iter()
-                            .map(|field| {
-                                let ty = &field.arg_type;
-                                (ty.modifiers().is_empty() && ty.innermost_name() == "String")
-                                    .then(|| field.name.to_string())
-                            })
-                            .collect::<Option<_>>()?,
-                    ),
-                    _ => return None,
-                },
-            };
-            Some(QuickVariable {
-                name: name.item,
-                non_null,
-                required: non_null && definition.default_value.is_none(),
-                kind,
-            })
-        })
-        .collect()
+    let kind = match name {
+        "String" | "ID" => QuickKind::Text,
+        "Boolean" => QuickKind::Boolean,
+        other => QuickKind::TextFields(inputs.0.get(other)?.clone()),
+    };
+    let default = match &definition.default_value {
+        Some(value) => Some(input_value(value)?),
+        None => None,
+    };
+    Some(VariableDefinition {
+        name: definition.name,
+        non_null,
+        default,
+        kind,
+    })
+}
+
+/// A value of the document as juniper reads it, or `None` for one whose reading might differ
+/// (an integer beyond juniper's `Int`).
+fn input_value(value: &AstValue<'_>) -> Option<InputValue> {
+    Some(match value {
+        AstValue::Variable(name) => InputValue::variable(name),
+        AstValue::Int(number) => InputValue::scalar(i32::try_from(number.as_i64()?).ok()?),
+        AstValue::Float(number) => InputValue::scalar(*number),
+        AstValue::String(text) => InputValue::scalar(text.clone()),
+        AstValue::Boolean(b) => InputValue::scalar(*b),
+        AstValue::Null => InputValue::null(),
+        AstValue::Enum(name) => InputValue::enum_value(name),
+        AstValue::List(items) => {
+            InputValue::list(items.iter().map(input_value).collect::<Option<_>>()?)
+        }
+        // graphql-parser keeps an object's fields sorted, juniper in the document's order:
+        // only the names matter to the arguments read here.
+        AstValue::Object(fields) => InputValue::parsed_object(
+            fields
+                .iter()
+                .map(|(name, value)| {
+                    Some((
+                        Spanning::unlocated((*name).to_owned()),
+                        Spanning::unlocated(input_value(value)?),
+                    ))
+                })
+                .collect::<Option<_>>()?,
+        ),
+    })
+}
+
+/// Where `field` starts as juniper counts it, from graphql-parser's position of it, which counts
+/// a tab as eight columns and a byte-order mark as none: the field's line is walked to the
+/// column graphql-parser gives, counting characters. `None` where the two might disagree: a
+/// carriage return anywhere before the field's line ends (graphql-parser ends a comment at one
+/// as at a line feed), or a tab after a quote on the field's line before it (inside a string,
+/// graphql-parser counts a tab as one column).
+fn location(document: &str, field: &Field<'_>) -> Option<Location> {
+    let Pos { line, column } = field.position;
+    let start = match line {
+        1 => 0,
+        n => document.match_indices('\n').nth(n - 2)?.0 + 1,
+    };
+    let end = document[start..]
+        .find('\n')
+        .map_or(document.len(), |at| start + at);
+    let text = &document[start..end];
+    if document[..end].contains('\r') {
+        return None;
+    }
+    let (mut counted, mut characters, mut quoted) = (1, 0, false);
+    for (at, c) in text.char_indices() {
+        if counted == column {
+            let name = field.alias.unwrap_or(field.name);
+            return text[at..].starts_with(name).then_some(Location {
+                line,
+                column: characters + 1,
+            });
+        }
+        quoted |= c == '"';
+        counted += match c {
+            '\t' if quoted => return None,
+            '\t' => 8,
+            '\u{feff}' => 0,
+            _ => 1,
+        };
+        characters += 1;
+    }
+    None
 }
 
 impl QuickKind {
@@ -356,26 +512,21 @@ fn token_value(token: &super::types::UserAuthToken, field: &TokenField) -> Value
 /// a field without directives that `field` knows, and no two share a name in the answer (juniper
 /// would merge those).
 fn plain_fields<'a, T>(
-    selection: &[Selection<'a>],
-    field: impl Fn(&str, Option<&[Selection<'a>]>) -> Option<T>,
+    selection: &[Selection<'a, &'a str>],
+    field: impl Fn(&str, &[Selection<'a, &'a str>]) -> Option<T>,
 ) -> Option<Vec<(&'a str, T)>> {
     let mut fields: Vec<(&'a str, T)> = Vec::with_capacity(selection.len());
     for selection in selection {
         let Selection::Field(f) = selection else {
             return None;
         };
-        let f = &f.item;
-        let key = f.alias.as_ref().unwrap_or(&f.name).item;
-        if has_directives(&f.directives) || fields.iter().any(|(k, _)| *k == key) {
+        let key = f.alias.unwrap_or(f.name);
+        if !f.directives.is_empty() || fields.iter().any(|(k, _)| *k == key) {
             return None;
         }
-        fields.push((key, field(f.name.item, f.selection_set.as_deref())?));
+        fields.push((key, field(f.name, &f.selection_set.items)?));
     }
     Some(fields)
-}
-
-fn has_directives<T>(directives: &Option<Vec<T>>) -> bool {
-    directives.as_ref().is_some_and(|d| !d.is_empty())
 }
 
 /// A leaf's value as juniper answers it: the scalar or enum name it gives as an input value.
@@ -389,14 +540,23 @@ fn output<T: ToInputValue>(value: &T) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
-    fn planned(document: &str, name: Option<&str>) -> bool {
-        let schema = super::super::schema(&Default::default());
-        super::super::validate(&schema, document, name)
+    fn schema() -> Schema {
+        super::super::schema(&Default::default())
+    }
+
+    fn plan<'a>(schema: &Schema, document: &'a str, name: Option<&str>) -> Option<Plan<'a>> {
+        super::super::validate(schema, document, name)
             .unwrap()
             .unwrap_or_else(|e| panic!("{document} is not valid: {e}"));
-        Plan::new(&schema, document, name).is_some()
+        Plan::new(&Inputs::of(schema), document, name)
+    }
+
+    fn planned(document: &str, name: Option<&str>) -> bool {
+        plan(&schema(), document, name).is_some()
     }
 
     #[test]
@@ -405,6 +565,8 @@ mod tests {
             "query authLogin($credentials: Object) { authLogin(provider: \"token\", credentials: $credentials) { authId userTokens { userId } authStatus } }",
             "query ($token: String) { login: authLogin(provider: \"token\", credentials: {token: $token}) { __typename id: authId redirectLink userTokens { __typename authProvider authConfiguration loginTime userId displayName message } } }",
             "query ($p: ID! = \"local\", $c: Object, $f: Boolean) { authLogin(provider: $p, credentials: $c, forceSessionsLogout: $f, configuration: \"x\", linkUser: false) { authStatus } }",
+            "# a login\n\tquery ($c: Object) {\n\t\tauthLogin(provider: \"token\", credentials: $c) { authId }\n}",
+            "{ authLogin(provider: \"token\", credentials: {token: \"lodge_x\"}) { authId } }",
         ] {
             assert!(planned(document, None), "{document}");
         }
@@ -413,13 +575,95 @@ mod tests {
         assert!(!planned(two, Some("B")));
     }
 
+    /// A failed login's error is placed where juniper places the field's errors: found here by
+    /// renaming the field to one the schema lacks, of the same length, and reading where
+    /// juniper's validation says it is (at its name, which is where the field starts when it has
+    /// no alias; `tests/api/login.rs` sends aliased ones).
+    #[test]
+    fn a_field_is_located_where_juniper_locates_it() {
+        let schema = schema();
+        let documents = [
+            "{ authLogin(provider: \"token\") { authId } }",
+            "query ($c: Object) {\n    authLogin(provider: \"token\", credentials: $c) { authId }\n}",
+            "\u{feff}# a comment with ü\n\n\tquery ($c: Object) {\n\t\t authLogin(provider: \"token\", credentials: $c) { authId }\n}",
+            "query ($c: Object) { authLogin(provider: \"tokén\", credentials: $c) { authId } }",
+            "{ __typename, authLogin(provider: \"ü\") { authId } }",
+            "{ \"\"\"a\"\"\" authLogin(provider: \"token\") { authId } }",
+            "{\r\n  authLogin(provider: \"token\") { authId }\r\n}",
+            "{ \t authLogin(provider: \"a\tb\") { authId } }",
+            "{\t\"x\" authLogin(provider: \"token\") { authId } }",
+        ];
+        let mut located = 0;
+        for document in documents {
+            let Ok(parsed) = graphql_parser::parse_query::<&str>(document) else {
+                continue;
+            };
+            let Some(Definition::Operation(operation)) = parsed.definitions.first() else {
+                panic!("{document}");
+            };
+            let selection = match operation {
+                OperationDefinition::SelectionSet(s) => s,
+                OperationDefinition::Query(q) => &q.selection_set,
+                _ => panic!("{document}"),
+            };
+            let Some(Selection::Field(field)) = selection
+                .items
+                .iter()
+                .find(|s| matches!(s, Selection::Field(f) if f.name == "authLogin"))
+            else {
+                panic!("{document}");
+            };
+            let Some(at) = location(document, field) else {
+                continue;
+            };
+            located += 1;
+            let renamed = document.replace("authLogin", "authLogix");
+            let Err(GraphQLError::ValidationError(errors)) =
+                juniper::ValidatedOperation::new(&renamed, None, &schema)
+            else {
+                panic!("{renamed} passed validation");
+            };
+            let unknown = errors
+                .iter()
+                .find(|e| e.message().contains("authLogix"))
+                .expect("the unknown field's error");
+            let juniper = unknown.locations()[0];
+            assert_eq!(
+                at,
+                Location {
+                    line: juniper.line() + 1,
+                    column: juniper.column() + 1
+                },
+                "{document:?}"
+            );
+        }
+        assert!(located >= 5, "only {located} located");
+    }
+
     fn variables(json: &str) -> Variables {
         crate::http::into_variables(Some(serde_json::from_str(json).unwrap()))
     }
 
+    /// A context that logs in against a scratch database, which is removed at once.
+    fn context() -> Context {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("scratch.db")).unwrap();
+        let auth = crate::auth::Auth::new(
+            store,
+            crate::Clock::system(),
+            Arc::new(crate::Settings::default()),
+        );
+        Context::new(auth, crate::auth::Caller::Anonymous, Default::default())
+    }
+
     #[test]
     fn variables_taken_without_juniper_are_those_juniper_takes() {
-        let schema = super::super::schema(&Default::default());
+        let schema = schema();
+        let ctx = context();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let documents = [
             "query authLogin($credentials: Object) { authLogin(provider: \"token\", credentials: $credentials) { authId } }",
             "query ($p: ID! = \"local\", $c: Object!, $f: Boolean, $t: ID) { authLogin(provider: $p, credentials: $c, forceSessionsLogout: $f, configuration: $t) { authStatus } }",
@@ -450,16 +694,18 @@ mod tests {
             r#"{"p": "token", "c": {"token": "abc"}, "f": true, "t": 2.5}"#,
             r#"{"p": "token", "c": {"token": "abc"}, "f": true, "unknown": [1]}"#,
         ];
-        let mut quick = 0;
+        let (mut quick, mut refused) = (0, 0);
         for document in documents {
-            super::super::validate(&schema, document, None)
-                .unwrap()
-                .unwrap();
-            let plan = Plan::new(&schema, document, None).expect("a plan");
+            let plan = plan(&schema, document, None).expect("a plan");
+            let operation = juniper::ValidatedOperation::new(document, None, &schema).unwrap();
             for json in values {
                 let variables = variables(json);
-                let juniper_takes =
-                    validate_input_values(&variables, &plan.operation, &schema.schema).is_empty();
+                // juniper checks the variables before it runs anything.
+                let juniper_takes = !matches!(
+                    runtime.block_on(operation.execute(&variables, &ctx)),
+                    Err(GraphQLError::ValidationError(_))
+                );
+                refused += usize::from(!juniper_takes);
                 if plan.surely_valid(&variables) {
                     quick += 1;
                     assert!(juniper_takes, "{document} with {json}");
@@ -467,7 +713,8 @@ mod tests {
             }
         }
         assert!(quick >= 15, "only {quick} taken without juniper");
-        let reference = Plan::new(&schema, documents[0], None).unwrap();
+        assert!(refused >= 15, "only {refused} refused by juniper");
+        let reference = plan(&schema, documents[0], None).unwrap();
         assert!(reference.surely_valid(&variables(values[1])));
     }
 
@@ -483,6 +730,10 @@ mod tests {
             "{ authLogin(provider: \"token\") { ...F } } fragment F on AuthInfo { authId }",
             "{ authLogin(provider: \"token\") { ... on AuthInfo { authId } } }",
             "{ sessionState { valid } }",
+            // What juniper reads character for character: escapes, block strings.
+            "{ authLogin(provider: \"tok\\u0065n\") { authId } }",
+            "{ authLogin(provider: \"\"\"token\"\"\") { authId } }",
+            "{\r\n  authLogin(provider: \"token\") { authId }\r\n}",
         ] {
             assert!(!planned(document, None), "{document}");
         }

@@ -9,10 +9,7 @@ use actix_web::{
     web,
 };
 use futures_util::StreamExt as _;
-use juniper::{
-    InputValue, Variables,
-    http::{GraphQLRequest, GraphQLResponse},
-};
+use juniper::{InputValue, Variables, http::GraphQLRequest};
 
 use super::{
     AppState, SESSION_COOKIE, access_log, cookie_value,
@@ -150,7 +147,7 @@ pub async fn handle(
             label = prepared.label();
             prepared.execute(&variables, &ctx).await
         }
-        Ok(Err(e)) => Err(e),
+        Ok(Err(e)) => Err(e).into(),
         Err(graphql::ValidatorPanicked) => {
             return json_error(
                 StatusCode::BAD_REQUEST,
@@ -158,7 +155,6 @@ pub async fn handle(
             );
         }
     };
-    let response = GraphQLResponse::from_result(result);
 
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));
@@ -185,7 +181,7 @@ pub async fn handle(
     if let Some(device) = ctx.take_device_cookie() {
         builder.cookie(device_cookie(device, secure_cookies));
     }
-    let mut answer = builder.json(response);
+    let mut answer = builder.json(result);
     state.auth.metrics().request(label, started.elapsed());
     if let Some(note) = note {
         answer.extensions_mut().insert(note);

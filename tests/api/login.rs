@@ -308,6 +308,16 @@ async fn a_login_run_directly_answers_what_juniper_answers() {
             json!({}),
         ),
         ("{ authLogin(provider: \"ldap\") @D { authId } }", json!({})),
+        // Where the error is placed: after a byte-order mark, a comment, tabs, an alias; after
+        // Windows line ends (left to juniper).
+        (
+            "\u{feff}# ü\n\tquery ($c: Object) {\n\t\tfailed: authLogin(provider: \"token\", credentials: $c) @D { authId } }",
+            json!({ "c": { "token": "lodge_not_a_token" } }),
+        ),
+        (
+            "query ($c: Object) {\r\n  authLogin(provider: \"token\", credentials: $c) @D { authId }\r\n}",
+            json!({ "c": { "token": "lodge_not_a_token" } }),
+        ),
         // Variables juniper refuses: the direct path leaves them to juniper, which says why.
         (
             "query ($c: Object) { authLogin(provider: \"token\", credentials: $c) @D { authId } }",
