@@ -1,6 +1,7 @@
 //! The command line: serving, the schema, and user and token administration on the database.
 
 use std::{
+    borrow::Cow,
     io::{BufRead as _, IsTerminal as _},
     path::PathBuf,
     sync::Arc,
@@ -326,7 +327,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 );
                 let fields = [
                     ("user", e.user_id),
-                    ("provider", e.provider),
+                    ("provider", e.provider.map(Cow::into_owned)),
                     ("token", e.token_name),
                     ("address", e.address),
                 ];

@@ -1,6 +1,6 @@
 //! The audit log: logins, logouts, token and user changes, ended sessions. Never a secret.
 
-use std::net::IpAddr;
+use std::{borrow::Cow, net::IpAddr};
 
 use jiff::Timestamp;
 
@@ -70,28 +70,18 @@ impl Actor {
     }
 }
 
-/// One recorded event.
+/// One event of the audit log: built by the change it records, and read back by
+/// [`Audit::log`] with every text escaped for showing.
 #[derive(Debug, Clone, Default)]
 pub struct AuditEvent {
-    pub time: Option<Timestamp>,
-    pub kind: &'static str,
-    pub success: bool,
-    pub user_id: Option<String>,
-    pub provider: Option<&'static str>,
-    pub token_name: Option<String>,
-    pub address: Option<IpAddr>,
-    pub detail: Option<String>,
-}
-
-/// An event as read back.
-#[derive(Debug, Clone)]
-pub struct AuditRecord {
+    /// When it happened: the moment it is recorded, for an event being written.
     pub time: Timestamp,
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     pub success: bool,
     pub user_id: Option<String>,
-    pub provider: Option<String>,
+    pub provider: Option<Cow<'static, str>>,
     pub token_name: Option<String>,
+    /// The client's address.
     pub address: Option<String>,
     pub detail: Option<String>,
 }
@@ -118,7 +108,7 @@ impl AuditEvent {
 
     pub fn new(kind: &'static str, success: bool) -> Self {
         Self {
-            kind,
+            kind: Cow::Borrowed(kind),
             success,
             ..Self::default()
         }
@@ -130,7 +120,7 @@ impl AuditEvent {
     }
 
     pub fn provider(mut self, provider: &'static str) -> Self {
-        self.provider = Some(provider);
+        self.provider = Some(Cow::Borrowed(provider));
         self
     }
 
@@ -140,7 +130,7 @@ impl AuditEvent {
     }
 
     pub fn address(mut self, address: Option<IpAddr>) -> Self {
-        self.address = address;
+        self.address = address.map(|a| a.to_string());
         self
     }
 
@@ -151,7 +141,7 @@ impl AuditEvent {
 
     /// The actor's address, and who acted in the detail.
     pub fn by(mut self, actor: &Actor) -> Self {
-        self.address = actor.address;
+        self.address = actor.address.map(|a| a.to_string());
         let by = actor.by();
         self.detail = Some(match self.detail.take() {
             Some(detail) => format!("{detail} {by}"),
@@ -172,8 +162,8 @@ fn shown(text: &str) -> String {
 /// A stored text escaped for showing; kept as it is when it needs nothing (almost always).
 fn escaped(text: String) -> String {
     match crate::text::escape(&text) {
-        std::borrow::Cow::Borrowed(_) => text,
-        std::borrow::Cow::Owned(escaped) => escaped,
+        Cow::Borrowed(_) => text,
+        Cow::Owned(escaped) => escaped,
     }
 }
 
@@ -188,13 +178,13 @@ pub(crate) fn record(
     store_audit::insert(
         conn,
         &AuditRow {
-            time: event.time.unwrap_or(now).as_microsecond(),
-            kind: event.kind.to_owned(),
+            time: now.as_microsecond(),
+            kind: event.kind.to_string(),
             success: event.success,
             user_id: event.user_id.as_deref().map(shown),
-            provider: event.provider.map(str::to_owned),
+            provider: event.provider.as_deref().map(str::to_owned),
             token_name: event.token_name.as_deref().map(shown),
-            address: event.address.map(|a| a.to_string()),
+            address: event.address.clone(),
             detail: event.detail.as_deref().map(shown),
         },
     )
@@ -212,19 +202,19 @@ impl Audit<'_> {
     /// Records an event on its own; a failure to write is logged, never shown to the caller.
     pub async fn record(&self, event: AuditEvent) {
         let now = self.now();
-        let kind = event.kind;
+        let kind = event.kind.clone();
         let written = self
             .store()
             .write(move |conn| record(conn, now, &event))
             .await;
         if let Err(e) = written {
-            tracing::error!(kind, "cannot write the audit log: {e:#}");
+            tracing::error!(%kind, "cannot write the audit log: {e:#}");
         }
     }
 
     /// Events newest first, every text escaped again as it is shown (rows written by a version
     /// that stored them raw included).
-    pub async fn log(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>> {
+    pub async fn log(&self, filter: AuditFilter) -> Result<Vec<AuditEvent>> {
         let limit = i64::from(filter.limit.unwrap_or(100)).clamp(0, MAX_PAGE);
         let offset = i64::from(filter.offset.unwrap_or(0)).max(0);
         let since = filter.since.map(|t| t.as_microsecond());
@@ -248,12 +238,12 @@ impl Audit<'_> {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| AuditRecord {
+            .map(|r| AuditEvent {
                 time: from_micros(r.time),
-                kind: escaped(r.kind),
+                kind: Cow::Owned(escaped(r.kind)),
                 success: r.success,
                 user_id: r.user_id.map(escaped),
-                provider: r.provider.map(escaped),
+                provider: r.provider.map(|p| Cow::Owned(escaped(p))),
                 token_name: r.token_name.map(escaped),
                 address: r.address.map(escaped),
                 detail: r.detail.map(escaped),

@@ -32,7 +32,7 @@ use crate::{
     },
 };
 
-pub use audit::{Actor, AuditEvent, AuditFilter, AuditRecord};
+pub use audit::{Actor, AuditEvent, AuditFilter};
 pub use caller::Caller;
 pub use grants::{ApiAccess, Grants};
 pub use password::NewPassword;

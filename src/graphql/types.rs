@@ -1,5 +1,7 @@
 //! GraphQL output and input types, shaped as CloudBeaver names them, wrapping domain types.
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
 use juniper::{GraphQLEnum, GraphQLInputObject, GraphQLObject, ID, graphql_object};
 
@@ -9,7 +11,7 @@ pub use tokens::{AdminTokenInfo, ApiFullTokenInfo, ApiTokenInfo};
 
 use super::{context::Context, scalars::Json};
 use crate::{
-    auth::{AuditRecord, Role, Session, SessionSummary, User},
+    auth::{self, Role, Session, SessionSummary, User},
     config::Lifetime,
 };
 
@@ -551,14 +553,14 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
-impl From<AuditRecord> for AuditEvent {
-    fn from(r: AuditRecord) -> Self {
+impl From<auth::AuditEvent> for AuditEvent {
+    fn from(r: auth::AuditEvent) -> Self {
         Self {
             time: r.time,
-            kind: r.kind,
+            kind: r.kind.into_owned(),
             success: r.success,
             user_id: r.user_id,
-            provider: r.provider,
+            provider: r.provider.map(Cow::into_owned),
             token_name: r.token_name,
             address: r.address,
             detail: r.detail,
