@@ -145,6 +145,11 @@ impl App {
         &self.auth
     }
 
+    /// The database this server runs on.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

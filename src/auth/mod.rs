@@ -552,7 +552,7 @@ impl Auth {
         Ok(self.store.check_writable(patience).await?)
     }
 
-    pub fn store(&self) -> &Store {
+    fn store(&self) -> &Store {
         &self.store
     }
 

@@ -13,7 +13,10 @@ use super::{
 use crate::{
     config::NotifyEvent,
     notify::outbox::{Notice, queue},
-    store::tokens as store_tokens,
+    store::{
+        outbox::{self as store_outbox, OutboxRow},
+        tokens as store_tokens,
+    },
 };
 
 /// The last expiry warning comes this long before a token expires.
@@ -52,6 +55,23 @@ impl Notices<'_> {
     /// Waits until a delivery was queued by this process since the last call.
     pub(crate) async fn delivery_queued(&self) {
         self.outbox_queued.notified().await;
+    }
+
+    /// The oldest deliveries waiting in the outbox, at most `limit`.
+    pub(crate) async fn waiting(&self, limit: i64) -> crate::store::Result<Vec<OutboxRow>> {
+        self.store()
+            .run(move |conn| store_outbox::oldest(conn, limit))
+            .await
+    }
+
+    /// Removes a delivery acknowledged (or given up), or counts its failed attempt.
+    pub(crate) async fn settle(&self, seq: i64, done: bool) -> crate::store::Result<()> {
+        self.store()
+            .write(move |tx| match done {
+                true => store_outbox::remove(tx, seq),
+                false => store_outbox::failed(tx, seq),
+            })
+            .await
     }
 
     /// Queues `token.expiring` for every live token that came within a warning it has not had:

@@ -8,10 +8,7 @@ use super::{
     config::{NotifyFormat, NotifySettings},
     formats::{body, signature},
 };
-use crate::{
-    auth::Auth,
-    store::outbox::{self, OutboxRow},
-};
+use crate::{auth::Auth, store::outbox::OutboxRow};
 
 /// The longest a delivery may take, from connecting to the receiver's answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,10 +143,7 @@ pub async fn deliver(auth: Auth, webhook: Webhook) {
                 tracing::warn!("cannot look for expiring tokens: {e}");
             }
         }
-        let waiting = auth
-            .store()
-            .run(|conn| outbox::oldest(conn, READ_AT_ONCE))
-            .await;
+        let waiting = auth.notices().waiting(READ_AT_ONCE).await;
         let waiting = match waiting {
             Ok(waiting) => waiting,
             Err(e) => {
@@ -231,13 +225,7 @@ pub async fn deliver(auth: Auth, webhook: Webhook) {
 /// Removes an acknowledged (or given up) delivery, or counts its failed attempt.
 async fn settle(auth: &Auth, row: &OutboxRow, done: bool) {
     let seq = row.seq;
-    let written = auth
-        .store()
-        .write(move |tx| match done {
-            true => outbox::remove(tx, seq),
-            false => outbox::failed(tx, seq),
-        })
-        .await;
+    let written = auth.notices().settle(seq, done).await;
     if let Err(e) = written {
         tracing::warn!(
             id = row.id,

@@ -16,6 +16,8 @@ pub const ADMIN_PASSWORD: &str = "first admin password";
 pub struct TestApp {
     pub url: String,
     pub auth: lodge::auth::Auth,
+    /// The server's database, for what only the store does (a backup).
+    pub store: lodge::store::Store,
     pub clock: Clock,
     pub db_path: PathBuf,
     /// The PostgreSQL database (a schema of the test run's cluster), when the tests run on it.
@@ -74,10 +76,11 @@ pub async fn spawn_app_at(start: Timestamp, configure: impl FnOnce(&mut Settings
             .insert(dir.to_owned(), url.clone());
     }
     let clock = Clock::manual(start);
-    let (url, auth) = serve(settings, &clock).await;
+    let (url, auth, store) = serve(settings, &clock).await;
     TestApp {
         url,
         auth,
+        store,
         clock,
         db_path,
         db_url,
@@ -87,15 +90,19 @@ pub async fn spawn_app_at(start: Timestamp, configure: impl FnOnce(&mut Settings
     }
 }
 
-/// Builds the server as `main` does and runs it; gives its address and its `Auth`.
-async fn serve(settings: Settings, clock: &Clock) -> (String, lodge::auth::Auth) {
+/// Builds the server as `main` does and runs it; gives its address, its `Auth` and its store.
+async fn serve(
+    settings: Settings,
+    clock: &Clock,
+) -> (String, lodge::auth::Auth, lodge::store::Store) {
     let app = App::build(settings, clock.clone())
         .await
         .expect("server starts");
     let url = app.url();
     let auth = app.auth().clone();
+    let store = app.store().clone();
     tokio::spawn(app.run());
-    (url, auth)
+    (url, auth, store)
 }
 
 impl TestApp {
@@ -108,10 +115,11 @@ impl TestApp {
         settings.database.url = lodge::config::DatabaseUrl(self.db_url.clone());
         configure(&mut settings);
         let db_url = settings.database.url.0.clone();
-        let (url, auth) = serve(settings, &self.clock).await;
+        let (url, auth, store) = serve(settings, &self.clock).await;
         TestApp {
             url,
             auth,
+            store,
             clock: self.clock.clone(),
             db_path: self.db_path.clone(),
             db_url,
@@ -126,6 +134,7 @@ impl TestApp {
         TestApp {
             url: self.url.clone(),
             auth: self.auth.clone(),
+            store: self.store.clone(),
             clock: self.clock.clone(),
             db_path: self.db_path.clone(),
             db_url: self.db_url.clone(),

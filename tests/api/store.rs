@@ -84,7 +84,7 @@ async fn a_backup_taken_under_load_starts_a_server_with_what_came_before() {
 
     let copy = tempfile::tempdir().unwrap();
     let target = copy.path().join("backup.db");
-    let store = app.auth.store().clone();
+    let store = app.store.clone();
     let path = target.clone();
     let backup = tokio::task::spawn_blocking(move || store.backup_to(&path))
         .await
@@ -127,7 +127,7 @@ async fn a_backup_taken_under_load_starts_a_server_with_what_came_before() {
         "{response}"
     );
 
-    let again = app.auth.store().backup_to(&target).unwrap_err();
+    let again = app.store.backup_to(&target).unwrap_err();
     assert!(again.to_string().contains("exists already"), "{again}");
 }
 
