@@ -10,7 +10,8 @@ use juniper::{GraphQLError, Variables};
 
 use super::{
     Context, Operation, Schema, ValidatorPanicked,
-    direct::{Answer, Inputs, Plan},
+    answer::Answer,
+    direct::{Inputs, Plan},
     document::RootFields,
     validate,
 };

@@ -11,8 +11,8 @@
 //!
 //! Only juniper's public API is used: the document is parsed again for the plan with
 //! `graphql-parser` (already in the build as juniper's schema printer), the input objects are
-//! read from the printed schema ([`RootNode::as_document`]), and a failed login's error is
-//! written here as juniper writes it. The API test that sends each login document both ways
+//! read from the printed schema (`RootNode::as_document`), and a failed login's error is
+//! written as juniper writes it ([`super::answer`]). The API test that sends each login document both ways
 //! and compares the answers byte for byte shows whether a juniper upgrade changed any of that.
 
 use std::{borrow::Cow, collections::HashMap};
@@ -23,93 +23,22 @@ use graphql_parser::{
     schema::{self as sdl, TypeDefinition},
 };
 use juniper::{
-    DefaultScalarValue, FieldError, FromInputValue, GraphQLError, ID, InputValue,
-    IntoFieldError as _, Object, Spanning, ToInputValue, Value, Variables, http::GraphQLResponse,
+    DefaultScalarValue, FromInputValue, ID, InputValue, IntoFieldError as _, Object, Spanning,
+    ToInputValue, Value, Variables,
 };
-use serde::{Serialize, Serializer, ser::SerializeMap as _};
 
-use super::{Context, Schema, query, scalars::Credentials, types::AuthInfo};
+use super::{
+    Context, Schema,
+    answer::{Direct, Location},
+    query,
+    scalars::Credentials,
+    types::AuthInfo,
+};
 
 type Document<'a> = ast::Document<'a, &'a str>;
 type Field<'a> = ast::Field<'a, &'a str>;
 type AstValue<'a> = ast::Value<'a, &'a str>;
 type AstType<'a> = ast::Type<'a, &'a str>;
-
-/// The answer to a request, serialized as juniper serializes its own.
-pub enum Answer {
-    Juniper(GraphQLResponse),
-    /// A login run by a [`Plan`].
-    Direct(Direct),
-}
-
-pub enum Direct {
-    /// `{"data": {key: ...}}`
-    Data(Value),
-    /// A failed login: `AuthInfo!` cannot be null, so its error leaves no data at all.
-    Failed {
-        error: FieldError,
-        key: String,
-        at: Location,
-    },
-}
-
-/// Where a field starts, as juniper says it: its line and column counted from 1, a column a
-/// character (a tab too), a line ending at each `\n`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Location {
-    pub line: usize,
-    pub column: usize,
-}
-
-impl From<Result<(Value, Vec<juniper::ExecutionError<DefaultScalarValue>>), GraphQLError>>
-    for Answer
-{
-    fn from(
-        result: Result<(Value, Vec<juniper::ExecutionError<DefaultScalarValue>>), GraphQLError>,
-    ) -> Self {
-        Answer::Juniper(GraphQLResponse::from_result(result))
-    }
-}
-
-impl Serialize for Answer {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Answer::Juniper(response) => response.serialize(ser),
-            Answer::Direct(Direct::Data(data)) => {
-                let mut map = ser.serialize_map(None)?;
-                map.serialize_entry("data", data)?;
-                map.end()
-            }
-            Answer::Direct(Direct::Failed { error, key, at }) => {
-                let mut map = ser.serialize_map(None)?;
-                map.serialize_entry("data", &Value::<DefaultScalarValue>::Null)?;
-                map.serialize_entry("errors", &[FieldErrorAt { error, key, at }])?;
-                map.end()
-            }
-        }
-    }
-}
-
-/// One error of juniper's `errors` list: message, locations, path, and extensions when it has
-/// any.
-struct FieldErrorAt<'e> {
-    error: &'e FieldError,
-    key: &'e str,
-    at: &'e Location,
-}
-
-impl Serialize for FieldErrorAt<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut map = ser.serialize_map(None)?;
-        map.serialize_entry("message", self.error.message())?;
-        map.serialize_entry("locations", &[self.at])?;
-        map.serialize_entry("path", &[self.key])?;
-        if !self.error.extensions().is_null() {
-            map.serialize_entry("extensions", self.error.extensions())?;
-        }
-        map.end()
-    }
-}
 
 /// The schema's input objects whose fields are all nullable `String`s, by name: the kinds of
 /// variable whose values a plan checks itself. Read once, from the schema juniper prints.
@@ -541,6 +470,8 @@ fn output<T: ToInputValue>(value: &T) -> Value {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use juniper::GraphQLError;
 
     use super::*;
 

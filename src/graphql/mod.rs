@@ -1,5 +1,6 @@
 //! The GraphQL schema: thin resolvers that check the caller and call `auth`.
 
+mod answer;
 mod cache;
 pub mod context;
 mod direct;

@@ -147,7 +147,7 @@ pub async fn handle(
             label = prepared.label();
             prepared.execute(&variables, &ctx).await
         }
-        Ok(Err(e)) => Err(e).into(),
+        Ok(Err(e)) => e.into(),
         Err(graphql::ValidatorPanicked) => {
             return json_error(
                 StatusCode::BAD_REQUEST,
