@@ -148,23 +148,29 @@ pub fn of_user(tx: &Tx, user: i64, ids: Option<&[i64]>) -> Result<Vec<ListedSess
     Ok(found)
 }
 
+/// Adds a session's row; gives its id.
 pub fn insert(tx: &Tx, session: &NewSession<'_>) -> Result<i64> {
-    tx.query_one(
-        "INSERT INTO sessions (secret_digest, user_id, provider, token_id, created_at, last_seen_at,
-             address, user_agent, grants, token_generation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+    macro_rules! insert {
+        () => {
+            "INSERT INTO sessions (secret_digest, user_id, provider, token_id, created_at,
+                 last_seen_at, address, user_agent, grants, token_generation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9)"
+        };
+    }
+    tx.insert_id(
+        insert!(),
+        concat!(insert!(), " RETURNING id"),
         args![
-        &session.secret_digest[..],
-        session.user,
-        session.provider,
-        session.token_id,
-        session.now,
-        session.address,
-        session.user_agent,
-        session.grants,
+            &session.secret_digest[..],
+            session.user,
+            session.provider,
+            session.token_id,
+            session.now,
+            session.address,
+            session.user_agent,
+            session.grants,
             session.token_generation
         ],
-        |r| r.get(0),
     )
 }
 
