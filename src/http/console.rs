@@ -45,8 +45,9 @@ const CSP: &str = "default-src 'self'; font-src 'self' data:; img-src 'self' dat
                    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // In a scope, as `/static/{file}` (`pages::routes`): no regular expression for other paths.
     cfg.route("/api/gql/console", web::get().to(console))
-        .route("/api/gql/console/assets/{file}", web::get().to(asset));
+        .service(web::scope("/api/gql/console/assets").route("/{file}", web::get().to(asset)));
 }
 
 /// `name` with the first 12 hex digits of its content's BLAKE3 digest before the extension:

@@ -44,8 +44,11 @@ static ASSETS: &[Asset] = &[
 ];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // A pattern's route inside a scope of a fixed prefix: requests elsewhere never run its
+    // regular expression (the two asset routes' cost a forward-auth check 8 % of its
+    // instructions when they were routes of their own).
     cfg.route("/", web::get().to(profile))
-        .route("/static/{file}", web::get().to(asset));
+        .service(web::scope("/static").route("/{file}", web::get().to(asset)));
 }
 
 /// A page of Lodge's own with `csp` as its Content-Security-Policy.
