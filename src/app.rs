@@ -77,6 +77,7 @@ impl App {
         });
         let log_requests = settings.log.requests;
         let tls = certificates.is_some();
+        let per_request = store.shares_with_other_nodes();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let max_connections = settings.server.max_connections.max(1) as usize;
         let connections = http::Connections::new(
@@ -88,19 +89,30 @@ impl App {
         let server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(state.clone())
-                .wrap(actix_web::middleware::Condition::new(
-                    log_requests,
-                    actix_web::middleware::from_fn(http::access_log::log),
-                ))
-                // Served over https: browsers keep to it for this host for a year.
-                .wrap(actix_web::middleware::Condition::new(
-                    tls,
-                    actix_web::middleware::DefaultHeaders::new()
-                        .add(("Strict-Transport-Security", "max-age=31536000")),
-                ))
-                // Each request reads the database's change counter once at most (PostgreSQL),
-                // and sees the database as of its start.
-                .wrap_fn(|req, service| crate::store::per_request(service.call(req)))
+                // One layer around every request, each part only where it is used: on
+                // PostgreSQL the change counter is read once at most in a request, which sees
+                // the database as of its start; served over https, browsers keep to it for this
+                // host for a year; `log.requests` writes its line. (actix's `Condition` and
+                // `from_fn` layers for the last two cost 3 % of a `noop` request's instructions
+                // even when off.)
+                .wrap_fn(move |req, service| {
+                    let line = log_requests.then(|| http::access_log::Started::of(&req));
+                    let call = service.call(req);
+                    async move {
+                        let mut response = if per_request {
+                            crate::store::per_request(call).await?
+                        } else {
+                            call.await?
+                        };
+                        if tls {
+                            http::keep_to_https(&mut response);
+                        }
+                        if let Some(line) = line {
+                            line.answered(&response);
+                        }
+                        Ok(response)
+                    }
+                })
                 .configure(http::routes)
         })
         .workers(workers)

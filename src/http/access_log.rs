@@ -5,10 +5,8 @@
 use std::time::Instant;
 
 use actix_web::{
-    Error,
-    body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    middleware::Next,
+    http::Method,
 };
 
 /// What a handler knows that the log line wants: left in the response's extensions.
@@ -18,25 +16,35 @@ pub struct Note {
     pub user: Option<String>,
 }
 
-pub async fn log(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = crate::text::bounded(req.path(), 200);
-    let response = next.call(req).await?;
-    let note = response.response().extensions().get::<Note>().cloned();
-    let note = note.unwrap_or_default();
-    tracing::info!(
-        target: "access",
-        method = %method,
-        path,
-        status = response.status().as_u16(),
-        ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0).to_string(),
-        operation = note.operation.as_deref(),
-        user = note.user.as_deref(),
-        "request"
-    );
-    Ok(response)
+/// A request being logged: what its line needs from before the answer.
+pub struct Started {
+    at: Instant,
+    method: Method,
+    path: String,
+}
+
+impl Started {
+    pub fn of(req: &ServiceRequest) -> Self {
+        Self {
+            at: Instant::now(),
+            method: req.method().clone(),
+            path: crate::text::bounded(req.path(), 200),
+        }
+    }
+
+    /// Logs the line of the request answered by `response`.
+    pub fn answered<B>(self, response: &ServiceResponse<B>) {
+        let extensions = response.response().extensions();
+        let note = extensions.get::<Note>();
+        tracing::info!(
+            target: "access",
+            method = %self.method,
+            path = self.path,
+            status = response.status().as_u16(),
+            ms = format_args!("{:.1}", self.at.elapsed().as_secs_f64() * 1000.0).to_string(),
+            operation = note.and_then(|n| n.operation.as_deref()),
+            user = note.and_then(|n| n.user.as_deref()),
+            "request"
+        );
+    }
 }

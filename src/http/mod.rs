@@ -19,7 +19,11 @@ use std::{
     time::Instant,
 };
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{
+    HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
 
 use crate::{auth::Auth, config::IpNet, graphql::OperationCache};
 
@@ -111,6 +115,18 @@ fn cookies(req: &actix_web::HttpRequest) -> impl Iterator<Item = (&str, &str)> {
 /// The value of the cookie `wanted`, read straight from the `Cookie` headers.
 fn cookie_value<'r>(req: &'r actix_web::HttpRequest, wanted: &str) -> Option<&'r str> {
     cookies(req).find_map(|(name, value)| (name == wanted).then_some(value))
+}
+
+/// `Strict-Transport-Security` for a year, unless the answer has its own: for a server that
+/// serves https itself.
+pub fn keep_to_https<B>(response: &mut actix_web::dev::ServiceResponse<B>) {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::STRICT_TRANSPORT_SECURITY) {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            header::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
