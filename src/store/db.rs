@@ -134,8 +134,7 @@ impl<'c> Tx<'c> {
     ) -> Result<i64> {
         match self {
             Tx::Sqlite(conn) => {
-                conn.prepare_cached(sql)?
-                    .execute(rusqlite::params_from_iter(args.iter().map(|a| a.sqlite())))?;
+                self.execute(sql, args)?;
                 Ok(conn.last_insert_rowid())
             }
             Tx::Postgres(_) => self.query_one(returning, args, |r| r.get(0)),
