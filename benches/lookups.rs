@@ -137,7 +137,7 @@ fn lookups(c: &mut Criterion) {
     });
     // What a request reads before it trusts a remembered session or token: the write-ahead
     // log's header, and the change counter when the header moved.
-    c.bench_function("write-ahead log header read (pread)", |b| {
+    c.bench_function("write-ahead log header read (shared memory)", |b| {
         b.iter(|| s.store.log_header().unwrap())
     });
     c.bench_function("change counter read (a read transaction)", |b| {

@@ -1,5 +1,5 @@
 //! The database's files: whether they can be written, made private, and in use; the log
-//! index's header read directly.
+//! index's header read from memory.
 
 use std::{
     os::unix::fs::OpenOptionsExt as _,
@@ -12,17 +12,55 @@ use std::{
 /// checksums), and each process that uses the file reads them before every transaction.
 pub type LogHeader = [u8; 96];
 
-/// The log index's header in `index` (see [`Sqlite::log_header`]), when its two copies agree:
-/// one `pread` of the file SQLite maps (the kernel's page cache is what SQLite's mapping shows).
-/// It was mapped into this process as well until the mapping was measured against this read
-/// and gave no clear gain to a token login (BENCHMARKS.md, "Optimisations").
-#[cfg(unix)]
-pub(in crate::store) fn read_log_header(index: &std::fs::File) -> Option<LogHeader> {
-    use std::os::unix::fs::FileExt as _;
-    let mut header = [0u8; 96];
-    index.read_exact_at(&mut header, 0).ok()?;
-    let (first, second) = header.split_at(48);
-    (first == second).then_some(header)
+/// The write-ahead log's shared index (`lodge.db-shm`), held open for the store's life, with
+/// its header mapped into this process as SQLite maps it. Reading the header is then a copy of
+/// 96 bytes from memory, where a `pread` is a system call on every request that trusts what is
+/// kept in memory (two a Bearer request: the token's check and the query's).
+pub(in crate::store) struct LogIndex {
+    /// Held, not read: POSIX drops every lock this process holds on the file when any of its
+    /// descriptors of the file closes (see `Sqlite::around`).
+    _file: std::fs::File,
+    map: Option<memmap2::Mmap>,
+}
+
+impl LogIndex {
+    /// `file` held, and its header mapped when the file is long enough. A shorter one (never
+    /// seen: SQLite sizes it before its first read) would make reading the mapping fault; then
+    /// [`LogIndex::header`] is `None` and the counter is read in a transaction.
+    fn new(file: std::fs::File) -> Self {
+        let long_enough = file
+            .metadata()
+            .is_ok_and(|m| m.len() >= size_of::<LogHeader>() as u64);
+        // SAFETY: reading the mapping faults only if another process truncates the file, which
+        // SQLite does only when it is the first to open the database: never while a connection
+        // of this process is open, since each holds its lock on the file. The header is read by
+        // the store, which keeps the writer's connection open, and by the writer thread, before
+        // it closes that connection (see `Sqlite::around`). Its bytes change under it; `header`
+        // reads them with volatile copies.
+        let map = long_enough
+            .then(|| unsafe {
+                memmap2::MmapOptions::new()
+                    .len(size_of::<LogHeader>())
+                    .map(&file)
+            })
+            .and_then(Result::ok);
+        Self { _file: file, map }
+    }
+
+    /// The header now, when its two copies agree (they differ while a commit writes them).
+    pub(in crate::store) fn header(&self) -> Option<LogHeader> {
+        let map = self.map.as_ref()?;
+        let mut header = [0u8; 96];
+        for (i, byte) in header.iter_mut().enumerate() {
+            // SAFETY: `i` is within the mapping's 96 bytes; volatile, since other threads and
+            // processes write them while this reads.
+            *byte = unsafe { map.as_ptr().add(i).read_volatile() };
+        }
+        // What is read after this (the counter kept with a header) is not read before it.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        let (first, second) = header.split_at(48);
+        (first == second).then_some(header)
+    }
 }
 
 /// `make` run with the process's file mode mask at `mask`, then the mask as it was. The mask is
@@ -34,12 +72,6 @@ pub(in crate::store) fn with_umask<T>(mask: libc::mode_t, make: impl FnOnce() ->
     // SAFETY: as above.
     unsafe { libc::umask(before) };
     made
-}
-
-/// Elsewhere the change counter is read in a transaction each time.
-#[cfg(not(unix))]
-pub(in crate::store) fn read_log_header(_: &std::fs::File) -> Option<LogHeader> {
-    None
 }
 
 /// What cannot be written of the database: the file, or the folder SQLite makes its -wal and
@@ -72,10 +104,15 @@ pub(in crate::store) fn not_writable(path: &Path) -> Option<NotWritable> {
 }
 
 /// The write-ahead log's shared index (`lodge.db-shm`), opened once for the store's life.
-pub(in crate::store) fn open_log_index(path: &Path) -> Option<Arc<std::fs::File>> {
+pub(in crate::store) fn open_log_index(path: &Path) -> Option<Arc<LogIndex>> {
+    open_index_file(path).map(|file| Arc::new(LogIndex::new(file)))
+}
+
+/// The shared index's file, if it exists.
+pub(in crate::store) fn open_index_file(path: &Path) -> Option<std::fs::File> {
     let mut index_path = path.as_os_str().to_owned();
     index_path.push("-shm");
-    std::fs::File::open(index_path).ok().map(Arc::new)
+    std::fs::File::open(index_path).ok()
 }
 
 /// Whether another connection, of this process or another (a running server), has the SQLite
@@ -84,7 +121,7 @@ pub(in crate::store) fn open_log_index(path: &Path) -> Option<Arc<std::fs::File>
 /// file description's lock, which conflicts with any process's.
 #[cfg(unix)]
 pub fn in_use(path: &Path) -> bool {
-    open_log_index(path).is_some_and(|index| dead_man_switch_held(&index).unwrap_or(false))
+    open_index_file(path).is_some_and(|index| dead_man_switch_held(&index).unwrap_or(false))
 }
 
 /// Whether any connection holds a lock on the "dead man switch" byte of the shared `index`:

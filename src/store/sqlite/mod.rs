@@ -25,7 +25,7 @@ pub(super) use writer::testing;
 
 use self::{
     connection::{BUSY_TIMEOUT, file_uri, init_connection, migrations},
-    files::{LogHeader, NotWritable, create_private, open_log_index, read_log_header},
+    files::{LogHeader, LogIndex, NotWritable, create_private, open_log_index},
 };
 use crate::store::{Result, StoreError, change_counter, db::Tx};
 
@@ -37,7 +37,7 @@ pub struct Sqlite {
     writer: writer::Writer,
     /// The write-ahead log's shared index (`lodge.db-shm`), whose header
     /// [`Store::log_header`] reads.
-    log_index: Option<Arc<std::fs::File>>,
+    log_index: Option<Arc<LogIndex>>,
     /// The log's header after the writer's last commit, and the change counter that commit left,
     /// when no other connection committed in between (see [`writer::Published`]).
     own_commit: Arc<Mutex<Option<(LogHeader, i64)>>>,
@@ -249,11 +249,11 @@ impl Sqlite {
 
     /// The write-ahead log index's header now, when both its copies agree (they differ while a
     /// commit is writing them). Equal headers at two moments mean no commit in between, by this
-    /// or any other process (a checkpoint may change them too, without a commit). One `pread`,
-    /// where a read transaction takes and drops a lock with two `fcntl` calls and runs a
-    /// statement.
+    /// or any other process (a checkpoint may change them too, without a commit). Read from
+    /// the shared memory SQLite writes it in, without a system call, where a read transaction
+    /// takes and drops a lock with two `fcntl` calls and runs a statement.
     pub fn log_header(&self) -> Option<LogHeader> {
-        read_log_header(self.log_index.as_deref()?)
+        self.log_index.as_deref()?.header()
     }
 
     /// The change counter now: the one read last, or the one the writer's last commit left,
@@ -379,8 +379,7 @@ mod tests {
     /// of it. The store once opened `lodge.db-shm` to map it and closed it at once: SQLite's lock
     /// on the file went with it, so the next process to open the database took itself for the
     /// first, emptied the shared index and rebuilt it under the running server, which died of
-    /// SIGBUS reading the emptied mapping (two `lodge user add` run together showed it). The
-    /// header is read with `pread` now, but the descriptor is still held for the same reason.
+    /// SIGBUS reading the emptied mapping (two `lodge user add` run together showed it).
     #[test]
     fn the_store_keeps_sqlites_lock_on_the_shared_index_for_its_whole_life() {
         let dir = tempfile::tempdir().unwrap();
@@ -388,7 +387,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         store.read(change_counter::current).unwrap();
         // Kept open until the store is gone, so that closing it drops nothing that matters.
-        let probe = open_log_index(&path).expect("the shared index");
+        let probe = files::open_index_file(&path).expect("the shared index");
         let held_by_this_process = || files::dead_man_switch_held(&probe).unwrap();
         assert!(held_by_this_process(), "after opening");
         let runtime = tokio::runtime::Runtime::new().unwrap();

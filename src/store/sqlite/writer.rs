@@ -17,7 +17,7 @@ use std::{
 use rusqlite::{Connection, Statement};
 use tokio::sync::oneshot;
 
-use super::files::{LogHeader, read_log_header};
+use super::files::{LogHeader, LogIndex};
 use crate::store::{
     Result, StoreError,
     batch::{self, Batch as _, Finish},
@@ -88,7 +88,7 @@ impl<'c> Savepoints<'c> {
 /// transaction (no other can commit then) and again after reading the header, and leaves the
 /// pair only when it has not moved.
 pub(in crate::store) struct Published {
-    pub log_index: Option<Arc<std::fs::File>>,
+    pub log_index: Option<Arc<LogIndex>>,
     pub own_commit: Arc<Mutex<Option<(LogHeader, i64)>>>,
     /// Where each batch's size and commit time are counted.
     pub metrics: crate::metrics::WriterMetrics,
@@ -245,7 +245,7 @@ impl batch::Batch for SqliteBatch<'_> {
             .published
             .log_index
             .as_deref()
-            .and_then(read_log_header);
+            .and_then(LogIndex::header);
         let pair = match (header, self.counter, self.version) {
             (Some(header), Some(counter), Some(before)) if committed => {
                 (data_version(self.conn) == Some(before)).then_some((header, counter))
