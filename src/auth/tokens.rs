@@ -64,6 +64,24 @@ pub enum Expiry {
     At(Timestamp),
 }
 
+/// Where a token was last used from: the text its row keeps, or the address of a use held in
+/// memory since, written out only when it is shown. A list holds one for each token, and
+/// formatting an address costs more than the rest of a token's entry; most lists never show it.
+#[derive(Debug, Clone)]
+pub enum UsedFrom {
+    Stored(String),
+    Held(IpAddr),
+}
+
+impl std::fmt::Display for UsedFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stored(text) => f.write_str(text),
+            Self::Held(address) => address.fmt(f),
+        }
+    }
+}
+
 /// A token as its owner sees it: never its secret.
 #[derive(Debug, Clone)]
 pub struct Token {
@@ -72,7 +90,7 @@ pub struct Token {
     pub expires_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
     /// The client address of that use, when known.
-    pub last_used_address: Option<String>,
+    pub last_used_address: Option<UsedFrom>,
     /// What it may do and where; `None`: every scope, anywhere.
     pub grants: Option<Arc<Grants>>,
     /// Until when the secret before its last rotation still works.
@@ -90,7 +108,7 @@ impl Token {
             created_at: from_micros(row.created_at),
             expires_at: row.expires_at.map(from_micros),
             last_used_at: row.last_used_at.map(from_micros),
-            last_used_address: row.last_used_address,
+            last_used_address: row.last_used_address.map(UsedFrom::Stored),
         }
     }
 }
@@ -98,7 +116,7 @@ impl Token {
 /// A token as its list shows it, with its last use as the database has it or a later one held
 /// in memory; `None` when it expired before `shown_after` (`tokens.keep_expired`).
 fn listed(
-    mut row: TokenRow,
+    row: TokenRow,
     shown_after: i64,
     pending: &std::collections::HashMap<i64, super::LastUse>,
     parse: impl FnOnce(&str) -> Arc<Grants>,
@@ -106,13 +124,15 @@ fn listed(
     if row.expires_at.is_some_and(|at| at < shown_after) {
         return None;
     }
-    if let Some(last) = pending.get(&row.id)
-        && row.last_used_at.is_none_or(|at| at < last.at)
-    {
-        row.last_used_at = Some(last.at);
-        row.last_used_address = last.address.map(|a| a.to_string());
+    let held = pending
+        .get(&row.id)
+        .filter(|last| row.last_used_at.is_none_or(|at| at < last.at));
+    let mut token = Token::from_row(row, parse);
+    if let Some(last) = held {
+        token.last_used_at = Some(from_micros(last.at));
+        token.last_used_address = last.address.map(UsedFrom::Held);
     }
-    Some(Token::from_row(row, parse))
+    Some(token)
 }
 
 fn listed_or_any(list: &[String]) -> String {

@@ -44,8 +44,11 @@ impl AdminTokenInfo {
     }
 
     /// The client address of that use, as `server.trusted_proxies` resolves it.
-    fn last_used_address(&self) -> Option<&str> {
-        self.token.last_used_address.as_deref()
+    fn last_used_address(&self) -> Option<String> {
+        self.token
+            .last_used_address
+            .as_ref()
+            .map(ToString::to_string)
     }
 
     /// What it may do: `api`, `read_api`, `proxy`, `read_proxy`.
@@ -118,8 +121,8 @@ impl ApiTokenInfo {
     }
 
     /// The client address of that use (Lodge's own), as `server.trusted_proxies` resolves it.
-    fn last_used_address(&self) -> Option<&str> {
-        self.0.last_used_address.as_deref()
+    fn last_used_address(&self) -> Option<String> {
+        self.0.last_used_address.as_ref().map(ToString::to_string)
     }
 
     /// What it may do (Lodge's own): `api`, `read_api`, `proxy`, `read_proxy`.
