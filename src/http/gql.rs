@@ -12,9 +12,9 @@ use futures_util::StreamExt as _;
 use juniper::{InputValue, Variables, http::GraphQLRequest};
 
 use super::{
-    AppState, SESSION_COOKIE, access_log, cookie_value,
+    AppState, SESSION_COOKIE, access_log,
     forwarded::{self, Seen},
-    has_plain_session_cookie, json_error, session_cookie_value,
+    has_plain_session_cookie, json_error, sent_cookies,
 };
 use crate::{
     auth::{
@@ -80,7 +80,8 @@ pub async fn handle(
         Err(message) => return json_error(StatusCode::BAD_REQUEST, &message),
     };
 
-    let cookie = match session_cookie_value(&req) {
+    let sent = sent_cookies(&req);
+    let cookie = match sent.session {
         Ok(cookie) => cookie,
         Err(ambiguous) => return json_error(StatusCode::BAD_REQUEST, &ambiguous.to_string()),
     };
@@ -90,7 +91,7 @@ pub async fn handle(
         host: seen.host,
         host_vouched: seen.vouched,
         address: forwarded::client_address(&req, &settings.server.trusted_proxies),
-        device_cookie: cookie_value(&req, DEVICE_COOKIE).map(str::to_owned),
+        device_cookie: sent.device.map(str::to_owned),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

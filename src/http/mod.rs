@@ -25,7 +25,11 @@ use actix_web::{
     web,
 };
 
-use crate::{auth::Auth, config::IpNet, graphql::OperationCache};
+use crate::{
+    auth::{Auth, devices::DEVICE_COOKIE},
+    config::IpNet,
+    graphql::OperationCache,
+};
 
 /// Shared by every worker.
 pub struct AppState {
@@ -72,11 +76,19 @@ impl std::fmt::Display for AmbiguousCookie {
     }
 }
 
-/// The session cookie's value, read straight from the `Cookie` headers (actix's `cookie()` parses
-/// every cookie of the request into a list first, 3 % of a session request's time): the
-/// `__Host-` one when there is one, else the plain one; two of the name read are refused.
-fn session_cookie_value(req: &actix_web::HttpRequest) -> Result<Option<&str>, AmbiguousCookie> {
-    let (mut host, mut plain) = (None, None);
+/// The cookies Lodge reads, from one walk over the `Cookie` headers (actix's `cookie()` parses
+/// every cookie of the request into a list first, 3 % of a session request's time; each walk
+/// checks every byte of the headers).
+struct SentCookies<'r> {
+    /// The session cookie's value: the `__Host-` one when there is one, else the plain one; two
+    /// of the name read are refused.
+    session: Result<Option<&'r str>, AmbiguousCookie>,
+    /// The first device cookie's value ([`crate::auth::devices::DEVICE_COOKIE`]).
+    device: Option<&'r str>,
+}
+
+fn sent_cookies(req: &actix_web::HttpRequest) -> SentCookies<'_> {
+    let (mut host, mut plain, mut device) = (None, None, None);
     let (mut hosts, mut plains) = (0, 0);
     for (name, value) in cookies(req) {
         if name == HOST_SESSION_COOKIE {
@@ -85,14 +97,22 @@ fn session_cookie_value(req: &actix_web::HttpRequest) -> Result<Option<&str>, Am
         } else if name == SESSION_COOKIE {
             plains += 1;
             plain = Some(value);
+        } else if name == DEVICE_COOKIE && device.is_none() {
+            device = Some(value);
         }
     }
-    match (hosts, plains) {
+    let session = match (hosts, plains) {
         (1, _) => Ok(host),
         (0, 0 | 1) => Ok(plain),
         (0, _) => Err(AmbiguousCookie(SESSION_COOKIE)),
         _ => Err(AmbiguousCookie(HOST_SESSION_COOKIE)),
-    }
+    };
+    SentCookies { session, device }
+}
+
+/// The session cookie's value, as [`SentCookies::session`].
+fn session_cookie_value(req: &actix_web::HttpRequest) -> Result<Option<&str>, AmbiguousCookie> {
+    sent_cookies(req).session
 }
 
 /// Whether the request carries the plain-named session cookie, which a `__Host-` one replaces.
@@ -110,11 +130,6 @@ fn cookies(req: &actix_web::HttpRequest) -> impl Iterator<Item = (&str, &str)> {
             let (name, value) = pair.trim().split_once('=')?;
             Some((name, value.trim_matches('"')))
         })
-}
-
-/// The value of the cookie `wanted`, read straight from the `Cookie` headers.
-fn cookie_value<'r>(req: &'r actix_web::HttpRequest, wanted: &str) -> Option<&'r str> {
-    cookies(req).find_map(|(name, value)| (name == wanted).then_some(value))
 }
 
 /// `Strict-Transport-Security` for a year, unless the answer has its own: for a server that
