@@ -96,7 +96,7 @@ impl Sqlite {
                     path.display()
                 )
             })?;
-        migrations().to_latest(&mut conn).map_err(|e| match e {
+        migrate(&mut conn).map_err(|e| match e {
             rusqlite_migration::Error::MigrationDefinition(
                 rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
             ) => anyhow::anyhow!(
@@ -337,6 +337,25 @@ impl Sqlite {
     }
 }
 
+/// The migrations up to the latest. Another process may run them at the same moment (two
+/// commands started together on a database of an older version): both read the same version,
+/// and the second's migration fails once the first's is committed. Then they run again from the
+/// version now written, which has nothing left to do.
+fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
+    let version = |conn: &Connection| {
+        conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .ok()
+    };
+    for _ in 0..3 {
+        let before = version(conn);
+        match migrations().to_latest(conn) {
+            Err(_) if version(conn) != before => continue,
+            done => return done,
+        }
+    }
+    migrations().to_latest(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Sqlite as Store, *};
@@ -366,6 +385,37 @@ mod tests {
                     "{} names `{word}`: keep SQLite inside src/store/",
                     file.display()
                 );
+            }
+        }
+    }
+
+    /// Two commands started together on a database of an older version (a deploy script's
+    /// `lodge user add` beside the server's start) both saw the same schema version and both
+    /// applied the next migration; the second failed with "duplicate column name". Two stores of
+    /// one process take the same locks as two processes.
+    #[test]
+    fn two_stores_migrating_one_old_database_at_once_both_open_it() {
+        for round in 0..8 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("l.db");
+            let mut conn = Connection::open(&path).unwrap();
+            init_connection(&mut conn).unwrap();
+            migrations().to_version(&mut conn, 3).unwrap();
+            drop(conn);
+            let start = Arc::new(std::sync::Barrier::new(2));
+            let opening: Vec<_> = (0..2)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Store::open(&path).map(drop)
+                    })
+                })
+                .collect();
+            for opened in opening {
+                if let Err(e) = opened.join().unwrap() {
+                    panic!("round {round}: {e:#}");
+                }
             }
         }
     }
