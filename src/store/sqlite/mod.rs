@@ -346,14 +346,14 @@ fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
         conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
             .ok()
     };
-    for _ in 0..3 {
+    let mut retries = 3;
+    loop {
         let before = version(conn);
         match migrations().to_latest(conn) {
-            Err(_) if version(conn) != before => continue,
+            Err(_) if retries > 0 && version(conn) != before => retries -= 1,
             done => return done,
         }
     }
-    migrations().to_latest(conn)
 }
 
 #[cfg(test)]
